@@ -1,0 +1,138 @@
+"""Input adapters: what runs before ``preprocess``.
+
+- passthrough: the payload as it came (JSON decoded, tensors as numpy, text, a blob);
+- records: JSON records, flattened, renamed and selected as the configuration says;
+- tensor: JSON records made into typed tensors by a declared schema, in the Rust core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+
+from .config import InputConfig, PassthroughInput, RecordsInput, TensorInput
+from .errors import ConfigError, InvalidInput, RecordError
+from .schema import Schema
+from .workflow import Blob
+
+__all__ = ["Payload", "Adapter", "make_adapter", "decode_json"]
+
+PayloadKind = Literal["json", "tensors", "text", "blob"]
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A request's input, as the transport delivered it.
+
+    ``value`` is ``bytes`` (UTF-8 JSON) for json, ``dict[str, numpy.ndarray]`` for tensors,
+    ``str`` for text and :class:`~inferd.workflow.Blob` for blob.
+    """
+
+    kind: PayloadKind
+    value: Any
+
+
+Adapter = Callable[[Payload], Any]
+
+
+def decode_json(data: bytes) -> Any:
+    """Parses JSON, naming the byte offset of a syntax error."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"malformed JSON at byte {error.pos}: {error.msg}", offset=error.pos) from None
+
+
+def _passthrough(payload: Payload) -> Any:
+    return decode_json(payload.value) if payload.kind == "json" else payload.value
+
+
+def _need_json(payload: Payload, adapter: str) -> bytes:
+    if payload.kind != "json":
+        raise InvalidInput(f"this model takes JSON records ({adapter} input), got a {payload.kind} payload")
+    data: bytes = payload.value
+    return data
+
+
+def _records(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, dict):
+        return [value]
+    if not isinstance(value, list):
+        raise InvalidInput(f"expected a JSON array of objects or one object, got {type(value).__name__}")
+    for index, record in enumerate(value):
+        if not isinstance(record, dict):
+            raise RecordError(
+                f"record {index}: expected an object, got {type(record).__name__}",
+                record=index,
+                expected="object",
+                value=repr(record)[:40],
+            )
+    return value
+
+
+def _flatten(record: Mapping[str, Any], delimiter: str, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, delimiter, path + delimiter))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _records_adapter(config: RecordsInput) -> Adapter:
+    rename = dict(config.rename)
+    select = list(config.select) if config.select is not None else None
+
+    def adapt(payload: Payload) -> list[dict[str, Any]]:
+        records = _records(decode_json(_need_json(payload, "records")))
+        if config.flatten:
+            records = [_flatten(record, config.delimiter) for record in records]
+        if rename:
+            records = [{rename.get(key, key): value for key, value in record.items()} for record in records]
+        if select is not None:
+            selected = []
+            for index, record in enumerate(records):
+                missing = [field for field in select if field not in record]
+                if missing:
+                    raise RecordError(
+                        f'record {index}, field "{missing[0]}": missing',
+                        record=index,
+                        path=missing[0],
+                    )
+                selected.append({field: record[field] for field in select})
+            records = selected
+        return records
+
+    return adapt
+
+
+def _tensor_adapter(config: TensorInput) -> Adapter:
+    try:
+        schema = Schema(config.fields, delimiter=config.delimiter, dtype=config.dtype, name=config.name)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"tensor input: {error}") from None
+
+    def adapt(payload: Payload) -> dict[str, np.ndarray]:
+        if payload.kind == "tensors":
+            tensors: dict[str, np.ndarray] = payload.value
+            return tensors
+        return schema.parse_json(_need_json(payload, "tensor"))
+
+    return adapt
+
+
+def make_adapter(config: InputConfig) -> Adapter:
+    """The adapter for a model's ``input`` table, built (and validated) once."""
+    if isinstance(config, PassthroughInput):
+        return _passthrough
+    if isinstance(config, RecordsInput):
+        return _records_adapter(config)
+    if isinstance(config, TensorInput):
+        return _tensor_adapter(config)
+    raise ConfigError(f"unknown input format: {config!r}")

@@ -1,0 +1,404 @@
+"""Python clients for an inferd server: :class:`Client` (blocking) and :class:`AsyncClient`.
+
+Inputs are sent by their Python type: a list or dict as JSON, ``JsonBytes`` as JSON exactly as
+given, a ``str`` as text, ``bytes`` or a :class:`~inferd.Blob` as a blob, a numpy array or a
+dict of them as tensors. Outputs come back the same way. Failures raise the inferd error for
+the status code (``InvalidInput``, ``ModelNotFound``, ...), with the server's message and
+details.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import grpc
+import numpy as np
+import orjson
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .errors import InferdError, ResourceExhausted, error_for_code
+from .server.convert import dict_to_struct, numpy_to_tensor, struct_to_dict, tensor_to_numpy
+from .v1 import inference_pb2 as pb
+from .v1 import inference_pb2_grpc as pb_grpc
+from .workflow import Blob
+
+__all__ = ["Client", "AsyncClient", "JsonBytes", "InferResult", "StreamChunk", "ModelInfo", "DEFAULT_ADDRESS"]
+
+#: Where clients connect unless told otherwise: $INFERD_ADDRESS, else the default port.
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+
+def _default_address() -> str:
+    return os.environ.get("INFERD_ADDRESS", DEFAULT_ADDRESS)
+
+
+class JsonBytes(bytes):
+    """UTF-8 JSON to send as it is (no parsing and re-encoding on the client)."""
+
+
+@dataclass(frozen=True)
+class InferResult:
+    """The answer to one Infer call."""
+
+    model: str
+    id: str
+    output: Any
+    #: Metadata the model reported about its output (e.g. ``sample_rate``).
+    parameters: dict[str, Any]
+    #: Milliseconds per stage, in the order they ran, ending with "total".
+    timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """One message of a Stream call; the last has ``final`` set and carries the timings."""
+
+    index: int
+    output: Any
+    parameters: dict[str, Any]
+    final: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the server reports about one model (see ``ListModels``)."""
+
+    name: str
+    workflow: str
+    state: str
+    reason: str
+    input_format: str
+    streaming: bool
+    unary: bool
+    setup_mode: str
+    description: str
+    #: stage -> {"count", "mean_ms", "last_ms", "max_ms"}
+    stages: dict[str, dict[str, float]]
+
+
+# -- conversions -------------------------------------------------------------------------
+
+
+def encode_input(inputs: Any) -> pb.Payload:
+    """A Python value as a request payload (see the module's docstring for the rules)."""
+    if isinstance(inputs, JsonBytes):
+        return pb.Payload(json=bytes(inputs))
+    if isinstance(inputs, str):
+        return pb.Payload(text=inputs)
+    if isinstance(inputs, Blob):
+        return pb.Payload(blob=pb.Blob(data=inputs.data, content_type=inputs.content_type))
+    if isinstance(inputs, (bytes, bytearray, memoryview)):
+        return pb.Payload(blob=pb.Blob(data=bytes(inputs)))
+    if isinstance(inputs, np.ndarray):
+        inputs = {"input": inputs}
+    if isinstance(inputs, Mapping) and inputs and all(isinstance(v, np.ndarray) for v in inputs.values()):
+        tensors = [numpy_to_tensor(str(name), array) for name, array in inputs.items()]
+        return pb.Payload(tensors=pb.Tensors(tensors=tensors))
+    return pb.Payload(json=orjson.dumps(inputs, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def decode_output(payload: pb.Payload) -> Any:
+    kind = payload.WhichOneof("kind")
+    if kind == "json":
+        return orjson.loads(payload.json)
+    if kind == "tensors":
+        return {tensor.name: tensor_to_numpy(tensor) for tensor in payload.tensors.tensors}
+    if kind == "text":
+        return payload.text
+    if kind == "blob":
+        return Blob(payload.blob.data, payload.blob.content_type)
+    return None
+
+
+def _timings(timings: Sequence[pb.StageTiming]) -> dict[str, float]:
+    return {timing.stage: timing.ms for timing in timings}
+
+
+def _request(model: str, inputs: Any, parameters: Mapping[str, Any] | None, request_id: str) -> pb.InferRequest:
+    return pb.InferRequest(
+        model=model, id=request_id, input=encode_input(inputs), parameters=dict_to_struct(parameters or {})
+    )
+
+
+def _infer_result(response: pb.InferResponse) -> InferResult:
+    return InferResult(
+        model=response.model,
+        id=response.id,
+        output=decode_output(response.output),
+        parameters=struct_to_dict(response.parameters),
+        timings=_timings(response.timings),
+    )
+
+
+def _chunk(response: pb.StreamResponse) -> StreamChunk:
+    return StreamChunk(
+        index=response.index,
+        output=decode_output(response.output) if response.HasField("output") else None,
+        parameters=struct_to_dict(response.parameters),
+        final=response.final,
+        timings=_timings(response.timings),
+    )
+
+
+_STATE_NAMES = {value: name.removeprefix("MODEL_STATE_").lower() for name, value in pb.ModelState.items()}
+
+
+def _model_info(info: pb.ModelInfo) -> ModelInfo:
+    return ModelInfo(
+        name=info.name,
+        workflow=info.workflow,
+        state=_STATE_NAMES.get(info.state, "unspecified"),
+        reason=info.reason,
+        input_format=info.input_format,
+        streaming=info.streaming,
+        unary=info.unary,
+        setup_mode=info.setup_mode,
+        description=info.description,
+        stages={
+            stage.stage: {"count": stage.count, "mean_ms": stage.mean_ms, "last_ms": stage.last_ms, "max_ms": stage.max_ms}
+            for stage in info.stages
+        },
+    )
+
+
+def _error(error: grpc.RpcError) -> InferdError:
+    """The inferd error for a failed call, with the details the server attached."""
+    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+    message: str = error.details() or code.name  # type: ignore[attr-defined]
+    trailers = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+    details: dict[str, Any] = {}
+    raw = trailers.get("grpc-status-details-bin")
+    if isinstance(raw, bytes):
+        status = status_pb2.Status.FromString(raw)
+        for item in status.details:
+            if item.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                item.Unpack(info)
+                details.update(info.metadata)
+                details["reason"] = details.get("reason", info.reason)
+    cls = error_for_code(code.name)
+    result: InferdError
+    if cls is ResourceExhausted:
+        retry = trailers.get("retry-after-ms")
+        result = ResourceExhausted(message, retry_after_ms=int(retry) if isinstance(retry, str) else 100)
+    else:
+        result = cls(message)
+    result.details.update(details)
+    result.details["status"] = code.name
+    return result
+
+
+def _metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
+    return (("authorization", f"Bearer {token}"),) if token else None
+
+
+def _channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+
+
+# -- clients -----------------------------------------------------------------------------
+
+
+class Client:
+    """A blocking client. Use it as a context manager, or call :meth:`close`.
+
+    ``token`` is sent as ``authorization: Bearer <token>`` when the server requires it.
+    ``timeout`` (seconds) is the default deadline of every call.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.address = address or _default_address()
+        self._channel = grpc.insecure_channel(self.address, options=_channel_options(max_message_bytes))
+        self._stub = pb_grpc.InferenceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata = _metadata(token)
+        self._timeout = timeout
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        return self._timeout if timeout is None else timeout
+
+    def infer(
+        self,
+        model: str,
+        inputs: Any,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        id: str = "",
+        timeout: float | None = None,
+    ) -> InferResult:
+        """Runs one request through ``model`` and returns its answer."""
+        request = _request(model, inputs, parameters, id)
+        try:
+            response = self._stub.Infer(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        return _infer_result(response)
+
+    def stream(
+        self,
+        model: str,
+        inputs: Any,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        id: str = "",
+        timeout: float | None = None,
+    ) -> Iterator[StreamChunk]:
+        """Streams ``model``'s answer; closing the iterator early cancels the call."""
+        request = _request(model, inputs, parameters, id)
+        call = self._stub.Stream(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        try:
+            for response in call:
+                yield _chunk(response)
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        finally:
+            call.cancel()
+
+    def setup(self, model: str, *, timeout: float | None = None) -> float:
+        """Sets ``model`` up (idempotent); returns its setup time in milliseconds."""
+        try:
+            response = self._stub.Setup(
+                pb.SetupRequest(model=model), timeout=self._deadline(timeout), metadata=self._metadata
+            )
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        return response.setup_ms
+
+    def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+        """The server's models, with their states and stage timings."""
+        try:
+            response = self._stub.ListModels(
+                pb.ListModelsRequest(), timeout=self._deadline(timeout), metadata=self._metadata
+            )
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        return [_model_info(info) for info in response.models]
+
+    def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        """The gRPC health status ("SERVING", "NOT_SERVING", ...) of the server or a model."""
+        try:
+            response = self._health.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=self._deadline(timeout)
+            )
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+class AsyncClient:
+    """The asyncio client: the same calls as :class:`Client`, awaited."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.address = address or _default_address()
+        self._channel = grpc.aio.insecure_channel(self.address, options=_channel_options(max_message_bytes))
+        self._stub = pb_grpc.InferenceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata = _metadata(token)
+        self._timeout = timeout
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        return self._timeout if timeout is None else timeout
+
+    async def infer(
+        self,
+        model: str,
+        inputs: Any,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        id: str = "",
+        timeout: float | None = None,
+    ) -> InferResult:
+        request = _request(model, inputs, parameters, id)
+        try:
+            response = await self._stub.Infer(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        return _infer_result(response)
+
+    async def stream(
+        self,
+        model: str,
+        inputs: Any,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        id: str = "",
+        timeout: float | None = None,
+    ) -> AsyncIterator[StreamChunk]:
+        request = _request(model, inputs, parameters, id)
+        call = self._stub.Stream(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        try:
+            async for response in call:
+                yield _chunk(response)
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        finally:
+            call.cancel()
+
+    async def setup(self, model: str, *, timeout: float | None = None) -> float:
+        try:
+            response = await self._stub.Setup(
+                pb.SetupRequest(model=model), timeout=self._deadline(timeout), metadata=self._metadata
+            )
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        return response.setup_ms
+
+    async def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+        try:
+            response = await self._stub.ListModels(
+                pb.ListModelsRequest(), timeout=self._deadline(timeout), metadata=self._metadata
+            )
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        return [_model_info(info) for info in response.models]
+
+    async def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        try:
+            response = await self._health.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=self._deadline(timeout)
+            )
+        except grpc.RpcError as error:
+            raise _error(error) from None
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+

@@ -1,0 +1,244 @@
+"""Service configuration: which models the server serves, and how.
+
+Read from a TOML file (``service/inferd.toml`` by default), validated here, overridden by
+``INFERD_*`` environment variables (the ``[server]`` table only) and then by CLI flags. Unknown
+keys are refused everywhere: a typo must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+__all__ = [
+    "AuthToken",
+    "AuthConfig",
+    "BatchingConfig",
+    "InputConfig",
+    "LimitsConfig",
+    "ModelConfig",
+    "PassthroughInput",
+    "RecordsInput",
+    "ServerConfig",
+    "ServiceConfig",
+    "TensorInput",
+    "load_config",
+]
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthToken(_Strict):
+    """One bearer token that clients present as ``authorization: Bearer <token>``."""
+
+    name: str
+    #: The environment variable that holds the token (preferred: keeps secrets out of files).
+    token_env: str | None = None
+    #: The token itself, for tests and local use.
+    token: str | None = Field(default=None, repr=False)
+    #: The models this token may use; ``["*"]`` means all.
+    models: list[str] = ["*"]
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AuthToken:
+        if (self.token_env is None) == (self.token is None):
+            raise ValueError(f"auth token {self.name!r}: set exactly one of token_env, token")
+        return self
+
+    def secret(self) -> str:
+        """The token's value (read from the environment when ``token_env`` is set)."""
+        if self.token is not None:
+            return self.token
+        assert self.token_env is not None
+        value = os.environ.get(self.token_env)
+        if not value:
+            raise ConfigError(
+                f"auth token {self.name!r}: environment variable {self.token_env} is not set"
+            )
+        return value
+
+
+class AuthConfig(_Strict):
+    """Bearer-token authentication for the Inference service (health and reflection stay open)."""
+
+    tokens: list[AuthToken] = []
+
+
+class ServerConfig(_Strict):
+    """The ``[server]`` table."""
+
+    #: host:port to listen on; port 0 picks a free one.
+    address: str = "127.0.0.1:50051"
+    #: The largest request or response message, in bytes.
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    #: On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    grace_s: float = Field(default=10.0, ge=0)
+    #: After health turns NOT_SERVING and before the server stops accepting calls, so that load
+    #: balancers notice.
+    drain_delay_s: float = Field(default=0.0, ge=0)
+    #: Threads for plain (non-async) stages, shared by all models.
+    threads: int = Field(default=max(4, (os.cpu_count() or 1) * 2), gt=0)
+    #: Serve grpc.reflection so that grpcurl, buf curl and ghz work without the .proto.
+    reflection: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    auth: AuthConfig | None = None
+
+
+class PassthroughInput(_Strict):
+    """The payload reaches ``preprocess`` as it came: JSON decoded, tensors as numpy, text, bytes."""
+
+    format: Literal["passthrough"] = "passthrough"
+
+
+class RecordsInput(_Strict):
+    """JSON records (a list of objects) with optional flatten, rename and select, in that order."""
+
+    format: Literal["records"]
+    #: Flatten nested objects into top-level keys joined by ``delimiter``.
+    flatten: bool = False
+    delimiter: str = Field(default=".", min_length=1)
+    #: old name -> new name, applied after flattening.
+    rename: dict[str, str] = {}
+    #: Keep only these fields (after rename), in this order; a missing one is an error.
+    select: list[str] | None = None
+
+
+class TensorInput(_Strict):
+    """JSON records become typed tensors by a declared schema, in the Rust core."""
+
+    format: Literal["tensor"]
+    #: Field paths (``"a.b.0"``) or field tables (see README, "Tensor input").
+    fields: list[str | dict[str, Any]] = Field(min_length=1)
+    delimiter: str = Field(default=".", min_length=1)
+    #: The dtype of fields given as plain paths.
+    dtype: str = "float32"
+    #: The name of the tensor that fields without a ``tensor`` key go to.
+    name: str = "input"
+
+
+InputConfig = Annotated[PassthroughInput | RecordsInput | TensorInput, Field(discriminator="format")]
+
+
+class LimitsConfig(_Strict):
+    """Flow control for one model."""
+
+    #: Requests inside the model at once (queued, running or streaming); more answer
+    #: RESOURCE_EXHAUSTED with a retry hint.
+    max_inflight: int = Field(default=256, gt=0)
+    #: Plain (non-async) stage calls of this model running at once in threads.
+    max_concurrency: int = Field(default=4, gt=0)
+    #: A server-side deadline for each request, in ms; the client's deadline wins when shorter.
+    timeout_ms: float | None = Field(default=None, gt=0)
+
+
+class BatchingConfig(_Strict):
+    """Dynamic batching between preprocess and run (off unless this table is present)."""
+
+    max_batch_size: int = Field(default=32, gt=0)
+    max_delay_ms: float = Field(default=2.0, ge=0)
+
+
+class ModelConfig(_Strict):
+    """One ``[models.NAME]`` table."""
+
+    #: A registered workflow kind (``onnx``, ``torch``, ``echo``) or ``"package.module:Class"``.
+    workflow: str
+    #: The model's file or directory, relative to the configuration file.
+    path: str | None = None
+    #: eager: at server start; lazy: at the first request; explicit: only by the Setup RPC.
+    setup: Literal["eager", "lazy", "explicit"] = "eager"
+    input: InputConfig = PassthroughInput()
+    #: Keyword arguments for the workflow's constructor.
+    options: dict[str, Any] = {}
+    limits: LimitsConfig = LimitsConfig()
+    batching: BatchingConfig | None = None
+    description: str = ""
+
+
+class ServiceConfig(_Strict):
+    """A whole service: the server and its models."""
+
+    server: ServerConfig = ServerConfig()
+    models: dict[str, ModelConfig] = {}
+    #: Where relative paths point: the configuration file's folder.
+    base_dir: Path = Path(".")
+
+    @field_validator("models")
+    @classmethod
+    def _names(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        for name in models:
+            if not MODEL_NAME.match(name):
+                raise ValueError(
+                    f"model name {name!r}: use letters, digits, '.', '_' or '-' (at most 128)"
+                )
+        return models
+
+    def resolve(self, path: str) -> Path:
+        """A path from the configuration, made absolute against the configuration's folder."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+    def with_server(self, **changes: Any) -> ServiceConfig:
+        """A copy whose ``[server]`` table has these values changed (validated)."""
+        merged = {**self.server.model_dump(exclude_unset=True), **changes}
+        return self.model_copy(update={"server": _validated(ServerConfig, merged, "[server]")})
+
+
+#: INFERD_* environment variables that override ``[server]`` keys.
+ENVIRONMENT_OVERRIDES = {
+    "INFERD_ADDRESS": "address",
+    "INFERD_MAX_MESSAGE_BYTES": "max_message_bytes",
+    "INFERD_GRACE_S": "grace_s",
+    "INFERD_DRAIN_DELAY_S": "drain_delay_s",
+    "INFERD_THREADS": "threads",
+    "INFERD_REFLECTION": "reflection",
+    "INFERD_LOG_LEVEL": "log_level",
+}
+
+
+def _validated(model: type[BaseModel], data: Any, where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{where}.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            if item["loc"]
+            else f"{where}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> ServiceConfig:
+    """Reads, validates and returns a service configuration.
+
+    ``INFERD_*`` variables from ``environ`` (default: ``os.environ``) override the ``[server]``
+    table. Raises :class:`~inferd.errors.ConfigError` naming every problem found.
+    """
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {file}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{file}: not valid TOML: {error}") from None
+    environ = os.environ if environ is None else environ
+    server = dict(data.get("server", {}))
+    for variable, key in ENVIRONMENT_OVERRIDES.items():
+        if variable in environ:
+            server[key] = environ[variable]
+    data["server"] = server
+    data["base_dir"] = file.resolve().parent
+    config: ServiceConfig = _validated(ServiceConfig, data, str(file))
+    return config

@@ -1,0 +1,252 @@
+"""The engine: runs a request through a model's stages.
+
+    payload -> input adapter -> preprocess -> run -> postprocess -> answer
+    payload -> input adapter -> preprocess -> stream -> chunk, chunk, ..., final
+
+Every stage is timed. Flow control (requests in flight), deadlines and cancellation are
+applied here, so that the transport only converts messages. Nothing here knows gRPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .adapters import Payload
+from .config import ServiceConfig
+from .errors import DeadlineExceeded, InvalidInput, Unimplemented
+from .repository import ModelEntry, ModelState, Repository
+
+__all__ = ["Engine", "Result", "Chunk"]
+
+logger = logging.getLogger("inferd.engine")
+
+#: JSON payloads larger than this are adapted in a thread (the Rust core releases the GIL);
+#: smaller ones inline, where a thread hop would cost more than the parsing.
+INLINE_ADAPT_BYTES = 64 * 1024
+
+Timings = tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A model's answer to one request."""
+
+    output: Any
+    #: (stage, milliseconds) in the order the stages ran, ending with "total".
+    timings: Timings
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One piece of a streamed answer; the last one has ``final`` set and the timings."""
+
+    output: Any
+    final: bool = False
+    timings: Timings = ()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.started = self.mark = time.perf_counter()
+        self.timings: list[tuple[str, float]] = []
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings.append((stage, (now - self.mark) * 1000))
+        self.mark = now
+
+    def finish(self, entry: ModelEntry) -> Timings:
+        self.timings.append(("total", (time.perf_counter() - self.started) * 1000))
+        for stage, ms in self.timings:
+            entry.stats.record(stage, ms)
+        return tuple(self.timings)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Seconds left before a ``time.monotonic()`` deadline (may be negative)."""
+    return None if deadline is None else deadline - time.monotonic()
+
+
+class Engine:
+    """Serves the models of one configuration."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self._executor = ThreadPoolExecutor(config.server.threads, thread_name_prefix="inferd-stage")
+        self.repository = Repository(config, self._executor)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Sets up the eager models (failures are recorded on the model, not raised)."""
+        eager = [entry.name for entry in self.repository if entry.config.setup == "eager"]
+        await asyncio.gather(*(self.repository.setup(name) for name in eager), return_exceptions=True)
+
+    def eager_ready(self) -> bool:
+        """Every eager model is set up and ready."""
+        return all(
+            entry.state is ModelState.READY for entry in self.repository if entry.config.setup == "eager"
+        )
+
+    async def setup(self, model: str) -> ModelEntry:
+        """The Setup RPC: prepares a declared model (idempotent, shared)."""
+        return await self.repository.setup(model)
+
+    def models(self) -> list[ModelEntry]:
+        return list(self.repository)
+
+    async def close(self) -> None:
+        """Tears the models down and stops the stage threads."""
+        await self.repository.teardown()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _deadline(self, entry: ModelEntry, deadline: float | None) -> float | None:
+        timeout_ms = entry.config.limits.timeout_ms
+        if timeout_ms is None:
+            return deadline
+        own = time.monotonic() + timeout_ms / 1000
+        return own if deadline is None else min(own, deadline)
+
+    async def _prepare(
+        self, entry: ModelEntry, payload: Payload, parameters: dict[str, Any], clock: _Clock
+    ) -> tuple[Any, Any]:
+        """Setup (if lazy), adapt and preprocess: the part Infer and Stream share."""
+        if entry.state is not ModelState.READY:
+            await self.repository.ready(entry)
+            clock.lap("setup")  # a lazy model's first request waits for its setup
+        assert entry.spec is not None
+        if parameters and not any(stage.takes_parameters for stage in entry.spec.stages.values()):
+            names = ", ".join(sorted(parameters))
+            raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
+        if payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES:
+            inputs = await entry.in_thread(lambda: entry.adapter(payload))
+        else:
+            inputs = entry.adapter(payload)
+        clock.lap("adapt")
+        features = inputs
+        if entry.has_stage("preprocess"):
+            features = await entry.call("preprocess", inputs, parameters=parameters)
+            clock.lap("preprocess")
+        return inputs, features
+
+    async def infer(
+        self,
+        model: str,
+        payload: Payload,
+        parameters: dict[str, Any] | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> Result:
+        """Runs one request. ``deadline`` is a ``time.monotonic()`` instant."""
+        entry = self.repository.get(model)
+        parameters = parameters or {}
+        with entry.admit():
+            deadline = self._deadline(entry, deadline)
+            try:
+                async with asyncio.timeout(_remaining(deadline)):
+                    return await self._infer(entry, payload, parameters)
+            except TimeoutError:
+                raise DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model) from None
+
+    async def _infer(self, entry: ModelEntry, payload: Payload, parameters: dict[str, Any]) -> Result:
+        clock = _Clock()
+        inputs, features = await self._prepare(entry, payload, parameters, clock)
+        assert entry.spec is not None
+        if not entry.spec.unary:
+            raise Unimplemented(f"model {entry.name!r} only streams: call Stream", model=entry.name)
+        outputs = await entry.call("run", features)
+        clock.lap("run")
+        if entry.has_stage("postprocess"):
+            outputs = await entry.call("postprocess", inputs, outputs, parameters=parameters)
+            clock.lap("postprocess")
+        return Result(outputs, clock.finish(entry))
+
+    async def stream(
+        self,
+        model: str,
+        payload: Payload,
+        parameters: dict[str, Any] | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> AsyncIterator[Chunk]:
+        """Runs one streaming request, yielding chunks as the model makes them.
+
+        Closing the iterator (the client cancelled) closes the model's generator at once, so
+        generation stops within one chunk.
+        """
+        entry = self.repository.get(model)
+        parameters = parameters or {}
+        with entry.admit():
+            deadline = self._deadline(entry, deadline)
+            clock = _Clock()
+            try:
+                async with asyncio.timeout(_remaining(deadline)):
+                    _, features = await self._prepare(entry, payload, parameters, clock)
+            except TimeoutError:
+                raise DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model) from None
+            assert entry.spec is not None and entry.workflow is not None
+            if not entry.spec.streaming:
+                raise Unimplemented(f"model {model!r} does not stream: call Infer", model=model)
+            chunks = _chunks(entry, features, parameters)
+            try:
+                while True:
+                    try:
+                        if deadline is None:
+                            output = await anext(chunks)
+                        else:
+                            output = await asyncio.wait_for(anext(chunks), _remaining(deadline))
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        raise DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model) from None
+                    yield Chunk(output)
+            finally:
+                await chunks.aclose()
+            clock.lap("stream")
+            yield Chunk(None, final=True, timings=clock.finish(entry))
+
+
+_DONE = object()
+
+
+async def _chunks(entry: ModelEntry, features: Any, parameters: dict[str, Any]) -> AsyncIterator[Any]:
+    """The model's ``stream`` as one async iterator, whatever kind of generator it is."""
+    assert entry.spec is not None and entry.workflow is not None
+    stage = entry.spec.stages["stream"]
+    arguments: dict[str, Any] = {"parameters": parameters} if stage.takes_parameters else {}
+    generator = entry.workflow.stream(features, **arguments)  # type: ignore[attr-defined]
+    if stage.kind == "async_generator":
+        try:
+            async for chunk in generator:
+                yield chunk
+        finally:
+            await generator.aclose()
+        return
+    # A plain generator: each step runs in a stage thread.
+    sync_generator: Iterator[Any] = generator
+    step: concurrent.futures.Future[Any] | None = None
+    try:
+        while True:
+            step = await entry.submit(lambda: next(sync_generator, _DONE))
+            chunk = await asyncio.wrap_future(step)
+            if chunk is _DONE:
+                return
+            yield chunk
+    finally:
+        close = getattr(sync_generator, "close", None)
+        if close is not None:
+            if step is not None and not step.done():
+                # The step still runs in its thread (the caller stopped waiting): a generator
+                # cannot be closed while it runs, so its own thread closes it when it returns.
+                step.add_done_callback(lambda _: close())
+            else:
+                await entry.in_thread(close)

@@ -1,0 +1,196 @@
+"""The one error taxonomy of inferd.
+
+Every error that inferd raises on purpose is an :class:`InferdError`. Each class carries a
+transport-neutral ``code`` (a name from the gRPC status vocabulary, which every RPC stack
+shares); the server turns it into a gRPC status in exactly one place, and the client turns a
+status back into the same class. Anything else a model raises is an internal error: the
+caller sees a generic message and the traceback goes to the log.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "InferdError",
+    "InvalidInput",
+    "RecordError",
+    "TensorError",
+    "ModelNotFound",
+    "ModelNotReady",
+    "ModelFailed",
+    "ResourceExhausted",
+    "DeadlineExceeded",
+    "Cancelled",
+    "Unauthenticated",
+    "PermissionDenied",
+    "Unavailable",
+    "Unimplemented",
+    "InternalError",
+    "ConfigError",
+    "error_for_code",
+]
+
+
+class InferdError(Exception):
+    """Base of every error inferd raises on purpose.
+
+    ``code`` names the status (``"INVALID_ARGUMENT"``, ``"NOT_FOUND"``, ...); ``details`` holds
+    structured, JSON-safe facts about the failure (record index, field path, ...).
+    """
+
+    code: ClassVar[str] = "UNKNOWN"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(InferdError, ValueError):
+    """The request is malformed: bad JSON, a missing or ill-typed field, a bad parameter."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class RecordError(InvalidInput):
+    """A record does not fit the declared schema.
+
+    Carries ``record`` (its index in the request), ``path`` (the field path), ``expected`` (what
+    the schema wanted) and ``value`` (the offending value, truncated), where they are known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        record: int | None = None,
+        path: str | None = None,
+        expected: str | None = None,
+        value: str | None = None,
+        offset: int | None = None,
+    ) -> None:
+        details = {
+            key: item
+            for key, item in (
+                ("record", record),
+                ("path", path),
+                ("expected", expected),
+                ("value", value),
+                ("offset", offset),
+            )
+            if item is not None
+        }
+        super().__init__(message, **details)
+        self.record = record
+        self.path = path
+        self.expected = expected
+        self.value = value
+        self.offset = offset
+
+
+class TensorError(InvalidInput):
+    """A request tensor has the wrong name, dtype or shape for the model."""
+
+    def __init__(self, message: str, *, tensor: str, **details: Any) -> None:
+        super().__init__(message, tensor=tensor, **details)
+        self.tensor = tensor
+
+
+class ModelNotFound(InferdError, LookupError):
+    """No model of that name is declared by the server's configuration."""
+
+    code = "NOT_FOUND"
+
+
+class ModelNotReady(InferdError):
+    """The model is declared with ``setup = "explicit"`` and nobody has called Setup yet."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class ModelFailed(InferdError):
+    """The model's setup failed; ``details["reason"]`` says why."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(InferdError):
+    """Too many requests in flight or queued; retry after ``retry_after_ms``."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, *, retry_after_ms: int = 100, **details: Any) -> None:
+        super().__init__(message, retry_after_ms=retry_after_ms, **details)
+        self.retry_after_ms = retry_after_ms
+
+
+class DeadlineExceeded(InferdError, TimeoutError):
+    """The request's deadline passed before it was answered."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
+class Cancelled(InferdError):
+    """The client cancelled the request; its work was stopped."""
+
+    code = "CANCELLED"
+
+
+class Unauthenticated(InferdError):
+    """The caller did not prove who it is (also: a remote API refused our credentials)."""
+
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(InferdError):
+    """The caller is known but not allowed to do this."""
+
+    code = "PERMISSION_DENIED"
+
+
+class Unavailable(InferdError):
+    """A service the model depends on cannot be reached right now; retrying may help."""
+
+    code = "UNAVAILABLE"
+
+
+class Unimplemented(InferdError):
+    """The model does not offer this call (Infer on a model that only streams, and so on)."""
+
+    code = "UNIMPLEMENTED"
+
+
+class InternalError(InferdError):
+    """A model or inferd itself failed; the message is generic on purpose."""
+
+    code = "INTERNAL"
+
+
+class ConfigError(InferdError, ValueError):
+    """The service configuration is invalid; raised at start, never per request."""
+
+    code = "INVALID_ARGUMENT"
+
+
+_BY_CODE: dict[str, type[InferdError]] = {
+    "INVALID_ARGUMENT": InvalidInput,
+    "NOT_FOUND": ModelNotFound,
+    "FAILED_PRECONDITION": ModelNotReady,
+    "RESOURCE_EXHAUSTED": ResourceExhausted,
+    "DEADLINE_EXCEEDED": DeadlineExceeded,
+    "CANCELLED": Cancelled,
+    "UNAUTHENTICATED": Unauthenticated,
+    "PERMISSION_DENIED": PermissionDenied,
+    "UNAVAILABLE": Unavailable,
+    "UNIMPLEMENTED": Unimplemented,
+    "INTERNAL": InternalError,
+}
+
+
+def error_for_code(code: str) -> type[InferdError]:
+    """The error class a client raises for a status code name (``InferdError`` if unknown)."""
+    return _BY_CODE.get(code, InferdError)

@@ -1,0 +1,315 @@
+"""The declared models: their workflows, their state, and their setup.
+
+A model is *declared* by the configuration, *loading* while its setup runs, then *ready* or
+*failed*. Setup is idempotent and shared: concurrent callers await one run. Only declared
+models exist here, so a client can never make the server load code or files that the
+configuration does not name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import enum
+import functools
+import importlib
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .adapters import Adapter, make_adapter
+from .config import ModelConfig, ServiceConfig
+from .errors import (
+    ConfigError,
+    ModelFailed,
+    ModelNotFound,
+    ModelNotReady,
+    ResourceExhausted,
+)
+from .workflow import Workflow, WorkflowSpec, inspect_workflow
+
+__all__ = ["ModelState", "ModelEntry", "Repository", "StageStats", "WORKFLOWS", "load_workflow_class"]
+
+logger = logging.getLogger("inferd.repository")
+
+#: Registered workflow kinds: name -> ("module:Class", what to install when the import fails).
+WORKFLOWS: dict[str, tuple[str, str | None]] = {
+    "onnx": ("inferd.workflows.onnx:OnnxWorkflow", "onnxruntime-gpu (pip install 'inferd[onnx]')"),
+    "torch": ("inferd.workflows.torch:TorchWorkflow", "torch (pip install 'inferd[torch]')"),
+    "echo": ("inferd.workflows.echo:EchoWorkflow", None),
+}
+
+
+def load_workflow_class(reference: str, base_dir: Path | None = None) -> type[Workflow]:
+    """Imports a workflow class from a registered kind or a ``"module:Class"`` reference.
+
+    A module that is not importable from ``sys.path`` is looked for beside the configuration
+    file (``base_dir``), as packflow's LocalLoader does. Failures raise
+    :class:`~inferd.errors.ConfigError` with what exists or what to install.
+    """
+    hint: str | None = None
+    if ":" not in reference:
+        if reference not in WORKFLOWS:
+            kinds = ", ".join(sorted(WORKFLOWS))
+            raise ConfigError(
+                f"unknown workflow {reference!r}: use a registered kind ({kinds}) or 'module:Class'"
+            )
+        reference, hint = WORKFLOWS[reference]
+    module_name, _, class_name = reference.partition(":")
+    if not module_name or not class_name:
+        raise ConfigError(f"workflow {reference!r}: expected 'module:Class'")
+    if base_dir is not None and (base_dir / (module_name.split(".")[0] + ".py")).exists():
+        if str(base_dir) not in sys.path:
+            sys.path.insert(0, str(base_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if hint is not None and error.name != module_name:
+            raise ConfigError(f"workflow {reference!r} needs {hint}: {error}") from error
+        raise ConfigError(f"workflow {reference!r}: cannot import {module_name!r}: {error}") from error
+    try:
+        cls = getattr(module, class_name)
+    except AttributeError:
+        raise ConfigError(f"workflow {reference!r}: module {module_name!r} has no {class_name!r}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Workflow)):
+        raise ConfigError(f"workflow {reference!r} is not a subclass of inferd.Workflow")
+    return cls
+
+
+class ModelState(enum.Enum):
+    DECLARED = "declared"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class StageStat:
+    count: int = 0
+    total_ms: float = 0.0
+    last_ms: float = 0.0
+    max_ms: float = 0.0
+
+    @property
+    def mean_ms(self) -> float:
+        return self.total_ms / self.count if self.count else 0.0
+
+
+class StageStats:
+    """Per-stage timing totals of one model. Updated on the event loop thread only."""
+
+    def __init__(self) -> None:
+        self._stages: dict[str, StageStat] = {}
+
+    def record(self, stage: str, ms: float) -> None:
+        stat = self._stages.get(stage)
+        if stat is None:
+            stat = self._stages[stage] = StageStat()
+        stat.count += 1
+        stat.total_ms += ms
+        stat.last_ms = ms
+        stat.max_ms = max(stat.max_ms, ms)
+
+    def snapshot(self) -> dict[str, StageStat]:
+        return {name: StageStat(s.count, s.total_ms, s.last_ms, s.max_ms) for name, s in self._stages.items()}
+
+
+@dataclass(eq=False)
+class ModelEntry:
+    """One declared model and everything the engine keeps about it."""
+
+    name: str
+    config: ModelConfig
+    adapter: Adapter
+    executor: Executor
+    base_dir: Path
+    state: ModelState = ModelState.DECLARED
+    reason: str = ""
+    setup_ms: float = 0.0
+    spec: WorkflowSpec | None = None
+    workflow: Workflow | None = None
+    stats: StageStats = field(default_factory=StageStats)
+    inflight: int = 0
+    _setup_task: asyncio.Future[None] | None = None
+    _slots: asyncio.Semaphore | None = None
+
+    # -- calling stages ------------------------------------------------------------------
+
+    def has_stage(self, name: str) -> bool:
+        """The workflow defines this stage itself (defaults that do nothing are skipped)."""
+        assert self.spec is not None
+        stage = self.spec.stages.get(name)
+        return stage is not None and stage.overridden
+
+    async def call(self, name: str, *args: Any, parameters: dict[str, Any] | None = None) -> Any:
+        """Runs one stage: async ones on the loop, plain ones in a thread under the limit."""
+        assert self.spec is not None and self.workflow is not None
+        stage = self.spec.stages[name]
+        function = getattr(self.workflow, name)
+        if stage.takes_parameters:
+            function = functools.partial(function, parameters=parameters or {})
+        if stage.kind == "async":
+            return await function(*args)
+        return await self.in_thread(functools.partial(function, *args))
+
+    async def submit(self, function: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        """Starts ``function`` in the stage threads once one of this model's slots is free.
+
+        The slot is held until the thread is done: a caller that stops waiting does not free
+        it early, so the concurrency limit holds even under cancellation.
+        """
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.config.limits.max_concurrency)
+        slots = self._slots
+        await slots.acquire()
+        loop = asyncio.get_running_loop()
+        try:
+            future = self.executor.submit(function)
+        except BaseException:
+            slots.release()
+            raise
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.release))
+        return future
+
+    async def in_thread(self, function: Callable[[], Any]) -> Any:
+        """Runs ``function`` in the stage threads (see :meth:`submit`) and returns its result."""
+        return await asyncio.wrap_future(await self.submit(function))
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """Counts a request in flight, refusing it over the model's limit."""
+        limit = self.config.limits.max_inflight
+        if self.inflight >= limit:
+            raise ResourceExhausted(
+                f"model {self.name!r} has {self.inflight} requests in flight (limit {limit}); retry later",
+                retry_after_ms=_retry_hint_ms(self),
+                model=self.name,
+            )
+        self.inflight += 1
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+
+    @property
+    def workflow_name(self) -> str:
+        return self.config.workflow
+
+
+def _retry_hint_ms(entry: ModelEntry) -> int:
+    """About one request's time: the mean total so far, at least 10 ms."""
+    total = entry.stats.snapshot().get("total")
+    return max(10, int(total.mean_ms)) if total else 100
+
+
+class Repository:
+    """The models that a configuration declares."""
+
+    def __init__(self, config: ServiceConfig, executor: Executor) -> None:
+        self.config = config
+        #: Called (on the loop) whenever a model's state changes: health follows it.
+        self.listeners: list[Callable[[ModelEntry], None]] = []
+        self._entries: dict[str, ModelEntry] = {}
+        for name, model in config.models.items():
+            try:
+                adapter = make_adapter(model.input)
+            except ConfigError as error:
+                raise ConfigError(f"model {name!r}: {error}") from None
+            self._entries[name] = ModelEntry(
+                name=name, config=model, adapter=adapter, executor=executor, base_dir=config.base_dir
+            )
+
+    def __iter__(self) -> Iterator[ModelEntry]:
+        return iter(self._entries.values())
+
+    def get(self, name: str) -> ModelEntry:
+        """The declared model of that name; NOT_FOUND lists the ones that exist."""
+        entry = self._entries.get(name)
+        if entry is None:
+            known = ", ".join(self._entries) or "none"
+            raise ModelNotFound(f"unknown model {name!r} (models: {known})", model=name)
+        return entry
+
+    async def setup(self, name: str) -> ModelEntry:
+        """Sets a model up, or joins the setup in progress; a failed model is tried again."""
+        entry = self.get(name)
+        if entry.state is ModelState.READY:
+            return entry
+        if entry._setup_task is None or entry._setup_task.done():
+            entry._setup_task = asyncio.ensure_future(self._run_setup(entry))
+        # Shielded: a caller that gives up must not cancel the setup that others share.
+        await asyncio.shield(entry._setup_task)
+        if entry.state is not ModelState.READY:
+            raise ModelFailed(f"model {name!r} failed its setup: {entry.reason}", model=name, reason=entry.reason)
+        return entry
+
+    async def ready(self, entry: ModelEntry) -> ModelEntry:
+        """The model, set up for a request: lazy models are set up now, explicit ones refuse."""
+        if entry.state is ModelState.READY:
+            return entry
+        if entry.state is ModelState.FAILED:
+            raise ModelFailed(
+                f"model {entry.name!r} failed its setup: {entry.reason}", model=entry.name, reason=entry.reason
+            )
+        if entry.config.setup == "explicit" and entry._setup_task is None:
+            raise ModelNotReady(
+                f"model {entry.name!r} is set up explicitly and is not set up yet: call Setup first",
+                model=entry.name,
+            )
+        return await self.setup(entry.name)
+
+    def _set_state(self, entry: ModelEntry, state: ModelState) -> None:
+        entry.state = state
+        for listener in self.listeners:
+            listener(entry)
+
+    async def _run_setup(self, entry: ModelEntry) -> None:
+        self._set_state(entry, ModelState.LOADING)
+        entry.reason = ""
+        started = time.perf_counter()
+        logger.info("model %s: setting up (%s)", entry.name, entry.config.workflow)
+        try:
+            # In a thread: importing a framework (torch) takes seconds the loop must not lose.
+            cls = await entry.in_thread(
+                functools.partial(load_workflow_class, entry.config.workflow, entry.base_dir)
+            )
+            spec = inspect_workflow(cls)
+            options = dict(entry.config.options)
+            if entry.config.path is not None:
+                options["path"] = self.config.resolve(entry.config.path)
+            entry.spec = spec
+            entry.workflow = await entry.in_thread(functools.partial(cls, **options))
+            if entry.has_stage("setup"):
+                await entry.call("setup")
+            if entry.has_stage("ready") and not await entry.call("ready"):
+                raise RuntimeError("ready() returned False after setup")
+        except Exception as error:  # any failure marks the model failed; the server stays up
+            entry.reason = f"{type(error).__name__}: {error}"
+            entry.workflow = None
+            self._set_state(entry, ModelState.FAILED)
+            logger.error("model %s: setup failed: %s", entry.name, entry.reason, exc_info=True)
+            return
+        entry.setup_ms = (time.perf_counter() - started) * 1000
+        entry.stats.record("setup", entry.setup_ms)
+        self._set_state(entry, ModelState.READY)
+        logger.info("model %s: ready in %.0f ms", entry.name, entry.setup_ms)
+
+    async def teardown(self) -> None:
+        """Calls every ready model's teardown, logging (not raising) failures."""
+        for entry in self._entries.values():
+            if entry.state is not ModelState.READY or entry.workflow is None:
+                continue
+            try:
+                if entry.has_stage("teardown"):
+                    await entry.call("teardown")
+            except Exception:
+                logger.exception("model %s: teardown failed", entry.name)
+            entry.workflow = None
+            self._set_state(entry, ModelState.DECLARED)
+            entry._setup_task = None

@@ -1,0 +1,5 @@
+"""The gRPC front: proto messages in and out, nothing else. The engine does the work."""
+
+from .app import create_server, serve
+
+__all__ = ["create_server", "serve"]

@@ -1,0 +1,133 @@
+"""Building, running and stopping the server.
+
+``create_server`` returns a started server and its port without blocking (tests bind port 0).
+``serve`` runs one until SIGTERM or SIGINT, then shuts down in the order that loses nothing:
+health NOT_SERVING -> (drain delay) -> ``server.stop(grace)`` (in-flight requests finish,
+new ones are refused) -> model teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ..config import ServiceConfig
+from ..engine import Engine
+from ..repository import ModelState
+from ..v1 import inference_pb2 as pb
+from ..v1 import inference_pb2_grpc as pb_grpc
+from .interceptors import Authenticator, ServiceInterceptor
+from .servicer import InferenceServicer
+
+__all__ = ["Server", "create_server", "serve"]
+
+logger = logging.getLogger("inferd.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass
+class Server:
+    """A started inferd server."""
+
+    grpc_server: grpc.aio.Server
+    engine: Engine
+    health: health.aio.HealthServicer
+    port: int
+    config: ServiceConfig
+    _stopped: bool = field(default=False, init=False)
+
+    async def update_health(self) -> None:
+        """Overall health is SERVING once every eager model is ready; each model has its own
+        health service name (the model's name), SERVING while it is ready."""
+        if self._stopped:
+            return
+        overall = SERVING if self.engine.eager_ready() else NOT_SERVING
+        await self.health.set("", overall)
+        await self.health.set(SERVICE_NAME, overall)
+        for entry in self.engine.models():
+            await self.health.set(entry.name, SERVING if entry.state is ModelState.READY else NOT_SERVING)
+
+    async def start_models(self) -> None:
+        """Sets up the eager models, then publishes health."""
+        await self.engine.start()
+        await self.update_health()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, drain delay, stop accepting and let in-flight calls finish, teardown."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.health.enter_graceful_shutdown()
+        if self.config.server.drain_delay_s:
+            await asyncio.sleep(self.config.server.drain_delay_s)
+        await self.grpc_server.stop(self.config.server.grace_s if grace is None else grace)
+        await self.engine.close()
+
+
+async def create_server(config: ServiceConfig, *, start_models: bool = True) -> Server:
+    """Builds and starts a server for ``config``; returns at once with the bound port.
+
+    With ``start_models``, eager models are set up before this returns (health turns SERVING
+    when they are ready); a model whose setup fails is marked failed and the server runs on.
+    """
+    options = [
+        ("grpc.max_receive_message_length", config.server.max_message_bytes),
+        ("grpc.max_send_message_length", config.server.max_message_bytes),
+        ("grpc.so_reuseport", 1),
+    ]
+    authenticator = Authenticator(config.server.auth) if config.server.auth else None
+    grpc_server = grpc.aio.server(interceptors=[ServiceInterceptor(authenticator)], options=options)
+    engine = Engine(config)
+    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(engine), grpc_server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    if config.server.reflection:
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            grpc_server,
+        )
+    port = grpc_server.add_insecure_port(config.server.address)
+    if port == 0:
+        raise OSError(f"cannot listen on {config.server.address}")
+    server = Server(grpc_server, engine, health_servicer, port, config)
+    pending: set[asyncio.Task[None]] = set()
+
+    def health_follows(_: object) -> None:
+        task = asyncio.ensure_future(server.update_health())
+        pending.add(task)  # keep a reference until it has run
+        task.add_done_callback(pending.discard)
+
+    engine.repository.listeners.append(health_follows)
+    await health_servicer.set("", NOT_SERVING)
+    await health_servicer.set(SERVICE_NAME, NOT_SERVING)
+    await grpc_server.start()
+    logger.info("inferd listening on %s (port %d)", config.server.address, port)
+    if start_models:
+        await server.start_models()
+    return server
+
+
+async def serve(config: ServiceConfig) -> None:
+    """Runs a server until SIGTERM or SIGINT, then shuts it down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = await create_server(config, start_models=False)
+    models = asyncio.create_task(server.start_models())
+    try:
+        await stop.wait()
+        logger.info("shutting down: draining in-flight requests (grace %.1f s)", config.server.grace_s)
+    finally:
+        models.cancel()
+        await server.stop()
+        logger.info("stopped")

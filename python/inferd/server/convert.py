@@ -1,0 +1,168 @@
+"""Conversions between proto messages and inferd's own values (numpy, text, JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import orjson
+from google.protobuf import json_format, struct_pb2
+
+from ..adapters import Payload
+from ..errors import InternalError, InvalidInput, TensorError
+from ..v1 import inference_pb2 as pb
+from ..workflow import Audio, Blob
+
+__all__ = [
+    "decode_payload",
+    "encode_output",
+    "tensor_to_numpy",
+    "numpy_to_tensor",
+    "struct_to_dict",
+    "dict_to_struct",
+]
+
+#: proto DataType <-> numpy dtype (always little-endian, as the wire format says).
+DTYPES: dict[int, np.dtype[Any]] = {
+    pb.DATA_TYPE_BOOL: np.dtype("?"),
+    pb.DATA_TYPE_INT8: np.dtype("<i1"),
+    pb.DATA_TYPE_INT16: np.dtype("<i2"),
+    pb.DATA_TYPE_INT32: np.dtype("<i4"),
+    pb.DATA_TYPE_INT64: np.dtype("<i8"),
+    pb.DATA_TYPE_UINT8: np.dtype("<u1"),
+    pb.DATA_TYPE_UINT16: np.dtype("<u2"),
+    pb.DATA_TYPE_UINT32: np.dtype("<u4"),
+    pb.DATA_TYPE_UINT64: np.dtype("<u8"),
+    pb.DATA_TYPE_FLOAT16: np.dtype("<f2"),
+    pb.DATA_TYPE_FLOAT32: np.dtype("<f4"),
+    pb.DATA_TYPE_FLOAT64: np.dtype("<f8"),
+}
+_BY_KIND: dict[tuple[str, int], int] = {(dtype.kind, dtype.itemsize): code for code, dtype in DTYPES.items()}
+
+
+def tensor_to_numpy(tensor: pb.Tensor) -> np.ndarray:
+    """A request tensor as a (read-only, zero-copy) numpy array, checked against its shape."""
+    name = tensor.name
+    dtype = DTYPES.get(tensor.dtype)
+    if dtype is None:
+        raise TensorError(f"tensor {name!r}: dtype is unset or unknown ({tensor.dtype})", tensor=name)
+    shape = tuple(tensor.shape)
+    if any(size < 0 for size in shape):
+        raise TensorError(f"tensor {name!r}: negative size in shape {list(shape)}", tensor=name)
+    count = 1
+    for size in shape:
+        count *= size
+    expected = count * dtype.itemsize
+    if len(tensor.data) != expected:
+        raise TensorError(
+            f"tensor {name!r}: shape {list(shape)} of {dtype.name} needs {expected} bytes, "
+            f"got {len(tensor.data)}",
+            tensor=name,
+        )
+    return np.frombuffer(tensor.data, dtype=dtype).reshape(shape)
+
+
+def numpy_to_tensor(name: str, array: np.ndarray) -> pb.Tensor:
+    """A numpy array as a proto tensor (little-endian, C order)."""
+    code = _BY_KIND.get((array.dtype.kind, array.dtype.itemsize))
+    if code is None:
+        raise InternalError(
+            f"output {name!r} has dtype {array.dtype}, which has no tensor encoding; ask for JSON"
+        )
+    data = np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
+    return pb.Tensor(name=name, dtype=code, shape=array.shape, data=data)  # type: ignore[arg-type]
+
+
+def decode_payload(payload: pb.Payload) -> Payload:
+    """A request's payload as the engine takes it."""
+    kind = payload.WhichOneof("kind")
+    if kind == "json":
+        return Payload("json", payload.json)
+    if kind == "tensors":
+        tensors: dict[str, np.ndarray] = {}
+        for tensor in payload.tensors.tensors:
+            if tensor.name in tensors:
+                raise TensorError(f"tensor {tensor.name!r}: given twice", tensor=tensor.name)
+            tensors[tensor.name] = tensor_to_numpy(tensor)
+        return Payload("tensors", tensors)
+    if kind == "text":
+        return Payload("text", payload.text)
+    if kind == "blob":
+        return Payload("blob", Blob(payload.blob.data, payload.blob.content_type))
+    raise InvalidInput("the request has no input: set one of json, tensors, text, blob")
+
+
+def _is_tensors(output: Any) -> bool:
+    return isinstance(output, np.ndarray) or (
+        isinstance(output, Mapping)
+        and bool(output)
+        and all(isinstance(value, np.ndarray) for value in output.values())
+    )
+
+
+def _records(tensors: Mapping[str, np.ndarray]) -> list[dict[str, Any]] | dict[str, Any]:
+    """Tensors with one leading (batch) size as one JSON record a row, else by name."""
+    sizes = {value.shape[0] if value.ndim else None for value in tensors.values()}
+    columns = {name: value.tolist() for name, value in tensors.items()}
+    if len(sizes) != 1 or None in sizes:
+        return columns
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+
+
+def _json(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError as error:
+        raise InternalError(f"the model's output cannot be encoded as JSON: {error}") from error
+
+
+def encode_output(output: Any, request_kind: str) -> tuple[pb.Payload | None, dict[str, Any]]:
+    """A model's output as a payload, plus metadata for the response's parameters.
+
+    Tensors answer a JSON request as JSON records (one per row) and any other request as
+    tensors; text, bytes, blobs and audio keep their kind; anything else becomes JSON.
+    """
+    if output is None:
+        return None, {}
+    if isinstance(output, Audio):
+        blob = pb.Blob(data=output.data, content_type=output.content_type)
+        return pb.Payload(blob=blob), {"sample_rate": output.sample_rate}
+    if isinstance(output, Blob):
+        return pb.Payload(blob=pb.Blob(data=output.data, content_type=output.content_type)), {}
+    if isinstance(output, (bytes, bytearray, memoryview)):
+        return pb.Payload(blob=pb.Blob(data=bytes(output), content_type="application/octet-stream")), {}
+    if isinstance(output, str):
+        return pb.Payload(text=output), {}
+    if _is_tensors(output):
+        tensors = {"output": output} if isinstance(output, np.ndarray) else output
+        if request_kind == "json":
+            value = output if isinstance(output, np.ndarray) else _records(tensors)
+            return pb.Payload(json=_json(value)), {}
+        encoded = [numpy_to_tensor(name, array) for name, array in tensors.items()]
+        return pb.Payload(tensors=pb.Tensors(tensors=encoded)), {}
+    return pb.Payload(json=_json(output)), {}
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """Request parameters as a plain dict (whole numbers become ints)."""
+    parameters: dict[str, Any] = json_format.MessageToDict(struct)
+    return {key: _whole(value) for key, value in parameters.items()}
+
+
+def _whole(value: Any) -> Any:
+    # Struct carries every number as a double; 3.0 meant 3.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_whole(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _whole(item) for key, item in value.items()}
+    return value
+
+
+def dict_to_struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    if values:
+        struct.update(dict(values))
+    return struct

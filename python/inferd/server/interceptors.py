@@ -1,0 +1,132 @@
+"""The one place where errors become gRPC status codes, and where callers are authenticated.
+
+Every ``InferdError`` becomes its class's status with its message, an ``ErrorInfo`` in the
+rich status details (``grpc-status-details-bin``) carrying its structured details, and, for
+RESOURCE_EXHAUSTED, a ``RetryInfo`` plus a ``retry-after-ms`` trailer. Anything else is a bug
+or a model failure: the caller gets INTERNAL with a generic message, the log gets the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from ..config import AuthConfig
+from ..errors import InferdError, PermissionDenied, ResourceExhausted, Unauthenticated
+
+__all__ = ["ServiceInterceptor", "Authenticator"]
+
+logger = logging.getLogger("inferd.server")
+
+SERVICE_PREFIX = "/inferd.v1.Inference/"
+
+
+class Authenticator:
+    """Checks ``authorization: Bearer <token>`` against the configured tokens."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        self._tokens = [(token.secret().encode(), token.name, frozenset(token.models)) for token in config.tokens]
+
+    def check(self, metadata: Any, model: str | None) -> None:
+        header = next((value for key, value in metadata or () if key == "authorization"), None)
+        if not isinstance(header, str) or not header.startswith("Bearer "):
+            raise Unauthenticated("missing credentials: send 'authorization: Bearer <token>'")
+        presented = header[len("Bearer ") :].encode()
+        for secret, name, models in self._tokens:
+            # Compare against every token so that timing says nothing about which matched.
+            if hmac.compare_digest(presented, secret):
+                if model and "*" not in models and model not in models:
+                    raise PermissionDenied(f"token {name!r} may not use model {model!r}", model=model)
+                return
+        raise Unauthenticated("invalid credentials")
+
+
+def _status_details(error: InferdError, code: grpc.StatusCode) -> bytes:
+    info = error_details_pb2.ErrorInfo(
+        reason=type(error).__name__,
+        domain="inferd",
+        metadata={key: str(value) for key, value in error.details.items()},
+    )
+    details = [info]
+    if isinstance(error, ResourceExhausted):
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(error.retry_after_ms)
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))  # type: ignore[list-item]
+    packed = []
+    for detail in details:
+        item = any_pb2.Any()
+        item.Pack(detail)
+        packed.append(item)
+    status = status_pb2.Status(code=code.value[0], message=error.message, details=packed)
+    return status.SerializeToString()
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseException, method: str) -> None:
+    if isinstance(error, InferdError):
+        code = grpc.StatusCode[error.code]
+        trailers: list[tuple[str, str | bytes]] = [("grpc-status-details-bin", _status_details(error, code))]
+        if isinstance(error, ResourceExhausted):
+            trailers.append(("retry-after-ms", str(error.retry_after_ms)))
+        await context.abort(code, error.message, trailing_metadata=tuple(trailers))
+    logger.error("%s failed", method, exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error while serving the request; see the server log")
+
+
+def _model_of(request: Any) -> str | None:
+    model = getattr(request, "model", None)
+    return model if isinstance(model, str) else None
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every Inference method: authenticate, call, map errors to status codes."""
+
+    def __init__(self, authenticator: Authenticator | None = None) -> None:
+        self._authenticator = authenticator
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        if handler is None or not method.startswith(SERVICE_PREFIX):
+            return handler
+        authenticator = self._authenticator
+        if handler.unary_unary is not None:
+            inner_unary = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                try:
+                    if authenticator is not None:
+                        authenticator.check(context.invocation_metadata(), _model_of(request))
+                    return await inner_unary(request, context)
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as error:
+                    await _abort(context, error, method)
+
+            return handler._replace(unary_unary=unary)  # type: ignore[attr-defined,no-any-return]
+        if handler.unary_stream is not None:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+                try:
+                    if authenticator is not None:
+                        authenticator.check(context.invocation_metadata(), _model_of(request))
+                    async for response in inner_stream(request, context):
+                        yield response
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as error:
+                    await _abort(context, error, method)
+
+            return handler._replace(unary_stream=stream)  # type: ignore[attr-defined,no-any-return]
+        return handler

@@ -1,0 +1,101 @@
+"""The Inference service: proto messages to engine calls and back; no logic of its own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+
+from ..engine import Engine
+from ..repository import ModelEntry, ModelState
+from ..v1 import inference_pb2 as pb
+from ..v1 import inference_pb2_grpc as pb_grpc
+from .convert import decode_payload, dict_to_struct, encode_output, struct_to_dict
+
+__all__ = ["InferenceServicer"]
+
+_STATES = {
+    ModelState.DECLARED: pb.MODEL_STATE_DECLARED,
+    ModelState.LOADING: pb.MODEL_STATE_LOADING,
+    ModelState.READY: pb.MODEL_STATE_READY,
+    ModelState.FAILED: pb.MODEL_STATE_FAILED,
+}
+
+
+def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def _timings(timings: Sequence[tuple[str, float]]) -> list[pb.StageTiming]:
+    return [pb.StageTiming(stage=stage, ms=ms) for stage, ms in timings]
+
+
+def model_info(entry: ModelEntry) -> pb.ModelInfo:
+    spec = entry.spec
+    return pb.ModelInfo(
+        name=entry.name,
+        workflow=entry.workflow_name,
+        state=_STATES[entry.state],
+        reason=entry.reason,
+        input_format=entry.config.input.format,
+        streaming=spec.streaming if spec else False,
+        unary=spec.unary if spec else False,
+        setup_mode=entry.config.setup,
+        description=entry.config.description,
+        stages=[
+            pb.StageStats(stage=name, count=stat.count, mean_ms=stat.mean_ms, last_ms=stat.last_ms, max_ms=stat.max_ms)
+            for name, stat in entry.stats.snapshot().items()
+        ],
+    )
+
+
+class InferenceServicer(pb_grpc.InferenceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def Setup(self, request: pb.SetupRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.SetupResponse:
+        entry = await self._engine.setup(request.model)
+        return pb.SetupResponse(model=entry.name, state=_STATES[entry.state], setup_ms=entry.setup_ms)
+
+    async def Infer(self, request: pb.InferRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.InferResponse:
+        payload = decode_payload(request.input)
+        result = await self._engine.infer(
+            request.model, payload, struct_to_dict(request.parameters), deadline=_deadline(context)
+        )
+        output, parameters = encode_output(result.output, payload.kind)
+        return pb.InferResponse(
+            model=request.model,
+            id=request.id,
+            output=output,
+            parameters=dict_to_struct(parameters),
+            timings=_timings(result.timings),
+        )
+
+    async def Stream(
+        self, request: pb.InferRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.StreamResponse]:
+        payload = decode_payload(request.input)
+        chunks = self._engine.stream(
+            request.model, payload, struct_to_dict(request.parameters), deadline=_deadline(context)
+        )
+        index = 0
+        async for chunk in chunks:
+            output, parameters = encode_output(chunk.output, payload.kind)
+            yield pb.StreamResponse(
+                model=request.model,
+                id=request.id,
+                index=index,
+                output=output,
+                parameters=dict_to_struct(parameters),
+                final=chunk.final,
+                timings=_timings(chunk.timings),
+            )
+            index += 1
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(models=[model_info(entry) for entry in self._engine.models()])
