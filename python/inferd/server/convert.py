@@ -41,18 +41,49 @@ DTYPES: dict[int, np.dtype[Any]] = {
 _BY_KIND: dict[tuple[str, int], int] = {(dtype.kind, dtype.itemsize): code for code, dtype in DTYPES.items()}
 
 
+def _decode_strings(name: str, data: bytes, count: int) -> list[str]:
+    strings: list[str] = []
+    offset = 0
+    for _ in range(count):
+        if offset + 4 > len(data):
+            raise TensorError(f"tensor {name!r}: string data ends after {len(strings)} of {count} elements", tensor=name)
+        length = int.from_bytes(data[offset : offset + 4], "little")
+        offset += 4
+        if offset + length > len(data):
+            raise TensorError(f"tensor {name!r}: string element {len(strings)} runs past the data", tensor=name)
+        try:
+            strings.append(data[offset : offset + length].decode())
+        except UnicodeDecodeError:
+            raise TensorError(f"tensor {name!r}: string element {len(strings)} is not UTF-8", tensor=name) from None
+        offset += length
+    if offset != len(data):
+        raise TensorError(f"tensor {name!r}: {len(data) - offset} bytes left after {count} strings", tensor=name)
+    return strings
+
+
+def _encode_strings(array: np.ndarray) -> bytes:
+    parts = []
+    for item in array.reshape(-1).tolist():
+        encoded = str(item).encode()
+        parts.append(len(encoded).to_bytes(4, "little"))
+        parts.append(encoded)
+    return b"".join(parts)
+
+
 def tensor_to_numpy(tensor: pb.Tensor) -> np.ndarray:
     """A request tensor as a (read-only, zero-copy) numpy array, checked against its shape."""
     name = tensor.name
-    dtype = DTYPES.get(tensor.dtype)
-    if dtype is None:
-        raise TensorError(f"tensor {name!r}: dtype is unset or unknown ({tensor.dtype})", tensor=name)
     shape = tuple(tensor.shape)
     if any(size < 0 for size in shape):
         raise TensorError(f"tensor {name!r}: negative size in shape {list(shape)}", tensor=name)
     count = 1
     for size in shape:
         count *= size
+    if tensor.dtype == pb.DATA_TYPE_STRING:
+        return np.array(_decode_strings(name, tensor.data, count), dtype=object).reshape(shape)
+    dtype = DTYPES.get(tensor.dtype)
+    if dtype is None:
+        raise TensorError(f"tensor {name!r}: dtype is unset or unknown ({tensor.dtype})", tensor=name)
     expected = count * dtype.itemsize
     if len(tensor.data) != expected:
         raise TensorError(
@@ -65,6 +96,10 @@ def tensor_to_numpy(tensor: pb.Tensor) -> np.ndarray:
 
 def numpy_to_tensor(name: str, array: np.ndarray) -> pb.Tensor:
     """A numpy array as a proto tensor (little-endian, C order)."""
+    if array.dtype.kind in "OUS":
+        if array.dtype.kind == "O" and not all(isinstance(item, str) for item in array.reshape(-1).tolist()):
+            raise InternalError(f"output {name!r} holds objects that are not strings; ask for JSON")
+        return pb.Tensor(name=name, dtype=pb.DATA_TYPE_STRING, shape=array.shape, data=_encode_strings(array))  # type: ignore[arg-type]
     code = _BY_KIND.get((array.dtype.kind, array.dtype.itemsize))
     if code is None:
         raise InternalError(

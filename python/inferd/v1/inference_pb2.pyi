@@ -78,6 +78,10 @@ class _DataTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DataType.Val
     DATA_TYPE_FLOAT16: _DataType.ValueType  # 10
     DATA_TYPE_FLOAT32: _DataType.ValueType  # 11
     DATA_TYPE_FLOAT64: _DataType.ValueType  # 12
+    DATA_TYPE_STRING: _DataType.ValueType  # 13
+    """UTF-8 strings (class labels, tokens). In `Tensor.data` each element is a 4-byte
+    little-endian length followed by that many bytes, elements in C order.
+    """
 
 class DataType(_DataType, metaclass=_DataTypeEnumTypeWrapper):
     """The element type of a tensor. Names follow numpy's."""
@@ -96,6 +100,10 @@ DATA_TYPE_UINT64: DataType.ValueType  # 9
 DATA_TYPE_FLOAT16: DataType.ValueType  # 10
 DATA_TYPE_FLOAT32: DataType.ValueType  # 11
 DATA_TYPE_FLOAT64: DataType.ValueType  # 12
+DATA_TYPE_STRING: DataType.ValueType  # 13
+"""UTF-8 strings (class labels, tokens). In `Tensor.data` each element is a 4-byte
+little-endian length followed by that many bytes, elements in C order.
+"""
 Global___DataType: _TypeAlias = DataType  # noqa: Y015
 
 @_typing.final
@@ -168,7 +176,7 @@ class Tensor(_message.Message):
     """The element type."""
     data: _builtins.bytes
     """The elements, little-endian, in C (row-major) order: exactly
-    product(shape) * itemsize(dtype) bytes.
+    product(shape) * itemsize(dtype) bytes (for STRING, see DataType).
     """
     @_builtins.property
     def shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:

@@ -1,0 +1,74 @@
+# inferd: `make serve` and `make test` each set up everything on a fresh machine.
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+CARGO_MANIFEST := native/Cargo.toml
+CONFIG ?= service/inferd.toml
+RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.toml
+PROTO_SOURCES := $(shell find proto -name '*.proto')
+
+.PHONY: help setup models serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml $(RUST_SOURCES)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) pip install --python $(PY) --quiet --reinstall-package inferd -e '.[onnx,torch,dev]'
+	@touch $@
+
+setup: $(VENV)/.installed ## create .venv and install inferd (Rust build included) with everything
+
+service/models/build.json: $(VENV)/.installed service/build_models.py service/digits.py
+	cd service && ../$(PY) build_models.py
+
+models: service/models/build.json ## build the default service's models into service/models/
+
+serve: setup models ## set up, build the models, serve the default service (CONFIG=...)
+	$(VENV)/bin/inferd serve --config $(CONFIG)
+
+test: setup models ## set up, then run every check: Rust tests, clippy, proto, mypy, stubtest, pytest
+	$(MAKE) --no-print-directory test-rust proto-check lint test-python
+
+test-rust: ## cargo test on the native core
+	cargo test --quiet --manifest-path $(CARGO_MANIFEST)
+
+test-python: setup models ## pytest (real servers on 127.0.0.1)
+	$(PY) -m pytest -q
+
+lint: setup ## clippy -D warnings, mypy --strict, stubtest of the native module's .pyi
+	cargo clippy --quiet --manifest-path $(CARGO_MANIFEST) --all-targets -- -D warnings
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest inferd._native
+
+proto: setup ## regenerate python/inferd/v1 from proto/
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I proto \
+	  --python_out=python --grpc_python_out=python --mypy_out=quiet:python --mypy_grpc_out=quiet:python \
+	  $(PROTO_SOURCES)
+
+proto-check: setup ## fail when python/inferd/v1 differs from what proto/ generates
+	@rm -rf .proto-check && mkdir -p .proto-check
+	@PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I proto \
+	  --python_out=.proto-check --grpc_python_out=.proto-check --mypy_out=quiet:.proto-check --mypy_grpc_out=quiet:.proto-check \
+	  $(PROTO_SOURCES)
+	@for f in .proto-check/inferd/v1/*; do \
+	  cmp -s $$f python/inferd/v1/$$(basename $$f) || { echo "$$f differs from python/inferd/v1: run 'make proto'"; exit 1; }; \
+	done; rm -rf .proto-check; echo "generated code matches proto/"
+
+bench: bench-records bench-serve ## run every benchmark (results in benches/results/)
+
+bench-records: setup ## records -> tensors: native core against Python and packflow
+	$(PY) benches/records.py
+
+bench-serve: setup models ## serving throughput and latency against MLServer and a bare grpc.aio server
+	$(PY) benches/serve.py
+
+clean: ## remove the venv, build outputs and built models
+	rm -rf $(VENV) native/target service/models .proto-check .pytest_cache .mypy_cache

@@ -1,0 +1,89 @@
+"""Shared fixtures: real inferd servers on 127.0.0.1, port 0, in a thread of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from inferd.client import Client
+from inferd.config import ModelConfig, ServiceConfig, load_config
+from inferd.server.app import Server, create_server
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE_CONFIG = ROOT / "service" / "inferd.toml"
+
+T = TypeVar("T")
+
+
+class RunningServer:
+    """An inferd server running on its own event loop in a background thread, so that tests
+    can talk to it with the blocking client."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="inferd-test-server", daemon=True)
+        self.thread.start()
+        self.server: Server = self.call(create_server(config.with_server(address="127.0.0.1:0")))
+        self.address = f"127.0.0.1:{self.server.port}"
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 120) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def client(self, **options: Any) -> Client:
+        return Client(self.address, **options)
+
+    def stop(self) -> None:
+        self.call(self.server.stop(grace=1))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def _test_models() -> dict[str, ModelConfig]:
+    """Models that exist to provoke each behaviour (see tests/workflows_for_tests.py)."""
+    module = "workflows_for_tests"
+    tables: dict[str, dict[str, Any]] = {
+        "gate": {"workflow": f"{module}:Gate", "limits": {"max_inflight": 1}},
+        "broken": {"workflow": f"{module}:BrokenSetup", "setup": "lazy"},
+        "crashing": {"workflow": f"{module}:Crashing"},
+        "explicit": {"workflow": f"{module}:CountedSetup", "setup": "explicit"},
+        "lazy": {"workflow": f"{module}:CountedSetup", "setup": "lazy"},
+        "endless": {"workflow": f"{module}:Endless"},
+        "async-endless": {"workflow": f"{module}:AsyncEndless"},
+        "slow": {"workflow": f"{module}:SlowGate", "limits": {"timeout_ms": 200}},
+        "records": {
+            "workflow": f"{module}:Inputs",
+            "input": {"format": "records", "flatten": True, "rename": {"user.name": "name"}, "select": ["name", "user.age"]},
+        },
+        "passthrough": {"workflow": f"{module}:Inputs"},
+        "missing-module": {"workflow": "no_such_module:Model", "setup": "lazy"},
+    }
+    return {name: ModelConfig.model_validate(table) for name, table in tables.items()}
+
+
+def service_config() -> ServiceConfig:
+    """The default service plus the test models."""
+    config = load_config(SERVICE_CONFIG)
+    return config.model_copy(update={"models": {**config.models, **_test_models()}})
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[RunningServer]:
+    """One server for the session: the default service's models and the test models."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    running = RunningServer(service_config())
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(server: RunningServer) -> Iterator[Client]:
+    with server.client(timeout=60) as client:
+        yield client

@@ -1,0 +1,110 @@
+"""The `inferd` command, run as a subprocess, and a real server's graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import ROOT, RunningServer
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from inferd.client import Client
+
+from test_service import wine_records
+
+INFERD = [sys.executable, "-m", "inferd"]
+
+
+def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*INFERD, *args], capture_output=True, text=True, timeout=60, input=input, cwd=ROOT)
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["models"], ["setup"], ["infer"], ["stream"]])
+def test_help(command: list[str]) -> None:
+    result = run(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: inferd" in result.stdout and "--help" in result.stdout
+
+
+def test_models_setup_infer_stream(server: RunningServer, tmp_path: Path) -> None:
+    address = ["--address", server.address]
+    models = run("models", *address)
+    assert models.returncode == 0, models.stderr
+    assert "wine" in models.stdout and "onnx" in models.stdout and "ready" in models.stdout
+
+    setup = run("setup", "echo", *address)
+    assert setup.returncode == 0 and "echo: ready" in setup.stdout
+
+    records, _ = wine_records(2)
+    inline = run("infer", "wine", "--json", json.dumps(records), *address)
+    assert inline.returncode == 0, inline.stderr
+    answer = json.loads(inline.stdout)
+    assert [row["label"] for row in answer] == [row["label"] for row in Client(server.address).infer("wine", records).output]
+
+    file = tmp_path / "records.json"
+    file.write_text(json.dumps(records))
+    from_file = run("infer", "wine", "--json", f"@{file}", *address)
+    assert json.loads(from_file.stdout) == answer
+    from_stdin = run("infer", "wine", "--json", "@-", *address, input=json.dumps(records))
+    assert json.loads(from_stdin.stdout) == answer
+
+    stream = run("stream", "echo", "--text", "one two three", "-p", "uppercase=true", *address)
+    assert stream.returncode == 0, stream.stderr
+    assert stream.stdout.splitlines() == ["ONE", " TWO", " THREE"]
+
+
+def test_errors_exit_nonzero_with_the_status(server: RunningServer) -> None:
+    result = run("infer", "nope", "--text", "x", "--address", server.address)
+    assert result.returncode == 1
+    assert "NOT_FOUND" in result.stderr and "nope" in result.stderr
+
+
+def test_sigterm_drains_the_request_in_flight(tmp_path: Path) -> None:
+    config = tmp_path / "inferd.toml"
+    config.write_text('[server]\naddress = "127.0.0.1:0"\ngrace_s = 20\n[models.echo]\nworkflow = "echo"\n')
+    # Port 0 would hide the port from us: pick one by binding first, then hand it over.
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [*INFERD, "serve", "--config", str(config), "--address", address],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        with grpc.insecure_channel(address) as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+            health = health_pb2_grpc.HealthStub(channel)
+            for _ in range(600):
+                status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+                threading.Event().wait(0.05)
+            watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=60)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+
+            with Client(address, timeout=60) as client:
+                chunks = client.stream("echo", "slow words in flight", parameters={"delay_ms": 250})
+                first = next(chunks)
+                process.send_signal(signal.SIGTERM)
+                # Health turns NOT_SERVING at once, while the request in flight carries on.
+                assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+                rest = list(chunks)
+        assert [first.output, *(c.output for c in rest if not c.final)] == ["slow", " words", " in", " flight"]
+        assert rest[-1].final
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output, _ = process.communicate(timeout=30)
+    assert "shutting down" in output and "stopped" in output

@@ -1,0 +1,156 @@
+"""Setup modes, shared setup, input adapters, authentication and configuration."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import RunningServer, service_config
+from workflows_for_tests import CountedSetup
+
+from inferd import ConfigError, InvalidInput, PermissionDenied, Unauthenticated
+from inferd.client import Client
+from inferd.config import ModelConfig, load_config
+from inferd.workflow import Blob
+
+
+def test_concurrent_setup_calls_share_one_run(server: RunningServer) -> None:
+    CountedSetup.release.clear()
+    before = CountedSetup.setups
+    results: list[float] = []
+    errors: list[BaseException] = []
+
+    def call_setup() -> None:
+        try:
+            with server.client(timeout=30) as client:
+                results.append(client.setup("explicit"))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=call_setup) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    with server.client() as client:
+        for _ in range(200):  # wait until the setup is under way
+            if next(m for m in client.models() if m.name == "explicit").state == "loading":
+                break
+            time.sleep(0.01)
+    CountedSetup.release.set()
+    for thread in threads:
+        thread.join(30)
+    assert not errors
+    assert len(results) == 8 and len(set(results)) == 1
+    assert CountedSetup.setups == before + 1
+    with server.client() as client:
+        assert client.infer("explicit", "x").output == {"setups": before + 1}
+        assert client.health("explicit") == "SERVING"
+
+
+def test_lazy_model_is_set_up_by_its_first_request(client: Client) -> None:
+    CountedSetup.release.set()
+    lazy = next(m for m in client.models() if m.name == "lazy")
+    assert lazy.state == "declared"
+    result = client.infer("lazy", "x")
+    assert "setup" in result.timings
+    assert next(m for m in client.models() if m.name == "lazy").state == "ready"
+    assert "setup" not in client.infer("lazy", "x").timings
+
+
+def test_setup_of_an_undeclared_model_is_not_found(client: Client) -> None:
+    from inferd import ModelNotFound
+
+    with pytest.raises(ModelNotFound):
+        client.setup("os:system")
+
+
+def test_records_adapter_flattens_renames_and_selects(client: Client) -> None:
+    records = [{"user": {"name": "ada", "age": 36, "city": "London"}, "extra": 1}]
+    output = client.infer("records", records).output
+    assert output["inputs"] == [{"name": "ada", "user.age": 36}]
+    with pytest.raises(InvalidInput) as error:
+        client.infer("records", [{"user": {"name": "x"}}])
+    assert "record 0" in str(error.value) and "user.age" in str(error.value)
+
+
+def test_passthrough_delivers_each_payload_kind(client: Client) -> None:
+    assert client.infer("passthrough", {"a": [1, 2]}).output["inputs"] == {"a": [1, 2]}
+    assert client.infer("passthrough", "some text").output["inputs"] == "some text"
+    assert client.infer("passthrough", [[1.5]], parameters={"k": "v"}).output == {
+        "inputs": [[1.5]],
+        "parameters": {"k": "v"},
+    }
+    tensors = client.infer("passthrough", {"x": np.arange(6, dtype=np.int32).reshape(2, 3)}).output
+    assert tensors["inputs"]["x"] == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_blob_round_trip(client: Client) -> None:
+    with pytest.raises(InvalidInput) as error:
+        client.infer("echo", Blob(b"\x00\x01", "application/octet-stream"))
+    assert "expected text" in str(error.value)
+
+
+def test_eager_failure_keeps_the_server_up_and_health_not_serving() -> None:
+    config = service_config()
+    models = {
+        "echo": config.models["echo"],
+        "broken": ModelConfig.model_validate({"workflow": "workflows_for_tests:BrokenSetup", "setup": "eager"}),
+    }
+    running = RunningServer(config.model_copy(update={"models": models}))
+    try:
+        with running.client(timeout=30) as client:
+            assert client.health() == "NOT_SERVING"
+            assert client.health("echo") == "SERVING"
+            assert client.health("broken") == "NOT_SERVING"
+            assert client.infer("echo", "ok").output == "ok"
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def secured() -> Iterator[RunningServer]:
+    config = service_config()
+    auth = {"tokens": [{"name": "all", "token": "t-all"}, {"name": "echo-only", "token": "t-echo", "models": ["echo"]}]}
+    config = config.with_server(auth=auth).model_copy(update={"models": {"echo": config.models["echo"], "wine": config.models["wine"]}})
+    running = RunningServer(config)
+    yield running
+    running.stop()
+
+
+def test_authentication(secured: RunningServer) -> None:
+    with secured.client() as anonymous, pytest.raises(Unauthenticated) as error:
+        anonymous.infer("echo", "x")
+    assert error.value.details["status"] == "UNAUTHENTICATED"
+    with secured.client(token="wrong") as wrong, pytest.raises(Unauthenticated):
+        wrong.infer("echo", "x")
+    with secured.client(token="t-echo") as limited:
+        assert limited.infer("echo", "x").output == "x"
+        with pytest.raises(PermissionDenied) as denied:
+            limited.infer("wine", [{}])
+        assert denied.value.details["status"] == "PERMISSION_DENIED" and "wine" in str(denied.value)
+    with secured.client(token="t-all") as full:
+        assert full.infer("echo", "y").output == "y"
+    with secured.client() as anonymous:
+        assert anonymous.health() == "SERVING"  # health stays open for probes
+
+
+def test_config_refuses_unknown_keys_and_bad_values(tmp_path: Path) -> None:
+    path = tmp_path / "inferd.toml"
+    path.write_text('[models.m]\nworkflow = "echo"\nsetup = "eager"\nbatch_size = 3\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert "models.m.batch_size" in str(error.value)
+    path.write_text('[models."bad name"]\nworkflow = "echo"\n')
+    with pytest.raises(ConfigError):
+        load_config(path)
+    path.write_text('[server]\naddress = "0.0.0.0:1"\n[models.m]\nworkflow = "echo"\n')
+    assert load_config(path, environ={"INFERD_ADDRESS": "127.0.0.1:9"}).server.address == "127.0.0.1:9"
+    with pytest.raises(ConfigError) as error:
+        load_config(path, environ={"INFERD_GRACE_S": "-1"})
+    assert "grace_s" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        load_config(tmp_path / "missing.toml")
+    assert "not found" in str(error.value)

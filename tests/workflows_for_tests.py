@@ -1,0 +1,107 @@
+"""Workflows that exist to provoke behaviours: blocking, failing, counting, streaming forever.
+
+The tests share state with them through module globals; the server runs in the test process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from inferd import Workflow
+
+
+class Gate(Workflow):
+    """``run`` waits until the test opens the gate; counts runs."""
+
+    opened = threading.Event()
+    entered = threading.Event()
+    runs = 0
+
+    def run(self, features: Any) -> Any:
+        type(self).runs += 1
+        type(self).entered.set()
+        type(self).opened.wait(30)
+        return {"echo": features}
+
+
+class BrokenSetup(Workflow):
+    def setup(self) -> None:
+        raise FileNotFoundError("weights not found: /models/missing.bin")
+
+    def run(self, features: Any) -> Any:
+        return features
+
+
+class Crashing(Workflow):
+    def run(self, features: Any) -> Any:
+        raise ZeroDivisionError("secret internal detail")
+
+
+class CountedSetup(Workflow):
+    """Counts setups; ``setup`` waits for ``release`` so that concurrent Setup calls overlap."""
+
+    setups = 0
+    release = threading.Event()
+
+    def setup(self) -> None:
+        type(self).setups += 1
+        type(self).release.wait(30)
+
+    def run(self, features: Any) -> Any:
+        return {"setups": type(self).setups}
+
+
+class Endless(Workflow):
+    """Streams numbers forever, one for each permit the test releases; records how many it
+    made and whether it was closed."""
+
+    permits = threading.Semaphore(0)
+    produced = 0
+    closed = threading.Event()
+
+    def stream(self, features: Any) -> Iterator[int]:
+        try:
+            while type(self).permits.acquire(timeout=30):
+                type(self).produced += 1
+                yield type(self).produced
+        finally:
+            type(self).closed.set()
+
+
+class AsyncEndless(Workflow):
+    """The same as an async generator, on the event loop."""
+
+    permits = threading.Semaphore(0)
+    produced = 0
+    closed = threading.Event()
+
+    async def stream(self, features: Any) -> AsyncIterator[int]:
+        try:
+            while True:
+                while not type(self).permits.acquire(blocking=False):
+                    await asyncio.sleep(0.001)
+                type(self).produced += 1
+                yield type(self).produced
+        finally:
+            type(self).closed.set()
+
+
+class Inputs(Workflow):
+    """Answers with what its input adapter gave it, and the parameters."""
+
+    def preprocess(self, inputs: Any, parameters: dict[str, Any]) -> Any:
+        return {"inputs": inputs, "parameters": parameters}
+
+    async def run(self, features: Any) -> Any:
+        return features
+
+
+class SlowGate(Gate):
+    """A gate of its own, for the server-side timeout test."""
+
+    opened = threading.Event()
+    entered = threading.Event()
+    runs = 0
