@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import socket
 import threading
 from pathlib import Path
 
@@ -70,8 +71,6 @@ def test_sigterm_drains_the_request_in_flight(tmp_path: Path) -> None:
     config = tmp_path / "inferd.toml"
     config.write_text('[server]\naddress = "127.0.0.1:0"\ngrace_s = 20\n[models.echo]\nworkflow = "echo"\n')
     # Port 0 would hide the port from us: pick one by binding first, then hand it over.
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -108,3 +107,33 @@ def test_sigterm_drains_the_request_in_flight(tmp_path: Path) -> None:
             process.kill()
         output, _ = process.communicate(timeout=30)
     assert "shutting down" in output and "stopped" in output
+
+
+def test_healthcheck_module(server: RunningServer) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "inferd.healthcheck", server.address], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "SERVING"
+    with socket_port() as port:
+        down = subprocess.run(
+            [sys.executable, "-m", "inferd.healthcheck", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60
+        )
+    assert down.returncode == 1 and "unhealthy" in down.stderr
+
+
+def socket_port() -> "_PortContext":
+    """A bound, unlistened port: nothing answers there."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    return _PortContext(probe)
+
+
+class _PortContext:
+    def __init__(self, sock: "socket.socket") -> None:
+        self.sock = sock
+
+    def __enter__(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()

@@ -105,3 +105,28 @@ class SlowGate(Gate):
     opened = threading.Event()
     entered = threading.Event()
     runs = 0
+
+
+class Doubler(Workflow):
+    """Doubles float32 rows of width 4; records each batch's rows. Waits at the gate while it
+    is closed, so that tests can make requests queue. A row whose first value is -1 makes it
+    raise; a row whose first value is -2 makes it return one row too few."""
+
+    gate = threading.Event()
+    batches: list[list[float]] = []
+
+    def preprocess(self, inputs: Any) -> Any:
+        from inferd.workflow import TensorSpec, check_tensors
+        import numpy as np
+
+        return check_tensors(inputs, [TensorSpec("x", np.dtype("float32"), (None, 4))])
+
+    def run(self, features: Any) -> Any:
+        type(self).gate.wait(30)
+        rows = features["x"]
+        type(self).batches.append([float(value) for value in rows[:, 0]])
+        if (rows[:, 0] == -1).any():
+            raise RuntimeError("the model failed on this batch")
+        if (rows[:, 0] == -2).any():
+            return {"y": rows[1:] * 2}
+        return {"y": rows * 2}

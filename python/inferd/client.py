@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import numpy as np
 import orjson
+from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -80,6 +81,8 @@ class ModelInfo:
     description: str
     #: stage -> {"count", "mean_ms", "last_ms", "max_ms"}
     stages: dict[str, dict[str, float]]
+    #: the batcher's statistics (see BatchingStats in the proto); None when batching is off
+    batching: dict[str, Any] | None = None
 
 
 # -- conversions -------------------------------------------------------------------------
@@ -164,14 +167,18 @@ def _model_info(info: pb.ModelInfo) -> ModelInfo:
             stage.stage: {"count": stage.count, "mean_ms": stage.mean_ms, "last_ms": stage.last_ms, "max_ms": stage.max_ms}
             for stage in info.stages
         },
+        batching=json_format.MessageToDict(info.batching, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+        if info.HasField("batching")
+        else None,
     )
 
 
 def _error(error: grpc.RpcError) -> InferdError:
     """The inferd error for a failed call, with the details the server attached."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or code.name  # type: ignore[attr-defined]
-    trailers = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+    call: Any = error  # the RpcError of a call is also a grpc.Call
+    code: grpc.StatusCode = call.code()
+    message: str = call.details() or code.name
+    trailers: dict[str, Any] = dict(call.trailing_metadata() or ())
     details: dict[str, Any] = {}
     raw = trailers.get("grpc-status-details-bin")
     if isinstance(raw, bytes):
@@ -307,7 +314,7 @@ class Client:
             )
         except grpc.RpcError as error:
             raise _error(error) from None
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 
 class AsyncClient:
@@ -400,5 +407,5 @@ class AsyncClient:
             )
         except grpc.RpcError as error:
             raise _error(error) from None
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -136,7 +137,10 @@ class LimitsConfig(_Strict):
     #: Requests inside the model at once (queued, running or streaming); more answer
     #: RESOURCE_EXHAUSTED with a retry hint.
     max_inflight: int = Field(default=256, gt=0)
-    #: Plain (non-async) stage calls of this model running at once in threads.
+    #: Rows waiting in the batch queue (with batching on); more answer RESOURCE_EXHAUSTED.
+    max_queue: int = Field(default=1024, gt=0)
+    #: Plain (non-async) stage calls of this model running at once in threads (with batching
+    #: on: batches running at once).
     max_concurrency: int = Field(default=4, gt=0)
     #: A server-side deadline for each request, in ms; the client's deadline wins when shorter.
     timeout_ms: float | None = Field(default=None, gt=0)
@@ -145,8 +149,20 @@ class LimitsConfig(_Strict):
 class BatchingConfig(_Strict):
     """Dynamic batching between preprocess and run (off unless this table is present)."""
 
+    #: The most rows in one batch (a request of 10 rows counts 10); larger requests are split.
     max_batch_size: int = Field(default=32, gt=0)
+    #: The longest the first request of a batch waits for others.
     max_delay_ms: float = Field(default=2.0, ge=0)
+    #: Batch sizes that run best (e.g. [8, 16, 32]): a batch of such a size is released at
+    #: once when nothing else is waiting.
+    preferred_sizes: list[int] = []
+
+    @model_validator(mode="after")
+    def _sizes(self) -> BatchingConfig:
+        for size in self.preferred_sizes:
+            if not 0 < size <= self.max_batch_size:
+                raise ValueError(f"preferred size {size} is not within 1..max_batch_size ({self.max_batch_size})")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -220,7 +236,7 @@ def _validated(model: type[BaseModel], data: Any, where: str) -> Any:
         raise ConfigError(f"invalid configuration: {problems}") from None
 
 
-def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> ServiceConfig:
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ServiceConfig:
     """Reads, validates and returns a service configuration.
 
     ``INFERD_*`` variables from ``environ`` (default: ``os.environ``) override the ``[server]``
@@ -233,11 +249,11 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
         raise ConfigError(f"configuration file not found: {file}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{file}: not valid TOML: {error}") from None
-    environ = os.environ if environ is None else environ
+    variables: Mapping[str, str] = os.environ if environ is None else environ
     server = dict(data.get("server", {}))
     for variable, key in ENVIRONMENT_OVERRIDES.items():
-        if variable in environ:
-            server[key] = environ[variable]
+        if variable in variables:
+            server[key] = variables[variable]
     data["server"] = server
     data["base_dir"] = file.resolve().parent
     config: ServiceConfig = _validated(ServiceConfig, data, str(file))

@@ -13,12 +13,13 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from .adapters import Payload
+from .batching import Batcher
 from .config import ServiceConfig
 from .errors import DeadlineExceeded, InvalidInput, Unimplemented
 from .repository import ModelEntry, ModelState, Repository
@@ -62,6 +63,11 @@ class _Clock:
         self.timings.append((stage, (now - self.mark) * 1000))
         self.mark = now
 
+    def record(self, stage: str, ms: float) -> None:
+        """A stage measured elsewhere (the batcher's queue and run)."""
+        self.timings.append((stage, ms))
+        self.mark = time.perf_counter()
+
     def finish(self, entry: ModelEntry) -> Timings:
         self.timings.append(("total", (time.perf_counter() - self.started) * 1000))
         for stage, ms in self.timings:
@@ -103,7 +109,11 @@ class Engine:
         return list(self.repository)
 
     async def close(self) -> None:
-        """Tears the models down and stops the stage threads."""
+        """Stops the batchers, tears the models down and stops the stage threads."""
+        for entry in self.repository:
+            if entry.batcher is not None:
+                await entry.batcher.close()
+                entry.batcher = None
         await self.repository.teardown()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -153,22 +163,42 @@ class Engine:
             deadline = self._deadline(entry, deadline)
             try:
                 async with asyncio.timeout(_remaining(deadline)):
-                    return await self._infer(entry, payload, parameters)
+                    return await self._infer(entry, payload, parameters, deadline)
             except TimeoutError:
                 raise DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model) from None
 
-    async def _infer(self, entry: ModelEntry, payload: Payload, parameters: dict[str, Any]) -> Result:
+    async def _infer(
+        self, entry: ModelEntry, payload: Payload, parameters: dict[str, Any], deadline: float | None
+    ) -> Result:
         clock = _Clock()
         inputs, features = await self._prepare(entry, payload, parameters, clock)
         assert entry.spec is not None
         if not entry.spec.unary:
             raise Unimplemented(f"model {entry.name!r} only streams: call Stream", model=entry.name)
-        outputs = await entry.call("run", features)
-        clock.lap("run")
+        if entry.config.batching is not None:
+            outputs, queue_ms, run_ms = await self._batcher(entry).submit(features, deadline)
+            clock.record("queue", queue_ms)
+            clock.record("run", run_ms)
+        else:
+            outputs = await entry.call("run", features)
+            clock.lap("run")
         if entry.has_stage("postprocess"):
             outputs = await entry.call("postprocess", inputs, outputs, parameters=parameters)
             clock.lap("postprocess")
         return Result(outputs, clock.finish(entry))
+
+    def _batcher(self, entry: ModelEntry) -> Batcher:
+        if entry.batcher is None:
+            assert entry.config.batching is not None
+            limits = entry.config.limits
+            entry.batcher = Batcher(
+                entry.name,
+                entry.config.batching,
+                lambda batch: entry.call("run", batch, limited=False),
+                max_queue=limits.max_queue,
+                max_running=limits.max_concurrency,
+            )
+        return entry.batcher
 
     async def stream(
         self,
@@ -218,7 +248,7 @@ class Engine:
 _DONE = object()
 
 
-async def _chunks(entry: ModelEntry, features: Any, parameters: dict[str, Any]) -> AsyncIterator[Any]:
+async def _chunks(entry: ModelEntry, features: Any, parameters: dict[str, Any]) -> AsyncGenerator[Any, None]:
     """The model's ``stream`` as one async iterator, whatever kind of generator it is."""
     assert entry.spec is not None and entry.workflow is not None
     stage = entry.spec.stages["stream"]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapters import Adapter, make_adapter
+from .batching import Batcher
 from .config import ModelConfig, ServiceConfig
 from .errors import (
     ConfigError,
@@ -136,6 +137,8 @@ class ModelEntry:
     workflow: Workflow | None = None
     stats: StageStats = field(default_factory=StageStats)
     inflight: int = 0
+    #: The model's batcher, when its configuration turns batching on (made by the engine).
+    batcher: Batcher | None = None
     _setup_task: asyncio.Future[None] | None = None
     _slots: asyncio.Semaphore | None = None
 
@@ -147,8 +150,12 @@ class ModelEntry:
         stage = self.spec.stages.get(name)
         return stage is not None and stage.overridden
 
-    async def call(self, name: str, *args: Any, parameters: dict[str, Any] | None = None) -> Any:
-        """Runs one stage: async ones on the loop, plain ones in a thread under the limit."""
+    async def call(
+        self, name: str, *args: Any, parameters: dict[str, Any] | None = None, limited: bool = True
+    ) -> Any:
+        """Runs one stage: async ones on the loop, plain ones in a thread under the model's
+        concurrency limit (``limited=False``: the caller bounds concurrency itself, as the
+        batcher does for batches)."""
         assert self.spec is not None and self.workflow is not None
         stage = self.spec.stages[name]
         function = getattr(self.workflow, name)
@@ -156,6 +163,8 @@ class ModelEntry:
             function = functools.partial(function, parameters=parameters or {})
         if stage.kind == "async":
             return await function(*args)
+        if not limited:
+            return await asyncio.wrap_future(self.executor.submit(function, *args))
         return await self.in_thread(functools.partial(function, *args))
 
     async def submit(self, function: Callable[[], Any]) -> concurrent.futures.Future[Any]:
@@ -245,7 +254,8 @@ class Repository:
             entry._setup_task = asyncio.ensure_future(self._run_setup(entry))
         # Shielded: a caller that gives up must not cancel the setup that others share.
         await asyncio.shield(entry._setup_task)
-        if entry.state is not ModelState.READY:
+        state: ModelState = entry.state  # changed by the setup task
+        if state is not ModelState.READY:
             raise ModelFailed(f"model {name!r} failed its setup: {entry.reason}", model=name, reason=entry.reason)
         return entry
 

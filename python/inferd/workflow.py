@@ -177,6 +177,12 @@ class TensorSpec:
     dtype: np.dtype[Any] | None
     shape: tuple[int | None, ...] | None
 
+    def zeros(self) -> np.ndarray:
+        """A tensor of zeros that fits (any-size dimensions set to 1), for warming a model up."""
+        if self.dtype is None:
+            raise ValueError(f"tensor {self.name!r}: no dtype to warm up with")
+        return np.zeros(tuple(1 if size is None else size for size in self.shape or (1,)), dtype=self.dtype)
+
     def describe(self) -> str:
         dtype = "any dtype" if self.dtype is None else str(self.dtype)
         shape = "any shape" if self.shape is None else _shape_text(self.shape)

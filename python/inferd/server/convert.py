@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 #: proto DataType <-> numpy dtype (always little-endian, as the wire format says).
-DTYPES: dict[int, np.dtype[Any]] = {
+DTYPES: dict[pb.DataType.ValueType, np.dtype[Any]] = {
     pb.DATA_TYPE_BOOL: np.dtype("?"),
     pb.DATA_TYPE_INT8: np.dtype("<i1"),
     pb.DATA_TYPE_INT16: np.dtype("<i2"),
@@ -38,7 +38,7 @@ DTYPES: dict[int, np.dtype[Any]] = {
     pb.DATA_TYPE_FLOAT32: np.dtype("<f4"),
     pb.DATA_TYPE_FLOAT64: np.dtype("<f8"),
 }
-_BY_KIND: dict[tuple[str, int], int] = {(dtype.kind, dtype.itemsize): code for code, dtype in DTYPES.items()}
+_BY_KIND: dict[tuple[str, int], pb.DataType.ValueType] = {(dtype.kind, dtype.itemsize): code for code, dtype in DTYPES.items()}
 
 
 def _decode_strings(name: str, data: bytes, count: int) -> list[str]:
@@ -99,14 +99,14 @@ def numpy_to_tensor(name: str, array: np.ndarray) -> pb.Tensor:
     if array.dtype.kind in "OUS":
         if array.dtype.kind == "O" and not all(isinstance(item, str) for item in array.reshape(-1).tolist()):
             raise InternalError(f"output {name!r} holds objects that are not strings; ask for JSON")
-        return pb.Tensor(name=name, dtype=pb.DATA_TYPE_STRING, shape=array.shape, data=_encode_strings(array))  # type: ignore[arg-type]
+        return pb.Tensor(name=name, dtype=pb.DATA_TYPE_STRING, shape=array.shape, data=_encode_strings(array))
     code = _BY_KIND.get((array.dtype.kind, array.dtype.itemsize))
     if code is None:
         raise InternalError(
             f"output {name!r} has dtype {array.dtype}, which has no tensor encoding; ask for JSON"
         )
     data = np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
-    return pb.Tensor(name=name, dtype=code, shape=array.shape, data=data)  # type: ignore[arg-type]
+    return pb.Tensor(name=name, dtype=code, shape=array.shape, data=data)
 
 
 def decode_payload(payload: pb.Payload) -> Payload:

@@ -58,14 +58,15 @@ def _status_details(error: InferdError, code: grpc.StatusCode) -> bytes:
     if isinstance(error, ResourceExhausted):
         delay = duration_pb2.Duration()
         delay.FromMilliseconds(error.retry_after_ms)
-        details.append(error_details_pb2.RetryInfo(retry_delay=delay))  # type: ignore[list-item]
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     packed = []
     for detail in details:
         item = any_pb2.Any()
         item.Pack(detail)
         packed.append(item)
     status = status_pb2.Status(code=code.value[0], message=error.message, details=packed)
-    return status.SerializeToString()
+    serialized: bytes = status.SerializeToString()
+    return serialized
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseException, method: str) -> None:
@@ -92,16 +93,16 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler: Any = await continuation(handler_call_details)
+        method: str = handler_call_details.method
         if handler is None or not method.startswith(SERVICE_PREFIX):
-            return handler
+            return handler  # type: ignore[no-any-return]
         authenticator = self._authenticator
         if handler.unary_unary is not None:
-            inner_unary = handler.unary_unary
+            inner_unary: Any = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 try:
@@ -113,9 +114,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as error:
                     await _abort(context, error, method)
 
-            return handler._replace(unary_unary=unary)  # type: ignore[attr-defined,no-any-return]
+            return handler._replace(unary_unary=unary)  # type: ignore[no-any-return]
         if handler.unary_stream is not None:
-            inner_stream = handler.unary_stream
+            inner_stream: Any = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
                 try:
@@ -128,5 +129,5 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as error:
                     await _abort(context, error, method)
 
-            return handler._replace(unary_stream=stream)  # type: ignore[attr-defined,no-any-return]
-        return handler
+            return handler._replace(unary_stream=stream)  # type: ignore[no-any-return]
+        return handler  # type: ignore[no-any-return]

@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from ..batching import BatchStats
 from ..engine import Engine
 from ..repository import ModelEntry, ModelState
 from ..v1 import inference_pb2 as pb
@@ -33,9 +34,32 @@ def _timings(timings: Sequence[tuple[str, float]]) -> list[pb.StageTiming]:
     return [pb.StageTiming(stage=stage, ms=ms) for stage, ms in timings]
 
 
+def batching_stats(entry: ModelEntry) -> pb.BatchingStats | None:
+    config = entry.config.batching
+    if config is None:
+        return None
+    stats = entry.batcher.stats if entry.batcher is not None else BatchStats()
+    taken = stats.queued_requests - stats.dropped
+    return pb.BatchingStats(
+        max_batch_size=config.max_batch_size,
+        max_delay_ms=config.max_delay_ms,
+        batches=stats.batches,
+        rows=stats.rows,
+        sizes=dict(stats.sizes),
+        releases=dict(stats.reasons),
+        dropped=stats.dropped,
+        refused=stats.refused,
+        mean_queue_ms=stats.queue_ms_total / taken if taken > 0 else 0.0,
+        max_queue_ms=stats.queue_ms_max,
+        waiting=stats.waiting,
+        running=stats.running,
+    )
+
+
 def model_info(entry: ModelEntry) -> pb.ModelInfo:
     spec = entry.spec
     return pb.ModelInfo(
+        batching=batching_stats(entry),
         name=entry.name,
         workflow=entry.workflow_name,
         state=_STATES[entry.state],
@@ -70,7 +94,7 @@ class InferenceServicer(pb_grpc.InferenceServicer):
             model=request.model,
             id=request.id,
             output=output,
-            parameters=dict_to_struct(parameters),
+            parameters=dict_to_struct(parameters) if parameters else None,
             timings=_timings(result.timings),
         )
 
@@ -89,7 +113,7 @@ class InferenceServicer(pb_grpc.InferenceServicer):
                 id=request.id,
                 index=index,
                 output=output,
-                parameters=dict_to_struct(parameters),
+                parameters=dict_to_struct(parameters) if parameters else None,
                 final=chunk.final,
                 timings=_timings(chunk.timings),
             )

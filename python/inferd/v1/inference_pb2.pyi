@@ -527,6 +527,7 @@ class ModelInfo(_message.Message):
     SETUP_MODE_FIELD_NUMBER: _builtins.int
     STAGES_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    BATCHING_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The model's name: what requests use."""
     workflow: _builtins.str
@@ -549,6 +550,10 @@ class ModelInfo(_message.Message):
     def stages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StageStats]:
         """Stage timings since the server started, including "setup"."""
 
+    @_builtins.property
+    def batching(self) -> Global___BatchingStats:
+        """What the model's batcher did; unset when batching is off."""
+
     def __init__(
         self,
         *,
@@ -562,14 +567,127 @@ class ModelInfo(_message.Message):
         setup_mode: _builtins.str = ...,
         stages: _abc.Iterable[Global___StageStats] | None = ...,
         description: _builtins.str = ...,
+        batching: Global___BatchingStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "input_format", b"input_format", "name", b"name", "reason", b"reason", "setup_mode", b"setup_mode", "stages", b"stages", "state", b"state", "streaming", b"streaming", "unary", b"unary", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching", "description", b"description", "input_format", b"input_format", "name", b"name", "reason", b"reason", "setup_mode", b"setup_mode", "stages", b"stages", "state", b"state", "streaming", b"streaming", "unary", b"unary", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
+
+@_typing.final
+class BatchingStats(_message.Message):
+    """What a model's dynamic batcher did since the server started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SizesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.int
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.int = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class ReleasesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MAX_BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    MAX_DELAY_MS_FIELD_NUMBER: _builtins.int
+    BATCHES_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    SIZES_FIELD_NUMBER: _builtins.int
+    RELEASES_FIELD_NUMBER: _builtins.int
+    DROPPED_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
+    MEAN_QUEUE_MS_FIELD_NUMBER: _builtins.int
+    MAX_QUEUE_MS_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    max_batch_size: _builtins.int
+    """The configured largest batch, in rows."""
+    max_delay_ms: _builtins.float
+    """The configured longest wait of a batch's first request, in milliseconds."""
+    batches: _builtins.int
+    """Batches run."""
+    rows: _builtins.int
+    """Rows run, over all batches."""
+    dropped: _builtins.int
+    """Requests that left the queue, cancelled or past their deadline, before they ran."""
+    refused: _builtins.int
+    """Requests refused because the queue was full (RESOURCE_EXHAUSTED)."""
+    mean_queue_ms: _builtins.float
+    """Time requests waited in the queue, mean and max, in milliseconds."""
+    max_queue_ms: _builtins.float
+    waiting: _builtins.int
+    """Requests waiting in the queue now."""
+    running: _builtins.int
+    """Batches running now."""
+    @_builtins.property
+    def sizes(self) -> _containers.ScalarMap[_builtins.int, _builtins.int]:
+        """Batch size (rows) -> how many batches had it."""
+
+    @_builtins.property
+    def releases(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Why batches were released -> how many: "full" (max_batch_size reached, or the next
+        request did not fit), "preferred" (a preferred size with nothing else waiting), "delay"
+        (max_delay_ms passed), "deadline" (released early for a request's deadline).
+        """
+
+    def __init__(
+        self,
+        *,
+        max_batch_size: _builtins.int = ...,
+        max_delay_ms: _builtins.float = ...,
+        batches: _builtins.int = ...,
+        rows: _builtins.int = ...,
+        sizes: _abc.Mapping[_builtins.int, _builtins.int] | None = ...,
+        releases: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        dropped: _builtins.int = ...,
+        refused: _builtins.int = ...,
+        mean_queue_ms: _builtins.float = ...,
+        max_queue_ms: _builtins.float = ...,
+        waiting: _builtins.int = ...,
+        running: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "dropped", b"dropped", "max_batch_size", b"max_batch_size", "max_delay_ms", b"max_delay_ms", "max_queue_ms", b"max_queue_ms", "mean_queue_ms", b"mean_queue_ms", "refused", b"refused", "releases", b"releases", "rows", b"rows", "running", b"running", "sizes", b"sizes", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchingStats: _TypeAlias = BatchingStats  # noqa: Y015
 
 @_typing.final
 class ListModelsResponse(_message.Message):

@@ -32,7 +32,8 @@ class EchoWorkflow(Workflow):
         super().__init__(path)
         self.max_chars = max_chars
 
-    def preprocess(self, inputs: Any, parameters: dict[str, Any]) -> tuple[str, float, bool]:
+    def preprocess(self, inputs: Any, parameters: dict[str, Any] | None = None) -> tuple[str, float, bool]:
+        parameters = parameters or {}
         if isinstance(inputs, dict) and isinstance(inputs.get("text"), str):
             inputs = inputs["text"]
         if not isinstance(inputs, str):

@@ -107,7 +107,7 @@ class OnnxWorkflow(Workflow):
         ]
         self.output_names = [node.name for node in self.session.get_outputs()]
         if self.warmup and all(spec.dtype is not None for spec in self.inputs):
-            self.run({spec.name: _zeros(spec) for spec in self.inputs})
+            self.run({spec.name: spec.zeros() for spec in self.inputs})
 
     def preprocess(self, inputs: Any) -> dict[str, np.ndarray]:
         return check_tensors(inputs, self.inputs)
@@ -119,9 +119,3 @@ class OnnxWorkflow(Workflow):
 
     def teardown(self) -> None:
         self.session = None
-
-
-def _zeros(spec: TensorSpec) -> np.ndarray:
-    shape = tuple(1 if size is None else size for size in spec.shape or (1,))
-    assert spec.dtype is not None
-    return np.zeros(shape, dtype=spec.dtype)

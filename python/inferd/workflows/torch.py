@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -61,7 +62,8 @@ class TorchWorkflow(Workflow):
     Options: ``format``, ``module`` and ``module_args`` (state_dict only), ``device``,
     ``inputs`` (tables of ``name``, ``dtype``, ``shape`` with -1 for any size; default one
     float32 tensor named ``input``), ``outputs`` (names for the model's outputs, in order;
-    default ``["output"]``), ``threads`` (torch intra-op threads; default torch's own).
+    default ``["output"]``), ``threads`` (torch intra-op threads; default torch's own),
+    ``warmup`` (run once on zeros at setup when every input declares its shape; default true).
     """
 
     kind = "torch"
@@ -77,6 +79,7 @@ class TorchWorkflow(Workflow):
         inputs: Sequence[Mapping[str, Any]] | None = None,
         outputs: Sequence[str] = ("output",),
         threads: int | None = None,
+        warmup: bool = True,
     ) -> None:
         if path is None:
             raise ValueError("the torch workflow needs a model file: set `path`")
@@ -102,6 +105,7 @@ class TorchWorkflow(Workflow):
         ]
         self.output_names = list(outputs)
         self.threads = threads
+        self.warmup = warmup
         self.model: Any = None
 
     def setup(self) -> None:
@@ -110,7 +114,12 @@ class TorchWorkflow(Workflow):
         if self.format == "export":
             self.model = torch.export.load(str(self.model_path)).module()
         elif self.format == "torchscript":
-            self.model = torch.jit.load(str(self.model_path), map_location=self.device).eval()
+            # Deprecated by torch in favour of torch.export, and still what many users have.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=FutureWarning)
+                self.model = torch.jit.load(  # type: ignore[no-untyped-call]
+                    str(self.model_path), map_location=self.device
+                ).eval()
         else:
             assert self.module_reference is not None
             module = _import_module_class(self.module_reference)(**self.module_args)
@@ -120,18 +129,22 @@ class TorchWorkflow(Workflow):
         if self.format != "torchscript":
             self.model = self.model.to(self.device)
         logger.info("%s: %s on %s", self.model_path.name, self.format, self.device)
+        if self.warmup and all(spec.shape is not None for spec in self.input_specs):
+            # The first call of a model pays for lazy initialisation: pay it here, not in a request.
+            self.run(self.preprocess({spec.name: spec.zeros() for spec in self.input_specs}))
 
-    def preprocess(self, inputs: Any) -> list[torch.Tensor]:
-        tensors = check_tensors(inputs, self.input_specs)
+    def preprocess(self, inputs: Any) -> dict[str, np.ndarray]:
+        # Numpy still: a batcher may join these with other requests' before `run`.
+        return check_tensors(inputs, self.input_specs)
+
+    def run(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # from_numpy shares memory; a read-only request buffer is copied once first.
-        return [
-            torch.from_numpy(np.require(tensors[spec.name], requirements=("C", "W"))).to(self.device)
+        arguments = [
+            torch.from_numpy(np.require(features[spec.name], requirements=("C", "W"))).to(self.device)
             for spec in self.input_specs
         ]
-
-    def run(self, features: list[torch.Tensor]) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            result = self.model(*features)
+            result = self.model(*arguments)
         if isinstance(result, torch.Tensor):
             result = (result,)
         if isinstance(result, Mapping):

@@ -1,0 +1,339 @@
+"""Dynamic batching: joins concurrent requests of one model between ``preprocess`` and ``run``.
+
+A request's features (named numpy tensors whose first axis is rows) wait in the model's queue.
+A batch is released when it is *full* (``max_batch_size`` rows), when it reaches a *preferred*
+size and nothing else is waiting, when the oldest request has waited ``max_delay_ms``
+(*delay*), or early so that a request's *deadline* can still be met. While every run slot of
+the model is busy, requests keep queueing, so batches grow with the load.
+
+What users of other servers trip over, and how it is avoided here:
+- sizes count rows, so a batch never exceeds ``max_batch_size``; a larger request is split
+  into several batches and its outputs joined again;
+- a request that cannot join (other tensor names, dtypes or trailing shapes) waits for the
+  next batch instead of failing the one forming;
+- a request cancelled or past its deadline leaves the queue before its batch forms: it never
+  runs and its place is freed at once;
+- the queue is bounded (``max_queue`` rows): over it, RESOURCE_EXHAUSTED with a retry hint;
+- a model exception fails that batch's requests, and a model that returns the wrong number of
+  rows fails them with a clear internal error; the batcher carries on either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import BatchingConfig
+from .errors import InternalError, InvalidInput, ResourceExhausted, Unavailable
+from .schema import concat_tensors, split_tensors
+
+__all__ = ["Batcher", "BatchStats", "Tensors"]
+
+logger = logging.getLogger("inferd.batching")
+
+Tensors = dict[str, np.ndarray]
+RunBatch = Callable[[Tensors], Awaitable[Any]]
+
+
+@dataclass
+class BatchStats:
+    """What the batcher did since the server started (reported by ListModels)."""
+
+    batches: int = 0
+    rows: int = 0
+    #: batch size (rows) -> how many batches had it
+    sizes: Counter[int] = field(default_factory=Counter)
+    #: why batches were released: full, preferred, delay, deadline
+    reasons: Counter[str] = field(default_factory=Counter)
+    #: requests that left the queue because they were cancelled or timed out before running
+    dropped: int = 0
+    #: requests refused because the queue was full
+    refused: int = 0
+    queue_ms_total: float = 0.0
+    queue_ms_max: float = 0.0
+    queued_requests: int = 0
+    #: requests waiting now, and batches running now
+    waiting: int = 0
+    running: int = 0
+
+
+@dataclass(eq=False)
+class _Item:
+    features: Tensors
+    rows: int
+    signature: tuple[tuple[str, str, tuple[int, ...]], ...]
+    future: asyncio.Future[Tensors]
+    enqueued: float
+    deadline: float | None
+    taken: bool = False
+    queue_ms: float = 0.0
+    run_ms: float = 0.0
+
+
+def as_tensors(features: Any, model: str) -> Tensors:
+    """A request's features as named tensors that share their first axis (rows)."""
+    if isinstance(features, np.ndarray):
+        features = {"input": features}
+    if not isinstance(features, Mapping) or not features or not all(
+        isinstance(value, np.ndarray) for value in features.values()
+    ):
+        raise InternalError(
+            f"model {model!r} batches, but its preprocess returned {type(features).__name__}: "
+            "batching needs a numpy array or a dict of numpy arrays"
+        )
+    rows = {value.shape[0] if value.ndim else None for value in features.values()}
+    if len(rows) != 1 or None in rows:
+        raise InvalidInput(
+            f"model {model!r} batches along the first axis, and the request's tensors do not agree on it",
+            model=model,
+        )
+    return dict(features)
+
+
+def _signature(features: Tensors) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
+    return tuple(sorted((name, value.dtype.str, value.shape[1:]) for name, value in features.items()))
+
+
+class Batcher:
+    """The batching queue of one model. ``run`` runs one batch (the model's ``run`` stage)."""
+
+    def __init__(self, model: str, config: BatchingConfig, run: RunBatch, *, max_queue: int, max_running: int) -> None:
+        self.model = model
+        self.config = config
+        self.max_queue = max_queue
+        self.stats = BatchStats()
+        self._run = run
+        self._items: deque[_Item] = deque()
+        self._queued_rows = 0
+        self._wakeup = asyncio.Event()
+        self._running = asyncio.Semaphore(max_running)
+        self._held: _Item | None = None  # did not fit the last batch: first in the next
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._preferred = frozenset(config.preferred_sizes)
+        #: mean seconds a batch takes to run, to release early enough for deadlines
+        self._run_estimate = 0.0
+        self._batch_tasks: set[asyncio.Task[None]] = set()
+
+    # -- submitting ----------------------------------------------------------------------
+
+    async def submit(self, features: Any, deadline: float | None) -> tuple[Tensors, float, float]:
+        """Runs one request's features in a batch; returns (outputs, queue ms, run ms).
+
+        ``deadline`` is a ``time.monotonic()`` instant. Cancelling the caller takes the
+        request out of the queue if its batch has not formed yet.
+        """
+        tensors = as_tensors(features, self.model)
+        rows = next(iter(tensors.values())).shape[0]
+        limit = self.config.max_batch_size
+        if rows <= limit:
+            item = self._enqueue(tensors, rows, deadline)
+            outputs = await item.future
+            return outputs, item.queue_ms, item.run_ms
+        # Larger than a batch: run it in slices (views, no copy) and join the outputs.
+        items = [
+            self._enqueue({name: value[start : start + limit] for name, value in tensors.items()}, min(limit, rows - start), deadline)
+            for start in range(0, rows, limit)
+        ]
+        try:
+            parts = await asyncio.gather(*(item.future for item in items))
+        except BaseException:
+            for item in items:
+                item.future.cancel()
+            raise
+        joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+        return joined, max(i.queue_ms for i in items), sum(i.run_ms for i in items)
+
+    def _enqueue(self, features: Tensors, rows: int, deadline: float | None) -> _Item:
+        if self._closed:
+            raise Unavailable(f"model {self.model!r} is shutting down", model=self.model)
+        if self._queued_rows + rows > self.max_queue:
+            self.stats.refused += 1
+            raise ResourceExhausted(
+                f"model {self.model!r}: the batch queue is full ({self._queued_rows} rows waiting, "
+                f"limit {self.max_queue}); retry later",
+                retry_after_ms=max(1, int(self.config.max_delay_ms + self._run_estimate * 1000)),
+                model=self.model,
+            )
+        loop = asyncio.get_running_loop()
+        item = _Item(features, rows, _signature(features), loop.create_future(), time.perf_counter(), deadline)
+        item.future.add_done_callback(lambda _: self._leave_queue(item))
+        self._items.append(item)
+        self._queued_rows += rows
+        self.stats.waiting += 1
+        self.stats.queued_requests += 1
+        self._wakeup.set()
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._collect())
+        return item
+
+    def _leave_queue(self, item: _Item) -> None:
+        """A request that finished while still queued (cancelled, timed out) frees its place now."""
+        if not item.taken:
+            item.taken = True
+            self._queued_rows -= item.rows
+            self.stats.waiting -= 1
+            self.stats.dropped += 1
+
+    def _take(self, item: _Item) -> None:
+        item.taken = True
+        self._queued_rows -= item.rows
+        self.stats.waiting -= 1
+        item.queue_ms = (time.perf_counter() - item.enqueued) * 1000
+
+    # -- forming batches -----------------------------------------------------------------
+
+    def _next_live(self) -> _Item | None:
+        if self._held is not None:
+            item, self._held = self._held, None
+            if not item.future.done():
+                return item
+        while self._items:
+            item = self._items.popleft()
+            if not item.future.done():
+                return item
+        return None
+
+    async def _collect(self) -> None:
+        while not self._closed:
+            first = self._next_live()
+            if first is None:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            # Wait for a run slot; requests keep queueing meanwhile and join this batch.
+            await self._running.acquire()
+            if first.future.done():
+                self._running.release()
+                continue
+            batch, reason = await self._fill(first)
+            task = asyncio.ensure_future(self._run_batch(batch, reason))
+            self._batch_tasks.add(task)
+            task.add_done_callback(self._batch_tasks.discard)
+
+    async def _fill(self, first: _Item) -> tuple[list[_Item], str]:
+        limit = self.config.max_batch_size
+        batch = [first]
+        rows = first.rows
+        release_at = first.enqueued + self.config.max_delay_ms / 1000
+        reason = "delay"
+        while True:
+            if rows >= limit:
+                reason = "full"
+                break
+            release_at, deadline_bound = self._release_time(batch, release_at)
+            item = self._next_live()
+            if item is None:
+                if rows in self._preferred:
+                    reason = "preferred"
+                    break
+                remaining = release_at - time.perf_counter()
+                if remaining <= 0:
+                    reason = "deadline" if deadline_bound else "delay"
+                    break
+                self._wakeup.clear()
+                try:
+                    async with asyncio.timeout(remaining):
+                        await self._wakeup.wait()
+                except TimeoutError:
+                    reason = "deadline" if deadline_bound else "delay"
+                    break
+                continue
+            if item.signature != first.signature or rows + item.rows > limit:
+                self._held = item
+                reason = "full"
+                break
+            batch.append(item)
+            rows += item.rows
+        live = [item for item in batch if not item.future.done()]
+        for item in live:
+            self._take(item)
+        return live, reason
+
+    def _release_time(self, batch: list[_Item], release_at: float) -> tuple[float, bool]:
+        """The delay's release time, or earlier if a request's deadline needs it."""
+        deadlines = [item.deadline for item in batch if item.deadline is not None]
+        if not deadlines:
+            return release_at, False
+        # Deadlines are monotonic-clock instants; the delay is on the perf counter.
+        latest_start = min(deadlines) - time.monotonic() + time.perf_counter() - self._run_estimate
+        return (latest_start, True) if latest_start < release_at else (release_at, False)
+
+    # -- running batches -----------------------------------------------------------------
+
+    async def _run_batch(self, batch: list[_Item], reason: str) -> None:
+        try:
+            if not batch:
+                return
+            rows = sum(item.rows for item in batch)
+            self._record(batch, rows, reason)
+            self.stats.running += 1
+            started = time.perf_counter()
+            try:
+                inputs, offsets = concat_tensors([item.features for item in batch])
+                outputs = as_outputs(await self._run(inputs), rows, self.model)
+                parts = split_tensors(outputs, offsets)
+            except BaseException as error:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error if isinstance(error, Exception) else Unavailable("cancelled"))
+                if not isinstance(error, Exception):
+                    raise
+                return
+            elapsed = time.perf_counter() - started
+            self._run_estimate = elapsed if not self._run_estimate else 0.8 * self._run_estimate + 0.2 * elapsed
+            for item, part in zip(batch, parts):
+                item.run_ms = elapsed * 1000
+                if not item.future.done():
+                    item.future.set_result(part)
+        finally:
+            if batch:
+                self.stats.running -= 1
+            self._running.release()
+
+    def _record(self, batch: list[_Item], rows: int, reason: str) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.rows += rows
+        stats.sizes[rows] += 1
+        stats.reasons[reason] += 1
+        for item in batch:
+            stats.queue_ms_total += item.queue_ms
+            stats.queue_ms_max = max(stats.queue_ms_max, item.queue_ms)
+
+    async def close(self) -> None:
+        """Fails what still waits (the server is stopping) and stops collecting."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+        for item in [*self._items, *([self._held] if self._held else [])]:
+            if not item.future.done():
+                item.future.set_exception(Unavailable(f"model {self.model!r} is shutting down"))
+        self._items.clear()
+        if self._batch_tasks:
+            await asyncio.gather(*self._batch_tasks, return_exceptions=True)
+
+
+def as_outputs(outputs: Any, rows: int, model: str) -> Tensors:
+    """A batch's outputs as named tensors with one row per input row, or a clear error."""
+    if isinstance(outputs, np.ndarray):
+        outputs = {"output": outputs}
+    if not isinstance(outputs, Mapping) or not all(isinstance(v, np.ndarray) for v in outputs.values()):
+        raise InternalError(
+            f"model {model!r} returned {type(outputs).__name__} for a batch; batching needs numpy outputs"
+        )
+    for name, value in outputs.items():
+        got = value.shape[0] if value.ndim else 0
+        if got != rows:
+            raise InternalError(
+                f"model {model!r} returned {got} rows of output {name!r} for a batch of {rows} input rows"
+            )
+    return dict(outputs)
+

@@ -1,0 +1,114 @@
+"""The onnx and torch workflows' own promises: every torch format loads and answers alike,
+pickles cannot run code, and ONNX falls back to CPU quietly when there is no GPU."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, RunningServer, service_config
+from sklearn.datasets import load_digits
+
+from inferd import ModelNotReady
+from inferd.config import ModelConfig
+
+sys.path.insert(0, str(ROOT / "service"))
+from digits import DigitsCNN  # noqa: E402
+
+INPUTS = [{"name": "input", "dtype": "float32", "shape": [-1, 1, 8, 8]}]
+
+
+class Exploit:
+    """A pickle that would create a file if it were ever unpickled without weights_only."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture(scope="module")
+def torch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, Path]]:
+    folder = tmp_path_factory.mktemp("torch")
+    torch.manual_seed(1)
+    model = DigitsCNN().eval()
+    example = torch.zeros(2, 1, 8, 8)
+    with warnings.catch_warnings():  # TorchScript is deprecated, and still what many users have
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.trace(model, example), str(folder / "digits.ts"))
+    torch.export.save(
+        torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", max=1024)},)),
+        str(folder / "digits.pt2"),
+    )
+    torch.save(model.state_dict(), folder / "digits.pth")
+    torch.save({"weights": Exploit(folder / "pwned")}, folder / "evil.pth")
+    common = {"workflow": "torch", "setup": "lazy"}
+    options = {"inputs": INPUTS, "outputs": ["logits", "label"]}
+    tables = {
+        "ts": {**common, "path": str(folder / "digits.ts"), "options": options},
+        "export": {**common, "path": str(folder / "digits.pt2"), "options": options},
+        "state": {**common, "path": str(folder / "digits.pth"), "options": {**options, "module": "digits:DigitsCNN"}},
+        "evil": {**common, "path": str(folder / "evil.pth"), "options": {**options, "module": "digits:DigitsCNN"}},
+        "no-module": {**common, "path": str(folder / "digits.pth"), "options": options},
+        "cuda-first": {
+            "workflow": "onnx",
+            "path": str(ROOT / "service" / "models" / "wine.onnx"),
+            "setup": "lazy",
+            "options": {"providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]},
+        },
+    }
+    config = service_config()
+    models = {name: ModelConfig.model_validate(table) for name, table in tables.items()}
+    running = RunningServer(config.model_copy(update={"models": models}))
+    yield running, folder
+    running.stop()
+
+
+def test_every_torch_format_answers_alike(torch_server: tuple[RunningServer, Path]) -> None:
+    server, _ = torch_server
+    images = load_digits().images[:16].astype(np.float32)[:, None]
+    torch.manual_seed(1)
+    with torch.inference_mode():
+        logits, labels = DigitsCNN().eval()(torch.from_numpy(images))
+    with server.client(timeout=60) as client:
+        for model in ("ts", "export", "state"):
+            output = client.infer(model, {"input": images}).output
+            np.testing.assert_allclose(output["logits"], logits.numpy(), rtol=1e-5, atol=1e-5, err_msg=model)
+            np.testing.assert_array_equal(output["label"], labels.numpy())
+        states = {m.name: m.state for m in client.models()}
+    assert states["ts"] == states["export"] == states["state"] == "ready"
+
+
+def test_pickles_never_run_code(torch_server: tuple[RunningServer, Path]) -> None:
+    server, folder = torch_server
+    with server.client(timeout=60) as client, pytest.raises(ModelNotReady) as error:
+        client.setup("evil")
+    assert "weights_only" in str(error.value) or "Unsupported" in str(error.value)
+    assert not (folder / "pwned").exists()
+
+
+def test_state_dict_needs_a_module(torch_server: tuple[RunningServer, Path]) -> None:
+    server, _ = torch_server
+    with server.client(timeout=60) as client, pytest.raises(ModelNotReady) as error:
+        client.setup("no-module")
+    assert "module" in str(error.value)
+
+
+def test_onnx_falls_back_to_cpu_quietly(torch_server: tuple[RunningServer, Path], caplog: pytest.LogCaptureFixture) -> None:
+    server, _ = torch_server
+    with caplog.at_level(logging.INFO):
+        with server.client(timeout=60) as client:
+            client.setup("cuda-first")
+            output = client.infer("cuda-first", {"input": np.ones((1, 13), np.float32)}).output
+    assert output["probabilities"].shape == (1, 3)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    provider_lines = [r.getMessage() for r in caplog.records if "providers" in r.getMessage()]
+    assert provider_lines and "CPUExecutionProvider" in provider_lines[-1]
