@@ -106,7 +106,7 @@ def test_concurrent_requests_share_batches_of_at_most_max_rows(batching_server: 
     assert not errors
     assert results == [2.0 * i for i in range(19)]  # each request gets its own row back
     sizes = [len(batch) for batch in doubler.batches]
-    assert sizes[:4] == [1, 8, 8, 3]  # the held one, then the 19 queued ones: full, full, delay
+    assert sizes[:4] == [1, 8, 8, 3]  # the held one, then the 19 queued ones: full, full, idle
     assert all(size <= 8 for size in sizes)
     assert sum(sizes) == 1 + 19 + 19
     info = next(m for m in batching_server.client().models() if m.name == "double")
@@ -201,3 +201,11 @@ def test_a_full_queue_is_resource_exhausted(batching_server: RunningServer, doub
         first.join(60)
     info = next(m for m in batching_server.client().models() if m.name == "double-small-queue")
     assert info.batching is not None and int(info.batching["refused"]) == 1
+
+
+def test_a_lone_request_does_not_wait_for_company(batching_server: RunningServer, doubler: type[Doubler]) -> None:
+    before = batching(batching_server, "double")["releases"].get("idle", "0")
+    with batching_server.client(timeout=60) as client:
+        assert client.infer("double", rows(4)).output["y"][0, 0] == 8.0
+    after = batching(batching_server, "double")["releases"]["idle"]
+    assert int(after) == int(before) + 1  # released at once: nothing else was on its way

@@ -137,3 +137,58 @@ class _PortContext:
 
     def __exit__(self, *_: object) -> None:
         self.sock.close()
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of an `inferd serve --workers` (not multiprocessing's helpers)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return [child for child in children if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def test_workers_share_one_port_and_drain_on_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "inferd.toml"
+    config.write_text('[server]\ngrace_s = 20\n[models.echo]\nworkflow = "echo"\n')
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [*INFERD, "serve", "--config", str(config), "--address", address, "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            workers = _workers(process.pid)
+            if len(workers) == 2:
+                break
+            threading.Event().wait(0.05)
+        assert len(workers) == 2
+        # Each connection lands on one worker; both must answer on the one port.
+        answered: set[str] = set()
+        for attempt in range(200):
+            with Client(address, timeout=30) as client:
+                try:
+                    assert client.infer("echo", "hi").output == "hi"
+                except Exception:
+                    threading.Event().wait(0.05)  # a worker still starting
+                    continue
+                answered.add(client.health())
+            if attempt > 20:
+                break
+        assert answered == {"SERVING"}
+        with Client(address, timeout=60) as client:
+            chunks = client.stream("echo", "draining all workers", parameters={"delay_ms": 200})
+            first = next(chunks)
+            process.send_signal(signal.SIGTERM)
+            rest = [chunk.output for chunk in chunks if not chunk.final]
+        assert [first.output, *rest] == ["draining", " all", " workers"]
+        assert process.wait(30) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate(timeout=30)
+    assert "started 2 workers" in output

@@ -3,7 +3,8 @@
 A request's features (named numpy tensors whose first axis is rows) wait in the model's queue.
 A batch is released when it is *full* (``max_batch_size`` rows), when it reaches a *preferred*
 size and nothing else is waiting, when the oldest request has waited ``max_delay_ms``
-(*delay*), or early so that a request's *deadline* can still be met. While every run slot of
+(*delay*), early so that a request's *deadline* can still be met, or at once when no other
+request of the model is on its way to the queue (*idle*: waiting could not grow the batch). While every run slot of
 the model is busy, requests keep queueing, so batches grow with the load.
 
 What users of other servers trip over, and how it is avoided here:
@@ -50,7 +51,7 @@ class BatchStats:
     rows: int = 0
     #: batch size (rows) -> how many batches had it
     sizes: Counter[int] = field(default_factory=Counter)
-    #: why batches were released: full, preferred, delay, deadline
+    #: why batches were released: full, preferred, delay, deadline, idle
     reasons: Counter[str] = field(default_factory=Counter)
     #: requests that left the queue because they were cancelled or timed out before running
     dropped: int = 0
@@ -104,12 +105,23 @@ def _signature(features: Tensors) -> tuple[tuple[str, str, tuple[int, ...]], ...
 class Batcher:
     """The batching queue of one model. ``run`` runs one batch (the model's ``run`` stage)."""
 
-    def __init__(self, model: str, config: BatchingConfig, run: RunBatch, *, max_queue: int, max_running: int) -> None:
+    def __init__(
+        self,
+        model: str,
+        config: BatchingConfig,
+        run: RunBatch,
+        *,
+        max_queue: int,
+        max_running: int,
+        arriving: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.model = model
         self.config = config
         self.max_queue = max_queue
         self.stats = BatchStats()
         self._run = run
+        #: Whether another request of the model is on its way to the queue (adapt, preprocess).
+        self._arriving = arriving
         self._items: deque[_Item] = deque()
         self._queued_rows = 0
         self._wakeup = asyncio.Event()
@@ -233,6 +245,9 @@ class Batcher:
             if item is None:
                 if rows in self._preferred:
                     reason = "preferred"
+                    break
+                if not self._arriving():
+                    reason = "idle"
                     break
                 remaining = release_at - time.perf_counter()
                 if remaining <= 0:

@@ -69,7 +69,7 @@ def _output_text(output: Any) -> str | bytes:
 
 def command_serve(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .server.app import serve
+    from .server.app import serve, serve_workers
 
     config = load_config(args.config)
     changes: dict[str, Any] = {}
@@ -83,6 +83,8 @@ def command_serve(args: argparse.Namespace) -> int:
         level=config.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.workers > 1:
+        return serve_workers(config, args.workers)
     asyncio.run(serve(config))
     return 0
 
@@ -161,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"the service configuration (default: $INFERD_CONFIG or {DEFAULT_CONFIG})")
     serve.add_argument("--address", help="host:port to listen on (default: from the configuration)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("INFERD_WORKERS", "1")),
+                       help="server processes sharing the port (SO_REUSEPORT), each with its own "
+                            "models (default: $INFERD_WORKERS or 1)")
     serve.set_defaults(handler=command_serve)
 
     def client_command(name: str, help: str, description: str) -> argparse.ArgumentParser:

@@ -137,15 +137,19 @@ class Engine:
         if parameters and not any(stage.takes_parameters for stage in entry.spec.stages.values()):
             names = ", ".join(sorted(parameters))
             raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
-        if payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES:
-            inputs = await entry.in_thread(lambda: entry.adapter(payload))
-        else:
-            inputs = entry.adapter(payload)
-        clock.lap("adapt")
-        features = inputs
-        if entry.has_stage("preprocess"):
-            features = await entry.call("preprocess", inputs, parameters=parameters)
-            clock.lap("preprocess")
+        entry.preparing += 1
+        try:
+            if payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES:
+                inputs = await entry.in_thread(lambda: entry.adapter(payload))
+            else:
+                inputs = entry.adapter(payload)
+            clock.lap("adapt")
+            features = inputs
+            if entry.has_stage("preprocess"):
+                features = await entry.call("preprocess", inputs, parameters=parameters)
+                clock.lap("preprocess")
+        finally:
+            entry.preparing -= 1
         return inputs, features
 
     async def infer(
@@ -197,6 +201,7 @@ class Engine:
                 lambda batch: entry.call("run", batch, limited=False),
                 max_queue=limits.max_queue,
                 max_running=limits.max_concurrency,
+                arriving=lambda: entry.preparing > 0,
             )
         return entry.batcher
 

@@ -137,6 +137,8 @@ class ModelEntry:
     workflow: Workflow | None = None
     stats: StageStats = field(default_factory=StageStats)
     inflight: int = 0
+    #: Requests in their input adapter or preprocess now: the ones that may join a batch.
+    preparing: int = 0
     #: The model's batcher, when its configuration turns batching on (made by the engine).
     batcher: Batcher | None = None
     _setup_task: asyncio.Future[None] | None = None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import signal
 from dataclasses import dataclass, field
 
@@ -18,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ..config import ServiceConfig
+from ..errors import ConfigError
 from ..engine import Engine
 from ..repository import ModelState
 from ..v1 import inference_pb2 as pb
@@ -25,7 +28,7 @@ from ..v1 import inference_pb2_grpc as pb_grpc
 from .interceptors import Authenticator, ServiceInterceptor
 from .servicer import InferenceServicer
 
-__all__ = ["Server", "create_server", "serve"]
+__all__ = ["Server", "create_server", "serve", "serve_workers"]
 
 logger = logging.getLogger("inferd.server")
 
@@ -131,3 +134,47 @@ async def serve(config: ServiceConfig) -> None:
         models.cancel()
         await server.stop()
         logger.info("stopped")
+
+
+def _worker(config: ServiceConfig) -> None:
+    logging.basicConfig(
+        level=config.server.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s [worker {os.getpid()}] %(name)s: %(message)s",
+    )
+    asyncio.run(serve(config))
+
+
+def serve_workers(config: ServiceConfig, workers: int) -> int:
+    """Runs ``workers`` server processes on one port (SO_REUSEPORT: the kernel spreads the
+    connections), each with its own engine and models. SIGTERM or SIGINT is passed on to every
+    worker, which drains as a single server does; returns once all have stopped (0 if all
+    stopped cleanly)."""
+    port = config.server.address.rpartition(":")[2]
+    if port in ("", "0"):
+        raise ConfigError("--workers needs a fixed port: port 0 would give each worker its own")
+    context = multiprocessing.get_context("spawn")  # no fork: grpc and torch do not survive it
+    processes = [context.Process(target=_worker, args=(config,), name=f"inferd-worker-{index}") for index in range(workers)]
+    for process in processes:
+        process.start()
+    logger.info("started %d workers on %s: %s", workers, config.server.address, ", ".join(str(p.pid) for p in processes))
+
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for process in processes:
+        process.join()
+    # A worker that was still starting when asked to stop ends by the signal itself: it was
+    # serving nothing, so that is a clean stop too.
+    clean = (0, -signal.SIGTERM) if stopping else (0,)
+    failed = [process for process in processes if process.exitcode not in clean]
+    for process in failed:
+        logger.error("worker %s exited with %s", process.pid, process.exitcode)
+    return 1 if failed else 0

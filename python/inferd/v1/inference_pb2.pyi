@@ -662,7 +662,8 @@ class BatchingStats(_message.Message):
     def releases(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """Why batches were released -> how many: "full" (max_batch_size reached, or the next
         request did not fit), "preferred" (a preferred size with nothing else waiting), "delay"
-        (max_delay_ms passed), "deadline" (released early for a request's deadline).
+        (max_delay_ms passed), "deadline" (released early for a request's deadline), "idle"
+        (no other request was on its way: waiting could not have grown the batch).
         """
 
     def __init__(
