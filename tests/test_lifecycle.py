@@ -93,6 +93,12 @@ def test_blob_round_trip(client: Client) -> None:
     assert "expected text" in str(error.value)
 
 
+def test_inline_stages_run_on_the_loop_and_plain_ones_in_threads(client: Client) -> None:
+    ran = client.infer("threads", "x").output
+    assert ran["preprocess"] == "inferd-test-server"  # the server's event loop thread
+    assert ran["run"].startswith("inferd-stage")
+
+
 def test_eager_failure_keeps_the_server_up_and_health_not_serving() -> None:
     config = service_config()
     models = {

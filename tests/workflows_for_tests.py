@@ -130,3 +130,16 @@ class Doubler(Workflow):
         if (rows[:, 0] == -2).any():
             return {"y": rows[1:] * 2}
         return {"y": rows * 2}
+
+
+class Threads(Workflow):
+    """Reports which thread ran each stage: an inline preprocess, a plain run."""
+
+    from inferd import inline as _inline
+
+    @_inline
+    def preprocess(self, inputs: Any) -> Any:
+        return {"preprocess": threading.current_thread().name}
+
+    def run(self, features: Any) -> Any:
+        return {**features, "run": threading.current_thread().name}

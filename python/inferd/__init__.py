@@ -23,7 +23,7 @@ from .errors import (
     Unavailable,
     Unimplemented,
 )
-from .workflow import Audio, Blob, TensorSpec, Workflow
+from .workflow import Audio, Blob, TensorSpec, Workflow, inline
 
 __version__ = "0.1.0"
 
@@ -51,6 +51,7 @@ __all__ = [
     "Unavailable",
     "Unimplemented",
     "Workflow",
+    "inline",
     "load_config",
     "__version__",
 ]

@@ -44,6 +44,11 @@ WORKFLOWS: dict[str, tuple[str, str | None]] = {
     "onnx": ("inferd.workflows.onnx:OnnxWorkflow", "onnxruntime-gpu (pip install 'inferd[onnx]')"),
     "torch": ("inferd.workflows.torch:TorchWorkflow", "torch (pip install 'inferd[torch]')"),
     "echo": ("inferd.workflows.echo:EchoWorkflow", None),
+    "textgen": ("inferd.workflows.textgen:TextGenWorkflow", "transformers (pip install 'inferd[textgen]')"),
+    "bark": ("inferd.workflows.tts:BarkWorkflow", "transformers (pip install 'inferd[textgen]')"),
+    "openai": ("inferd.workflows.remote_openai:OpenAIWorkflow", "openai (pip install 'inferd[remote]')"),
+    "hf-inference": ("inferd.workflows.remote_hf:HFInferenceWorkflow", "huggingface_hub (pip install 'inferd[remote]')"),
+    "tgi": ("inferd.workflows.remote_tgi:TGIWorkflow", "huggingface_hub (pip install 'inferd[remote]')"),
 }
 
 
@@ -165,6 +170,8 @@ class ModelEntry:
             function = functools.partial(function, parameters=parameters or {})
         if stage.kind == "async":
             return await function(*args)
+        if stage.inline:
+            return function(*args)
         if not limited:
             return await asyncio.wrap_future(self.executor.submit(function, *args))
         return await self.in_thread(functools.partial(function, *args))

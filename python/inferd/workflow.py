@@ -26,13 +26,36 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
 from .errors import ConfigError, TensorError
 
-__all__ = ["Audio", "Blob", "Workflow", "StageKind", "WorkflowSpec", "TensorSpec", "check_tensors", "inspect_workflow"]
+__all__ = [
+    "Audio",
+    "Blob",
+    "Workflow",
+    "StageKind",
+    "WorkflowSpec",
+    "TensorSpec",
+    "check_tensors",
+    "inline",
+    "inspect_workflow",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def inline(stage: F) -> F:
+    """Marks a plain stage as cheap enough to run on the event loop, without a thread hop.
+
+    For stages that take microseconds and never block (checking a tensor's shape, picking a
+    field): a hop to a thread costs more than they do. Never use it on a stage that computes
+    for long or waits on I/O: it would stall every request of the server.
+    """
+    stage.__inferd_inline__ = True  # type: ignore[attr-defined]
+    return stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +126,8 @@ class Stage:
     takes_parameters: bool
     #: The workflow's class defines it (not only the base class's default).
     overridden: bool
+    #: Marked with :func:`inline`: a plain stage run on the event loop.
+    inline: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +179,7 @@ def inspect_workflow(cls: type[Any]) -> WorkflowSpec:
             kind=kind,
             takes_parameters="parameters" in parameters,
             overridden=getattr(Workflow, name, None) is not function,
+            inline=bool(getattr(function, "__inferd_inline__", False)) and kind == "sync",
         )
     if "run" not in stages and "stream" not in stages:
         raise ConfigError(f"{cls.__qualname__} defines neither run() nor stream()")

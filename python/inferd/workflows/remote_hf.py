@@ -1,0 +1,154 @@
+"""The Hugging Face Inference API (``workflow = "hf-inference"``), on ``huggingface_hub``'s
+``InferenceClient``.
+
+Options: ``model`` (a Hub model id, or the URL of an Inference Endpoint; required), ``task``
+(``text-generation`` (default), ``text-classification``, ``summarization``,
+``token-classification``), ``provider`` (an inference provider; default the client's),
+``api_key_env`` (default ``HF_TOKEN``) or ``api_key``, ``timeout_s``, ``max_retries``,
+``backoff_s``, ``max_backoff_s``, ``max_chars``, ``default_max_new_tokens``.
+
+Input: text (or JSON ``{"text": ...}``). Outputs: text-generation -> text (``Stream`` yields
+tokens); summarization -> text; text-classification -> ``[{"label", "score"}, ...]``;
+token-classification -> ``[{"entity_group", "word", "score", "start", "end"}, ...]``.
+Parameters: for text-generation max_new_tokens, temperature, top_p, seed, stop; none for the
+other tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import InferenceClient
+
+from ..errors import ConfigError, Unimplemented
+from ..workflow import Workflow
+from ._params import GenerationParameters, check_known, generation_parameters, text_input
+from ._remote import Remote, RetryPolicy, api_key_from
+
+__all__ = ["HFInferenceWorkflow"]
+
+TASKS = ("text-generation", "text-classification", "summarization", "token-classification")
+
+_Features = tuple[str, GenerationParameters | None]
+
+
+def generation_arguments(parameters: GenerationParameters) -> dict[str, Any]:
+    """``InferenceClient.text_generation`` keyword arguments (TGI's parameters)."""
+    arguments: dict[str, Any] = {"max_new_tokens": parameters.max_new_tokens}
+    if not parameters.greedy:
+        arguments["do_sample"] = True
+        arguments["temperature"] = parameters.temperature
+    if parameters.top_p is not None and parameters.top_p < 1.0:
+        arguments["top_p"] = parameters.top_p
+    if parameters.seed is not None:
+        arguments["seed"] = parameters.seed
+    if parameters.stop:
+        arguments["stop"] = parameters.stop
+    return arguments
+
+
+class HFInferenceWorkflow(Workflow):
+    """One task of one model on the Hugging Face Inference API (or an Inference Endpoint)."""
+
+    kind = "hf-inference"
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        model: str,
+        task: str = "text-generation",
+        provider: str | None = None,
+        api_key_env: str | None = "HF_TOKEN",
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        max_chars: int = 100_000,
+        default_max_new_tokens: int = 256,
+        max_new_tokens_limit: int = 32_768,
+    ) -> None:
+        super().__init__(path)  # options are not kept: they may hold a key
+        if task not in TASKS:
+            raise ConfigError(f"hf-inference: task must be one of {', '.join(TASKS)}, not {task!r}")
+        self.model = model
+        self.task = task
+        self.provider = provider
+        self._api_key = api_key
+        self.api_key_env = api_key_env
+        self.policy = RetryPolicy(timeout_s, max_retries, backoff_s, max_backoff_s)
+        self.policy.check("hf-inference")
+        self.max_chars = max_chars
+        self.default_max_new_tokens = default_max_new_tokens
+        self.max_new_tokens_limit = max_new_tokens_limit
+        self.client: InferenceClient | None = None
+        self.remote = Remote(model, "Hugging Face Inference API", self.policy, [])
+
+    def __repr__(self) -> str:
+        return f"HFInferenceWorkflow(model={self.model!r}, task={self.task!r})"
+
+    def setup(self) -> None:
+        key = api_key_from(self._api_key, self.api_key_env, required=False, what="hf-inference")
+        self.remote = Remote(self.model, "Hugging Face Inference API", self.policy, [key])
+        arguments: dict[str, Any] = {"model": self.model, "token": key, "timeout": self.policy.timeout_s}
+        if self.provider is not None:
+            arguments["provider"] = self.provider
+        self.client = InferenceClient(**arguments)
+        self._api_key = None
+
+    def teardown(self) -> None:
+        self.client = None
+
+    def preprocess(self, inputs: Any, parameters: Mapping[str, Any] | None = None) -> _Features:
+        parameters = parameters or {}
+        text = text_input(inputs, self.max_chars)
+        if self.task != "text-generation":
+            check_known(parameters, ())
+            return text, None
+        checked = generation_parameters(
+            parameters,
+            default_max_new_tokens=self.default_max_new_tokens,
+            max_new_tokens_limit=self.max_new_tokens_limit,
+        )
+        return text, checked
+
+    def run(self, features: _Features) -> Any:
+        assert self.client is not None
+        client = self.client
+        text, parameters = features
+        if parameters is not None:
+            arguments = generation_arguments(parameters)
+            return self.remote.call(lambda: client.text_generation(text, **arguments))
+        if self.task == "summarization":
+            return self.remote.call(lambda: client.summarization(text)).summary_text
+        if self.task == "text-classification":
+            labels = self.remote.call(lambda: client.text_classification(text))
+            return [{"label": item.label, "score": item.score} for item in labels]
+        entities = self.remote.call(lambda: client.token_classification(text))
+        return [
+            {
+                "entity_group": item.entity_group or item.entity,
+                "word": item.word,
+                "score": item.score,
+                "start": item.start,
+                "end": item.end,
+            }
+            for item in entities
+        ]
+
+    def stream(self, features: _Features) -> Iterator[str]:
+        assert self.client is not None
+        client = self.client
+        text, parameters = features
+        if parameters is None:
+            raise Unimplemented(f"task {self.task} does not stream: call Infer")
+        arguments = generation_arguments(parameters)
+        tokens = self.remote.call(
+            lambda: client.text_generation(text, stream=True, details=True, **arguments)
+        )
+        for token in self.remote.iterate(iter(tokens)):
+            if not token.token.special and token.token.text:
+                yield token.token.text

@@ -1,0 +1,118 @@
+"""A Text Generation Inference server (``workflow = "tgi"``), streaming tokens as it makes them.
+
+Speaks TGI's own API (``/generate``, ``/generate_stream`` with Server-Sent Events) through
+``huggingface_hub``'s ``InferenceClient`` pointed at the server's URL, which is the client
+that TGI's documentation recommends. (The older ``text-generation`` package loses the HTTP
+status of errors, so 401, 403 and 5xx could not be told apart.)
+
+Options: ``url`` (the TGI server; required), ``api_key_env`` or ``api_key`` (optional: a
+bearer token for a protected endpoint), ``timeout_s``, ``max_retries``, ``backoff_s``,
+``max_backoff_s``, ``max_chars``, ``default_max_new_tokens``.
+
+Input: text (or JSON ``{"text": ...}``). Parameters: max_new_tokens, temperature, top_p, seed,
+stop. ``Infer`` returns the generated text; ``Stream`` yields each token's text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import InferenceClient
+
+from ..errors import ConfigError
+from ..workflow import Workflow
+from ._params import GenerationParameters, generation_parameters, text_input
+from ._remote import Remote, RetryPolicy, api_key_from
+
+__all__ = ["TGIWorkflow"]
+
+_Features = tuple[str, GenerationParameters]
+
+
+class TGIWorkflow(Workflow):
+    """Text generation on a Text Generation Inference server."""
+
+    kind = "tgi"
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        url: str,
+        api_key_env: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        max_chars: int = 100_000,
+        default_max_new_tokens: int = 256,
+        max_new_tokens_limit: int = 32_768,
+    ) -> None:
+        super().__init__(path)  # options are not kept: they may hold a key
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"tgi: url must start with http:// or https://, not {url!r}")
+        self.url = url.rstrip("/")
+        self._api_key = api_key
+        self.api_key_env = api_key_env
+        self.policy = RetryPolicy(timeout_s, max_retries, backoff_s, max_backoff_s)
+        self.policy.check("tgi")
+        self.max_chars = max_chars
+        self.default_max_new_tokens = default_max_new_tokens
+        self.max_new_tokens_limit = max_new_tokens_limit
+        self.client: InferenceClient | None = None
+        self.remote = Remote(self.url, "TGI server", self.policy, [])
+
+    def __repr__(self) -> str:
+        return f"TGIWorkflow(url={self.url!r})"
+
+    def setup(self) -> None:
+        key = api_key_from(self._api_key, self.api_key_env, required=self.api_key_env is not None, what="tgi")
+        self.remote = Remote(self.url, "TGI server", self.policy, [key])
+        self.client = InferenceClient(model=self.url, token=key, timeout=self.policy.timeout_s)
+        self._api_key = None
+
+    def teardown(self) -> None:
+        self.client = None
+
+    def preprocess(self, inputs: Any, parameters: Mapping[str, Any] | None = None) -> _Features:
+        checked = generation_parameters(
+            parameters or {},
+            default_max_new_tokens=self.default_max_new_tokens,
+            max_new_tokens_limit=self.max_new_tokens_limit,
+        )
+        return text_input(inputs, self.max_chars), checked
+
+    @staticmethod
+    def _arguments(parameters: GenerationParameters) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"max_new_tokens": parameters.max_new_tokens}
+        if not parameters.greedy:
+            arguments["do_sample"] = True
+            arguments["temperature"] = parameters.temperature
+        if parameters.top_p is not None and parameters.top_p < 1.0:
+            arguments["top_p"] = parameters.top_p
+        if parameters.seed is not None:
+            arguments["seed"] = parameters.seed
+        if parameters.stop:
+            arguments["stop"] = parameters.stop
+        return arguments
+
+    def run(self, features: _Features) -> str:
+        assert self.client is not None
+        client = self.client
+        text, parameters = features
+        arguments = self._arguments(parameters)
+        generated: str = self.remote.call(lambda: client.text_generation(text, **arguments))
+        return generated
+
+    def stream(self, features: _Features) -> Iterator[str]:
+        assert self.client is not None
+        client = self.client
+        text, parameters = features
+        arguments = self._arguments(parameters)
+        tokens = self.remote.call(lambda: client.text_generation(text, stream=True, details=True, **arguments))
+        for token in self.remote.iterate(iter(tokens)):
+            if not token.token.special and token.token.text:
+                yield token.token.text
