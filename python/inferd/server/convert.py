@@ -181,6 +181,8 @@ def encode_output(output: Any, request_kind: str) -> tuple[pb.Payload | None, di
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     """Request parameters as a plain dict (whole numbers become ints)."""
+    if not struct.fields:
+        return {}
     parameters: dict[str, Any] = json_format.MessageToDict(struct)
     return {key: _whole(value) for key, value in parameters.items()}
 
