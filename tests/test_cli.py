@@ -27,6 +27,34 @@ def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str
     return subprocess.run([*INFERD, *args], capture_output=True, text=True, timeout=60, input=input, cwd=ROOT)
 
 
+def free_port() -> int:
+    """A port nothing listens on now (bound and released), for servers that need a fixed one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_serve(tmp_path: Path, config: str, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """`inferd serve` as a subprocess (its own session, so that it can be killed whole)."""
+    path = tmp_path / "inferd.toml"
+    path.write_text(config)
+    address = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [*INFERD, "serve", "--config", str(path), "--address", address, *options],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+    )  # fmt: skip
+    return process, address
+
+
+def stop_serve(process: subprocess.Popen[str]) -> str:
+    """Kills what is left of a serve subprocess and returns everything it printed."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
 @pytest.mark.parametrize("command", [[], ["serve"], ["models"], ["setup"], ["infer"], ["stream"]])
 def test_help(command: list[str]) -> None:
     result = run(*command, "--help")
@@ -68,18 +96,7 @@ def test_errors_exit_nonzero_with_the_status(server: RunningServer) -> None:
 
 
 def test_sigterm_drains_the_request_in_flight(tmp_path: Path) -> None:
-    config = tmp_path / "inferd.toml"
-    config.write_text('[server]\naddress = "127.0.0.1:0"\ngrace_s = 20\n[models.echo]\nworkflow = "echo"\n')
-    # Port 0 would hide the port from us: pick one by binding first, then hand it over.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    address = f"127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [*INFERD, "serve", "--config", str(config), "--address", address],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    process, address = start_serve(tmp_path, '[server]\ngrace_s = 20\n[models.echo]\nworkflow = "echo"\n')
     try:
         with grpc.insecure_channel(address) as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
@@ -103,9 +120,7 @@ def test_sigterm_drains_the_request_in_flight(tmp_path: Path) -> None:
         assert rest[-1].final
         assert process.wait(30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-        output, _ = process.communicate(timeout=30)
+        output = stop_serve(process)
     assert "shutting down" in output and "stopped" in output
 
 
@@ -114,29 +129,10 @@ def test_healthcheck_module(server: RunningServer) -> None:
         [sys.executable, "-m", "inferd.healthcheck", server.address], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and result.stdout.strip() == "SERVING"
-    with socket_port() as port:
-        down = subprocess.run(
-            [sys.executable, "-m", "inferd.healthcheck", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60
-        )
+    down = subprocess.run(
+        [sys.executable, "-m", "inferd.healthcheck", f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60
+    )
     assert down.returncode == 1 and "unhealthy" in down.stderr
-
-
-def socket_port() -> "_PortContext":
-    """A bound, unlistened port: nothing answers there."""
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    return _PortContext(probe)
-
-
-class _PortContext:
-    def __init__(self, sock: "socket.socket") -> None:
-        self.sock = sock
-
-    def __enter__(self) -> int:
-        return int(self.sock.getsockname()[1])
-
-    def __exit__(self, *_: object) -> None:
-        self.sock.close()
 
 
 def _workers(pid: int) -> list[int]:
@@ -148,17 +144,8 @@ def _workers(pid: int) -> list[int]:
 
 
 def test_workers_share_one_port_and_drain_on_sigterm(tmp_path: Path) -> None:
-    config = tmp_path / "inferd.toml"
-    config.write_text('[server]\ngrace_s = 20\n[models.echo]\nworkflow = "echo"\n')
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    address = f"127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [*INFERD, "serve", "--config", str(config), "--address", address, "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
-    )  # fmt: skip
+    config = '[server]\ngrace_s = 20\n[models.echo]\nworkflow = "echo"\n'
+    process, address = start_serve(tmp_path, config, "--workers", "2")
     try:
         for _ in range(600):
             workers = _workers(process.pid)
@@ -188,7 +175,5 @@ def test_workers_share_one_port_and_drain_on_sigterm(tmp_path: Path) -> None:
         assert process.wait(30) == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate(timeout=30)
+        output = stop_serve(process)
     assert "started 2 workers" in output

@@ -188,7 +188,7 @@ def test_too_many_in_flight_is_resource_exhausted_with_retry_hint(server: Runnin
         assert any(detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for detail in status.details)
         with server.client() as other, pytest.raises(ResourceExhausted) as client_error:
             other.infer("gate", "c")
-        assert client_error.value.retry_after_ms > 0
+        assert client_error.value.retry_after_ms in range(1, 60_001)  # a hint is given
         gate.opened.set()
         worker.join(10)
     assert results == [{"echo": "a"}]

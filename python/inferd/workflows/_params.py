@@ -14,7 +14,15 @@ from typing import Any
 
 from ..errors import InvalidInput
 
-__all__ = ["GENERATION_PARAMETERS", "GenerationParameters", "check_known", "generation_parameters", "text_input", "chat_messages"]
+__all__ = [
+    "GENERATION_PARAMETERS",
+    "GenerationParameters",
+    "check_known",
+    "generation_arguments",
+    "generation_parameters",
+    "text_input",
+    "chat_messages",
+]
 
 GENERATION_PARAMETERS = ("max_new_tokens", "temperature", "top_p", "seed", "stop")
 
@@ -151,3 +159,18 @@ def chat_messages(inputs: Any, max_chars: int, system: str | None = None) -> lis
     if system and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system})
     return messages
+
+
+def generation_arguments(parameters: GenerationParameters) -> dict[str, Any]:
+    """``InferenceClient.text_generation`` keyword arguments (TGI's parameters: hf-inference, tgi)."""
+    arguments: dict[str, Any] = {"max_new_tokens": parameters.max_new_tokens}
+    if not parameters.greedy:
+        arguments["do_sample"] = True
+        arguments["temperature"] = parameters.temperature
+    if parameters.top_p is not None and parameters.top_p < 1.0:
+        arguments["top_p"] = parameters.top_p
+    if parameters.seed is not None:
+        arguments["seed"] = parameters.seed
+    if parameters.stop:
+        arguments["stop"] = parameters.stop
+    return arguments

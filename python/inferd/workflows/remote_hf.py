@@ -24,7 +24,7 @@ from huggingface_hub import InferenceClient
 
 from ..errors import ConfigError, Unimplemented
 from ..workflow import Workflow
-from ._params import GenerationParameters, check_known, generation_parameters, text_input
+from ._params import GenerationParameters, check_known, generation_arguments, generation_parameters, text_input
 from ._remote import Remote, RetryPolicy, api_key_from
 
 __all__ = ["HFInferenceWorkflow"]
@@ -32,21 +32,6 @@ __all__ = ["HFInferenceWorkflow"]
 TASKS = ("text-generation", "text-classification", "summarization", "token-classification")
 
 _Features = tuple[str, GenerationParameters | None]
-
-
-def generation_arguments(parameters: GenerationParameters) -> dict[str, Any]:
-    """``InferenceClient.text_generation`` keyword arguments (TGI's parameters)."""
-    arguments: dict[str, Any] = {"max_new_tokens": parameters.max_new_tokens}
-    if not parameters.greedy:
-        arguments["do_sample"] = True
-        arguments["temperature"] = parameters.temperature
-    if parameters.top_p is not None and parameters.top_p < 1.0:
-        arguments["top_p"] = parameters.top_p
-    if parameters.seed is not None:
-        arguments["seed"] = parameters.seed
-    if parameters.stop:
-        arguments["stop"] = parameters.stop
-    return arguments
 
 
 class HFInferenceWorkflow(Workflow):

@@ -23,7 +23,7 @@ from huggingface_hub import InferenceClient
 
 from ..errors import ConfigError
 from ..workflow import Workflow
-from ._params import GenerationParameters, generation_parameters, text_input
+from ._params import GenerationParameters, generation_arguments, generation_parameters, text_input
 from ._remote import Remote, RetryPolicy, api_key_from
 
 __all__ = ["TGIWorkflow"]
@@ -85,25 +85,11 @@ class TGIWorkflow(Workflow):
         )
         return text_input(inputs, self.max_chars), checked
 
-    @staticmethod
-    def _arguments(parameters: GenerationParameters) -> dict[str, Any]:
-        arguments: dict[str, Any] = {"max_new_tokens": parameters.max_new_tokens}
-        if not parameters.greedy:
-            arguments["do_sample"] = True
-            arguments["temperature"] = parameters.temperature
-        if parameters.top_p is not None and parameters.top_p < 1.0:
-            arguments["top_p"] = parameters.top_p
-        if parameters.seed is not None:
-            arguments["seed"] = parameters.seed
-        if parameters.stop:
-            arguments["stop"] = parameters.stop
-        return arguments
-
     def run(self, features: _Features) -> str:
         assert self.client is not None
         client = self.client
         text, parameters = features
-        arguments = self._arguments(parameters)
+        arguments = generation_arguments(parameters)
         generated: str = self.remote.call(lambda: client.text_generation(text, **arguments))
         return generated
 
@@ -111,7 +97,7 @@ class TGIWorkflow(Workflow):
         assert self.client is not None
         client = self.client
         text, parameters = features
-        arguments = self._arguments(parameters)
+        arguments = generation_arguments(parameters)
         tokens = self.remote.call(lambda: client.text_generation(text, stream=True, details=True, **arguments))
         for token in self.remote.iterate(iter(tokens)):
             if not token.token.special and token.token.text:
