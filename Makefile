@@ -15,6 +15,9 @@ PROTO_SOURCES := $(shell find proto -name '*.proto')
 
 .PHONY: help setup models serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve clean
 
+FUZZ_SECONDS ?= 30
+PACKFLOW := benches/.packflow
+
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
 
@@ -40,10 +43,14 @@ serve: setup models ## set up, build the models, serve the default service (CONF
 	$(VENV)/bin/inferd serve --config $(CONFIG)
 
 test: setup models ## set up, then run every check: Rust tests, clippy, proto, mypy, stubtest, pytest
-	$(MAKE) --no-print-directory test-rust proto-check lint test-python
+	$(MAKE) --no-print-directory test-rust fuzz proto-check lint test-python
 
 test-rust: ## cargo test on the native core
 	cargo test --quiet --manifest-path $(CARGO_MANIFEST)
+
+fuzz: ## fuzz the JSON records path for FUZZ_SECONDS (stable Rust; no crash, no disagreement allowed)
+	INFERD_FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
+	  --test fuzz_json_records -- --nocapture
 
 test-python: setup models ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
@@ -69,8 +76,13 @@ proto-check: setup ## fail when python/inferd/v1 differs from what proto/ genera
 
 bench: bench-records bench-serve ## run every benchmark (results in benches/results/)
 
-bench-records: setup ## records -> tensors: native core against Python and packflow
-	$(PY) benches/records.py
+$(PACKFLOW)/packflow:
+	@# packflow is a baseline, not a dependency: it lives beside the venv, for the bench only.
+	$(UV) pip install --python $(PY) --quiet --target $(PACKFLOW) --no-deps packflow==0.4.1 \
+	  loguru flatten-dict deepmerge pyyaml click questionary prompt-toolkit wcwidth pathspec
+
+bench-records: setup $(PACKFLOW)/packflow ## records -> tensors: native core against Python and packflow
+	PYTHONPATH=$(PACKFLOW) $(PY) benches/records.py
 
 bench-serve: setup models ## serving throughput and latency against MLServer and a bare grpc.aio server
 	$(PY) benches/serve.py

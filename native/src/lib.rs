@@ -1,0 +1,559 @@
+//! inferd's native records core.
+//!
+//! `schema`, `records` and `batch` are plain Rust (no PyO3): they are what `cargo test` and the
+//! fuzz targets exercise. This file is the one binding module. Every heavy call follows the same
+//! three steps: extract owned Rust values while attached to the interpreter, do the work in
+//! [`detached`] (GIL released), then build NumPy arrays from the results.
+
+pub mod batch;
+pub mod records;
+pub mod schema;
+
+#[cfg(feature = "python")]
+mod python {
+    use std::sync::Arc;
+
+    use numpy::{IntoPyArray, PyArrayMethods};
+    use pyo3::exceptions::PyKeyError;
+    use pyo3::prelude::*;
+    use pyo3::sync::PyOnceLock;
+    use pyo3::types::{
+        PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PySequence, PyString, PyTuple,
+        PyType,
+    };
+
+    use crate::batch::{self, BatchError, TensorMeta};
+    use crate::records::{self, Buffer, Column, ParseError, SyntaxError, Value};
+    use crate::schema::{self, ConfigValue, FieldSpec, NodeId, SchemaError, SchemaSpec};
+
+    /// Everything the core can report, before it becomes a Python exception.
+    enum CoreError {
+        Schema(SchemaError),
+        Parse(ParseError),
+        Batch(BatchError),
+    }
+
+    impl From<SchemaError> for CoreError {
+        fn from(error: SchemaError) -> Self {
+            Self::Schema(error)
+        }
+    }
+
+    impl From<ParseError> for CoreError {
+        fn from(error: ParseError) -> Self {
+            Self::Parse(error)
+        }
+    }
+
+    impl From<SyntaxError> for CoreError {
+        fn from(error: SyntaxError) -> Self {
+            Self::Parse(ParseError::Syntax(error))
+        }
+    }
+
+    impl From<BatchError> for CoreError {
+        fn from(error: BatchError) -> Self {
+            Self::Batch(error)
+        }
+    }
+
+    static ERRORS_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+    fn error_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
+        let module =
+            ERRORS_MODULE.get_or_try_init(py, || py.import("inferd.errors").map(Bound::unbind))?;
+        Ok(module.bind(py).getattr(name)?.cast_into::<PyType>()?)
+    }
+
+    /// The one mapping from core errors to inferd's exception classes (inferd.errors).
+    impl From<CoreError> for PyErr {
+        fn from(error: CoreError) -> Self {
+            Python::attach(|py| {
+                let (class, message, details) = match error {
+                    CoreError::Schema(error) => ("ConfigError", error.message, PyDict::new(py)),
+                    CoreError::Parse(ParseError::Record(error)) => {
+                        let details = PyDict::new(py);
+                        let filled = details
+                            .set_item("record", error.record)
+                            .and_then(|()| details.set_item("path", &error.path))
+                            .and_then(|()| details.set_item("expected", &error.expected))
+                            .and_then(|()| details.set_item("value", &error.got));
+                        if let Err(error) = filled {
+                            return error;
+                        }
+                        ("RecordError", error.to_string(), details)
+                    }
+                    CoreError::Parse(ParseError::Syntax(error)) => {
+                        let details = PyDict::new(py);
+                        if let Err(error) = details.set_item("offset", error.offset) {
+                            return error;
+                        }
+                        ("RecordError", error.to_string(), details)
+                    }
+                    CoreError::Batch(error) => {
+                        let details = PyDict::new(py);
+                        let filled = details.set_item("tensor", &error.tensor).and_then(|()| {
+                            match error.request {
+                                Some(request) => details.set_item("request", request),
+                                None => Ok(()),
+                            }
+                        });
+                        if let Err(error) = filled {
+                            return error;
+                        }
+                        ("TensorError", error.to_string(), details)
+                    }
+                };
+                match error_class(py, class)
+                    .and_then(|class| class.call((message,), Some(&details)))
+                {
+                    Ok(exception) => PyErr::from_value(exception),
+                    Err(import_error) => import_error,
+                }
+            })
+        }
+    }
+
+    /// Runs the core's work with the GIL released and maps its error: every heavy binding goes
+    /// through here.
+    fn detached<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+    where
+        T: Send,
+        F: Send + FnOnce() -> Result<T, CoreError>,
+    {
+        py.detach(work).map_err(PyErr::from)
+    }
+
+    fn columns_to_dict<'py>(py: Python<'py>, columns: Vec<Column>) -> PyResult<Bound<'py, PyDict>> {
+        let tensors = PyDict::new(py);
+        for column in columns {
+            // The arrays take ownership of the buffers: no copy.
+            let shape = column.shape;
+            let array = match column.data {
+                Buffer::Float32(values) => values.into_pyarray(py).reshape(shape)?.into_any(),
+                Buffer::Float64(values) => values.into_pyarray(py).reshape(shape)?.into_any(),
+                Buffer::Int32(values) => values.into_pyarray(py).reshape(shape)?.into_any(),
+                Buffer::Int64(values) => values.into_pyarray(py).reshape(shape)?.into_any(),
+                Buffer::Bool(values) => values.into_pyarray(py).reshape(shape)?.into_any(),
+            };
+            tensors.set_item(column.name, array)?;
+        }
+        Ok(tensors)
+    }
+
+    /// A compiled schema: turns records into named tensors.
+    #[pyclass(frozen, module = "inferd._native", name = "Schema")]
+    struct PySchema {
+        schema: Arc<schema::Schema>,
+        /// Per trie node, its object keys as Python strings, made once for dict lookups.
+        node_keys: Vec<Vec<(Py<PyString>, NodeId)>>,
+    }
+
+    #[pymethods]
+    impl PySchema {
+        #[new]
+        #[pyo3(signature = (fields, *, delimiter = ".", dtype = "float32", name = "input"))]
+        fn new(
+            py: Python<'_>,
+            fields: &Bound<'_, PyAny>,
+            delimiter: &str,
+            dtype: &str,
+            name: &str,
+        ) -> PyResult<Self> {
+            let fields = fields
+                .try_iter()?
+                .map(|field| field.and_then(|field| extract_field_spec(&field)))
+                .collect::<PyResult<Vec<_>>>()?;
+            let spec = SchemaSpec {
+                fields,
+                delimiter: delimiter.into(),
+                dtype: dtype.into(),
+                name: name.into(),
+            };
+            let schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
+            let node_keys = schema
+                .nodes
+                .iter()
+                .map(|node| {
+                    node.keys
+                        .iter()
+                        .map(|(key, child)| (PyString::new(py, key).unbind(), *child))
+                        .collect()
+                })
+                .collect();
+            Ok(Self {
+                schema: Arc::new(schema),
+                node_keys,
+            })
+        }
+
+        /// Names of the output tensors, in order.
+        #[getter]
+        fn tensor_names(&self) -> Vec<String> {
+            self.schema
+                .tensor_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        }
+
+        /// Output names of the fields, in declaration order.
+        #[getter]
+        fn columns(&self) -> Vec<String> {
+            self.schema
+                .column_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        }
+
+        fn parse_json<'py>(
+            &self,
+            py: Python<'py>,
+            data: &Bound<'py, PyBytes>,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            // bytes are immutable, so reading them without the GIL is sound.
+            let data = data.as_bytes();
+            let schema = Arc::clone(&self.schema);
+            let columns = detached(py, move || Ok(records::parse_json(&schema, data)?))?;
+            columns_to_dict(py, columns)
+        }
+
+        fn parse_records<'py>(
+            &self,
+            py: Python<'py>,
+            records: &Bound<'py, PyAny>,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let values =
+                if records.is_instance_of::<PyDict>() || records.cast::<PyMapping>().is_ok() {
+                    vec![self.extract_container(schema::ROOT, records)?]
+                } else {
+                    records
+                        .try_iter()?
+                        .map(|record| {
+                            record.and_then(|record| self.extract_container(schema::ROOT, &record))
+                        })
+                        .collect::<PyResult<Vec<_>>>()?
+                };
+            let schema = Arc::clone(&self.schema);
+            let columns = detached(py, move || Ok(records::parse_values(&schema, &values)?))?;
+            columns_to_dict(py, columns)
+        }
+
+        fn __repr__(&self) -> String {
+            format!(
+                "Schema(tensors={:?}, columns={:?})",
+                self.schema.tensor_names(),
+                self.schema.column_names()
+            )
+        }
+    }
+
+    impl PySchema {
+        /// Extracts what the trie reads below `node` from a Python value.
+        fn extract_container(&self, node: NodeId, value: &Bound<'_, PyAny>) -> PyResult<Value> {
+            let trie_node = &self.schema.nodes[node];
+            if trie_node.is_leaf() {
+                return extract_leaf(value);
+            }
+            let py = value.py();
+            if let Ok(dict) = value.cast::<PyDict>() {
+                let mut children = Vec::with_capacity(self.node_keys[node].len());
+                for (key, child) in &self.node_keys[node] {
+                    if let Some(child_value) = dict.get_item(key.bind(py))? {
+                        children.push((*child, self.extract_container(*child, &child_value)?));
+                    }
+                }
+                return Ok(Value::Object(children));
+            }
+            if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+                if trie_node.indices.is_empty() {
+                    return Ok(Value::Other("a list".into()));
+                }
+                let sequence = value.cast::<PySequence>()?;
+                let length = sequence.len()?;
+                let mut children = Vec::new();
+                for &(index, child) in &trie_node.indices {
+                    if index < length {
+                        children.push((
+                            child,
+                            self.extract_container(child, &sequence.get_item(index)?)?,
+                        ));
+                    }
+                }
+                return Ok(Value::IndexedList(children));
+            }
+            if let Ok(mapping) = value.cast::<PyMapping>() {
+                let mut children = Vec::new();
+                for (key, child) in &self.node_keys[node] {
+                    match mapping.get_item(key.bind(py)) {
+                        Ok(child_value) => {
+                            children.push((*child, self.extract_container(*child, &child_value)?))
+                        }
+                        Err(error) if error.is_instance_of::<PyKeyError>(py) => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                return Ok(Value::Object(children));
+            }
+            extract_scalar(value)
+        }
+    }
+
+    fn extract_leaf(value: &Bound<'_, PyAny>) -> PyResult<Value> {
+        // Plain floats are most leaves: an exact type check is one pointer comparison.
+        if value.is_exact_instance_of::<PyFloat>() {
+            return Ok(Value::Float(value.cast::<PyFloat>()?.value()));
+        }
+        if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+            let sequence = value.cast::<PySequence>()?;
+            let mut items = Vec::with_capacity(sequence.len()?);
+            for item in value.try_iter()? {
+                let item = item?;
+                let is_container = item.is_instance_of::<PyList>()
+                    || item.is_instance_of::<PyTuple>()
+                    || item.is_instance_of::<PyDict>();
+                items.push(if is_container {
+                    describe_container(&item)
+                } else {
+                    extract_scalar(&item)?
+                });
+            }
+            return Ok(Value::List(items));
+        }
+        extract_scalar(value)
+    }
+
+    fn describe_container(value: &Bound<'_, PyAny>) -> Value {
+        if value.is_instance_of::<PyDict>() || value.cast::<PyMapping>().is_ok() {
+            Value::Other("an object".into())
+        } else {
+            Value::Other("a list".into())
+        }
+    }
+
+    /// A Python scalar as the JSON parser would see it: ints beyond 64 bits become floats, as
+    /// serde_json reads such literals.
+    fn extract_scalar(value: &Bound<'_, PyAny>) -> PyResult<Value> {
+        if let Ok(float) = value.cast::<PyFloat>() {
+            return Ok(Value::Float(float.value()));
+        }
+        if value.is_none() {
+            return Ok(Value::Null);
+        }
+        if let Ok(flag) = value.cast::<PyBool>() {
+            return Ok(Value::Bool(flag.is_true()));
+        }
+        if value.is_instance_of::<PyInt>() {
+            if let Ok(int) = value.extract::<i64>() {
+                return Ok(Value::Int(int));
+            }
+            if let Ok(int) = value.extract::<u64>() {
+                return Ok(Value::UInt(int));
+            }
+            return Ok(match value.extract::<f64>() {
+                Ok(float) => Value::Float(float),
+                Err(_) => Value::Other(value.str()?.to_string_lossy().into_owned()),
+            });
+        }
+        if let Ok(text) = value.cast::<PyString>() {
+            return Ok(match text.to_str() {
+                Ok(text) => Value::Str(text.to_owned()),
+                Err(_) => Value::Other("a string that is not valid UTF-8".into()),
+            });
+        }
+        if value.is_instance_of::<PyDict>() || value.cast::<PyMapping>().is_ok() {
+            return Ok(Value::Other("an object".into()));
+        }
+        if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+            return Ok(Value::Other("a list".into()));
+        }
+        Ok(Value::Other(format!(
+            "a value of type {}",
+            value.get_type().name()?
+        )))
+    }
+
+    const FIELD_KEYS: [&str; 12] = [
+        "path",
+        "name",
+        "dtype",
+        "missing",
+        "default",
+        "vocabulary",
+        "unknown",
+        "unknown_index",
+        "shape",
+        "max_length",
+        "pad",
+        "tensor",
+    ];
+
+    fn extract_field_spec(field: &Bound<'_, PyAny>) -> PyResult<FieldSpec> {
+        if let Ok(path) = field.extract::<String>() {
+            return Ok(FieldSpec::new(path));
+        }
+        let mapping = field.cast::<PyMapping>().map_err(|_| {
+            config_error(format!(
+                "a field is a path string or a mapping, got {field:?}"
+            ))
+        })?;
+        let path: String = match mapping.get_item("path") {
+            Ok(path) => path.extract().map_err(|_| {
+                config_error(format!("a field's path must be a string, got {path:?}"))
+            })?,
+            Err(_) => {
+                return Err(config_error(format!(
+                    "a field mapping needs a path: {field:?}"
+                )))
+            }
+        };
+        for key in mapping.keys()?.iter() {
+            let key = key.str()?.to_string_lossy().into_owned();
+            if !FIELD_KEYS.contains(&key.as_str()) {
+                return Err(config_error(format!(
+                    "field {path:?}: unknown key {key:?}; known keys are {}",
+                    FIELD_KEYS.join(", ")
+                )));
+            }
+        }
+        let option = |key: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+            match mapping.get_item(key) {
+                Ok(value) if value.is_none() => Ok(None),
+                Ok(value) => Ok(Some(value)),
+                Err(error) if error.is_instance_of::<PyKeyError>(field.py()) => Ok(None),
+                Err(error) => Err(error),
+            }
+        };
+        let typed = |key: &str, what: &str| {
+            let path = path.clone();
+            let key = key.to_owned();
+            let what = what.to_owned();
+            move |value: Bound<'_, PyAny>| {
+                config_error(format!(
+                    "field {path:?}: {key} must be {what}, got {value:?}"
+                ))
+            }
+        };
+        macro_rules! get {
+            ($key:literal, $type:ty, $what:literal) => {
+                match option($key)? {
+                    None => None,
+                    Some(value) => Some(
+                        value
+                            .extract::<$type>()
+                            .map_err(|_| typed($key, $what)(value))?,
+                    ),
+                }
+            };
+        }
+        let config_value = |key: &str| -> PyResult<Option<ConfigValue>> {
+            let Some(value) = option(key)? else {
+                return Ok(None);
+            };
+            Ok(Some(if let Ok(flag) = value.cast::<PyBool>() {
+                ConfigValue::Bool(flag.is_true())
+            } else if value.is_instance_of::<PyInt>() {
+                ConfigValue::Int(
+                    value
+                        .extract::<i64>()
+                        .map_err(|_| typed(key, "a 64-bit integer")(value.clone()))?,
+                )
+            } else if let Ok(float) = value.extract::<f64>() {
+                ConfigValue::Float(float)
+            } else if let Ok(text) = value.extract::<String>() {
+                ConfigValue::Str(text)
+            } else {
+                return Err(typed(key, "a number, bool or string")(value));
+            }))
+        };
+        let shape = match option("shape")? {
+            None => None,
+            Some(value) if value.is_instance_of::<PyString>() => {
+                return Err(typed("shape", "a list of integers")(value))
+            }
+            Some(value) => Some(
+                value
+                    .extract::<Vec<i64>>()
+                    .map_err(|_| typed("shape", "a list of integers")(value))?,
+            ),
+        };
+        let vocabulary = match option("vocabulary")? {
+            None => None,
+            Some(value) if value.is_instance_of::<PyString>() => {
+                return Err(typed("vocabulary", "a list of strings")(value))
+            }
+            Some(value) => Some(
+                value
+                    .extract::<Vec<String>>()
+                    .map_err(|_| typed("vocabulary", "a list of strings")(value))?,
+            ),
+        };
+        Ok(FieldSpec {
+            name: get!("name", String, "a string"),
+            dtype: get!("dtype", String, "a string"),
+            missing: get!("missing", String, "a string"),
+            default: config_value("default")?,
+            vocabulary,
+            unknown: get!("unknown", String, "a string"),
+            unknown_index: get!("unknown_index", i64, "an integer"),
+            shape,
+            max_length: get!("max_length", i64, "an integer"),
+            pad: config_value("pad")?,
+            tensor: get!("tensor", String, "a string"),
+            path,
+        })
+    }
+
+    fn config_error(message: String) -> PyErr {
+        CoreError::Schema(SchemaError { message }).into()
+    }
+
+    /// Benchmark hook: parses one JSON document with the same parser as `Schema.parse_json`,
+    /// building nothing, and returns how many scalars it holds.
+    #[pyfunction]
+    fn parse_only(py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<usize> {
+        let data = data.as_bytes();
+        detached(py, move || Ok(records::count_scalars(data)?))
+    }
+
+    /// Checks that requests' tensors can be concatenated along the first axis; returns the
+    /// offsets of each request's rows (`len(requests) + 1` of them).
+    #[pyfunction]
+    fn plan_concat(requests: Vec<Vec<(String, String, Vec<usize>)>>) -> PyResult<Vec<usize>> {
+        let requests: Vec<Vec<TensorMeta>> = requests
+            .into_iter()
+            .map(|tensors| {
+                tensors
+                    .into_iter()
+                    .map(|(name, dtype, shape)| TensorMeta { name, dtype, shape })
+                    .collect()
+            })
+            .collect();
+        Ok(batch::plan_concat(&requests).map_err(CoreError::from)?)
+    }
+
+    /// Checks offsets against a batch of `rows` rows; returns each part's (start, stop).
+    #[pyfunction]
+    fn split_ranges(
+        offsets: Vec<usize>,
+        rows: usize,
+        tensor: &str,
+    ) -> PyResult<Vec<(usize, usize)>> {
+        let ranges = batch::split_ranges(&offsets, rows, tensor).map_err(CoreError::from)?;
+        Ok(ranges
+            .into_iter()
+            .map(|range| (range.start, range.end))
+            .collect())
+    }
+
+    #[pymodule]
+    fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        module.add_class::<PySchema>()?;
+        module.add_function(wrap_pyfunction!(parse_only, module)?)?;
+        module.add_function(wrap_pyfunction!(plan_concat, module)?)?;
+        module.add_function(wrap_pyfunction!(split_ranges, module)?)?;
+        module.add("PARALLEL_MIN_BYTES", records::PARALLEL_MIN_BYTES)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! A bounded fuzz run on the stable toolchain: seeded random and mutated JSON through the
+//! records parser, asserting it never panics (the same check as the cargo-fuzz target).
+//!
+//! By default it runs for 2 seconds, so that `cargo test` stays quick. CI runs it longer:
+//!
+//!     INFERD_FUZZ_SECONDS=60 cargo test --release --manifest-path native/Cargo.toml \
+//!         --test fuzz_json_records -- --nocapture
+//!
+//! INFERD_FUZZ_SEED picks the seed (default 0), so that a failure can be replayed.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+#[path = "../fuzz/check.rs"]
+mod check;
+
+const SEEDS: &[&str] = &[
+    r#"[{"a": 1, "b": {"c": 2.5}, "l": [1, 2]}, {"a": -0.0, "b": null}]"#,
+    r#"{"v": [1, null], "t": [1, 2, 3], "m": [true, false, 1]}"#,
+    "{\"c\": \"x\"}\n{\"c\": \"z\"}\n{\"c\": 5}",
+    r#"[{"a": 18446744073709551617, "b": {"c": 1e308}, "a": "é\u00e9\ud83d\ude00"}]"#,
+    r#"[{"v": [[1], {"x": 1}], "t": [], "m": [0, 1, 0, 1]}, [], 3, "s", null]"#,
+    r#"{"a": {"a": {"a": [[[[{"b": [1, 2, {"c": [true]}]}]]]]}}, "b": {"c": -1.5e-7}}"#,
+];
+
+/// Bytes that matter to a JSON parser, so that mutations often stay near-valid.
+const ALPHABET: &[u8] = b"{}[],:\"\\/ \n0123456789.eE+-ntrufalsx\x00\xff\xc3\xa9u";
+
+fn mutate(rng: &mut SmallRng, input: &mut Vec<u8>) {
+    match rng.random_range(0..7) {
+        0 if !input.is_empty() => {
+            let at = rng.random_range(0..input.len());
+            input[at] = ALPHABET[rng.random_range(0..ALPHABET.len())];
+        }
+        1 => {
+            let at = rng.random_range(0..=input.len());
+            input.insert(at, ALPHABET[rng.random_range(0..ALPHABET.len())]);
+        }
+        2 if !input.is_empty() => {
+            let start = rng.random_range(0..input.len());
+            let end = rng.random_range(start..=input.len().min(start + 8));
+            input.drain(start..end);
+        }
+        3 if !input.is_empty() => {
+            let start = rng.random_range(0..input.len());
+            let end = rng.random_range(start..=input.len());
+            let copy = input[start..end].to_vec();
+            let at = rng.random_range(0..=input.len());
+            input.splice(at..at, copy);
+        }
+        4 => input.truncate(rng.random_range(0..=input.len())),
+        5 if !input.is_empty() => {
+            let at = rng.random_range(0..input.len());
+            input[at] = rng.random();
+        }
+        _ => {
+            let other = SEEDS[rng.random_range(0..SEEDS.len())].as_bytes();
+            let at = rng.random_range(0..=input.len());
+            input.splice(at..at, other.iter().copied());
+        }
+    }
+}
+
+#[test]
+fn random_and_mutated_json_never_panics() {
+    let seconds: u64 = std::env::var("INFERD_FUZZ_SECONDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(2);
+    let seed: u64 = std::env::var("INFERD_FUZZ_SEED")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0);
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut runs = 0u64;
+    while Instant::now() < deadline {
+        for _ in 0..256 {
+            let mut input = if rng.random_range(0..10) == 0 {
+                (0..rng.random_range(0..64)).map(|_| rng.random()).collect()
+            } else {
+                SEEDS[rng.random_range(0..SEEDS.len())].as_bytes().to_vec()
+            };
+            for _ in 0..rng.random_range(1..6) {
+                mutate(&mut rng, &mut input);
+            }
+            check::check_json_records(&input);
+            runs += 1;
+        }
+    }
+    println!("fuzz: {runs} inputs in {seconds} s (seed {seed})");
+}

@@ -1,0 +1,49 @@
+"""The records core releases the GIL while it parses: two threads' parse windows overlap.
+
+The switch interval is raised for the test, so that a thread holding the GIL keeps it until it
+lets go on its own: if parse_json held the GIL, the second thread could not even note its start
+time before the first one's call had returned, and the windows could not overlap. No timing
+thresholds are involved.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+
+from inferd.schema import Schema
+
+
+def test_parse_json_runs_with_the_gil_released() -> None:
+    schema = Schema(["a", "b.c", {"path": "v", "shape": [4]}])
+    records = [{"a": index, "b": {"c": index / 3}, "v": [index, 1.5, -2.0, 0.0]} for index in range(60_000)]
+    payload = json.dumps(records).encode()
+    windows: dict[str, tuple[float, float]] = {}
+    barrier = threading.Barrier(2)
+
+    def parse(name: str) -> None:
+        barrier.wait()
+        start = time.perf_counter()
+        tensors = schema.parse_json(payload)
+        windows[name] = (start, time.perf_counter())
+        assert tensors["input"].shape == (60_000, 6)
+
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    try:
+        threads = [threading.Thread(target=parse, args=(name,)) for name in ("first", "second")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(previous_interval)
+
+    (start_a, end_a), (start_b, end_b) = windows["first"], windows["second"]
+    assert start_a < end_b and start_b < end_a, f"windows do not overlap: {windows}"
+    expected_row = np.asarray([1, 1 / 3, 1, 1.5, -2, 0], dtype=np.float32)
+    np.testing.assert_array_equal(schema.parse_json(payload)["input"][1], expected_row)
