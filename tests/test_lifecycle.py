@@ -12,7 +12,7 @@ import pytest
 from conftest import RunningServer, service_config
 from workflows_for_tests import CountedSetup
 
-from inferd import ConfigError, InvalidInput, PermissionDenied, Unauthenticated
+from inferd import ConfigError, InvalidInput, PermissionDenied, ResourceExhausted, Unauthenticated
 from inferd.client import Client
 from inferd.config import ModelConfig, load_config
 from inferd.workflow import Blob
@@ -160,3 +160,17 @@ def test_config_refuses_unknown_keys_and_bad_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_config(tmp_path / "missing.toml")
     assert "not found" in str(error.value)
+
+
+def test_max_message_size_is_enforced() -> None:
+    config = service_config()
+    config = config.with_server(max_message_bytes=4096).model_copy(update={"models": {"echo": config.models["echo"]}})
+    running = RunningServer(config)
+    try:
+        with running.client(timeout=30) as client:
+            assert client.infer("echo", "small").output == "small"
+            with pytest.raises(ResourceExhausted) as error:
+                client.infer("echo", "x" * 10_000)
+            assert error.value.details["status"] == "RESOURCE_EXHAUSTED"
+    finally:
+        running.stop()
