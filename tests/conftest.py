@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -20,14 +21,37 @@ SERVICE_CONFIG = ROOT / "service" / "inferd.toml"
 T = TypeVar("T")
 
 
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def server_loop() -> asyncio.AbstractEventLoop:
+    """The one event loop, in one background thread, that every test server runs on.
+
+    grpc.aio objects must be created and destroyed on their loop's thread: a garbage collection
+    on another thread that finalizes them has crashed the process (SIGSEGV). So automatic
+    collection is off in the test process, and this loop's thread collects, every half second.
+    """
+    global _server_loop
+    if _server_loop is None:
+        loop = asyncio.new_event_loop()
+
+        def collect() -> None:
+            gc.collect()
+            loop.call_later(0.5, collect)
+
+        gc.disable()
+        loop.call_soon(collect)
+        threading.Thread(target=loop.run_forever, name="inferd-test-server", daemon=True).start()
+        _server_loop = loop
+    return _server_loop
+
+
 class RunningServer:
-    """An inferd server running on its own event loop in a background thread, so that tests
-    can talk to it with the blocking client."""
+    """An inferd server running on the shared test server loop (a background thread), so that
+    tests can talk to it with the blocking client."""
 
     def __init__(self, config: ServiceConfig) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="inferd-test-server", daemon=True)
-        self.thread.start()
+        self.loop = server_loop()
         self.server: Server = self.call(create_server(config.with_server(address="127.0.0.1:0")))
         self.address = f"127.0.0.1:{self.server.port}"
 
@@ -38,9 +62,9 @@ class RunningServer:
         return Client(self.address, **options)
 
     def stop(self) -> None:
+        # The shared loop runs on: stopping a loop while grpc.aio's poller thread still delivers
+        # its last events has crashed the process too.
         self.call(self.server.stop(grace=1))
-        # The loop is left running (its thread is a daemon): stopping it while grpc.aio's
-        # poller thread still delivers its last events has crashed the process (SIGSEGV).
 
 
 def _test_models() -> dict[str, ModelConfig]:
