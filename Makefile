@@ -85,6 +85,7 @@ bench-records: setup $(PACKFLOW)/packflow ## records -> tensors: native core aga
 	PYTHONPATH=$(PACKFLOW) $(PY) benches/records.py
 
 bench-serve: setup models ## serving throughput and latency against MLServer and a bare grpc.aio server
+	bash benches/serve_setup.sh
 	$(PY) benches/serve.py
 
 clean: ## remove the venv, build outputs and built models

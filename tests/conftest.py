@@ -85,6 +85,7 @@ def _test_models() -> dict[str, ModelConfig]:
         },
         "passthrough": {"workflow": f"{module}:Inputs"},
         "threads": {"workflow": f"{module}:Threads"},
+        "threads-inline": {"workflow": f"{module}:Threads", "inline": True},
         "missing-module": {"workflow": "no_such_module:Model", "setup": "lazy"},
     }
     return {name: ModelConfig.model_validate(table) for name, table in tables.items()}

@@ -23,11 +23,11 @@ def batching_server() -> Iterator[RunningServer]:
     table = {
         "workflow": "workflows_for_tests:Doubler",
         "batching": {"max_batch_size": 8, "max_delay_ms": 20},
-        "limits": {"max_concurrency": 1, "max_queue": 64},
+        "limits": {"max_queue": 64},
     }
     models = {
         "double": ModelConfig.model_validate(table),
-        "double-small-queue": ModelConfig.model_validate({**table, "limits": {"max_concurrency": 1, "max_queue": 2}}),
+        "double-small-queue": ModelConfig.model_validate({**table, "limits": {"max_queue": 2}}),
     }
     running = RunningServer(service_config().model_copy(update={"models": models}))
     yield running

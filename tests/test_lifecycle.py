@@ -97,6 +97,8 @@ def test_inline_stages_run_on_the_loop_and_plain_ones_in_threads(client: Client)
     ran = client.infer("threads", "x").output
     assert ran["preprocess"] == "inferd-test-server"  # the server's event loop thread
     assert ran["run"].startswith("inferd-stage")
+    ran = client.infer("threads-inline", "x").output  # `inline = true`: no stage leaves the loop
+    assert ran == {"preprocess": "inferd-test-server", "run": "inferd-test-server"}
 
 
 def test_eager_failure_keeps_the_server_up_and_health_not_serving() -> None:

@@ -139,8 +139,7 @@ class LimitsConfig(_Strict):
     max_inflight: int = Field(default=256, gt=0)
     #: Rows waiting in the batch queue (with batching on); more answer RESOURCE_EXHAUSTED.
     max_queue: int = Field(default=1024, gt=0)
-    #: Plain (non-async) stage calls of this model running at once in threads (with batching
-    #: on: batches running at once).
+    #: Plain (non-async) stage calls of this model running at once in threads.
     max_concurrency: int = Field(default=4, gt=0)
     #: A server-side deadline for each request, in ms; the client's deadline wins when shorter.
     timeout_ms: float | None = Field(default=None, gt=0)
@@ -156,6 +155,9 @@ class BatchingConfig(_Strict):
     #: Batch sizes that run best (e.g. [8, 16, 32]): a batch of such a size is released at
     #: once when nothing else is waiting.
     preferred_sizes: list[int] = []
+    #: Batches of this model running at once. 1 suits a CPU: while a batch runs, the next one
+    #: fills up; more only helps when one batch cannot use the whole device.
+    max_running: int = Field(default=1, gt=0)
 
     @model_validator(mode="after")
     def _sizes(self) -> BatchingConfig:
@@ -179,6 +181,10 @@ class ModelConfig(_Strict):
     options: dict[str, Any] = {}
     limits: LimitsConfig = LimitsConfig()
     batching: BatchingConfig | None = None
+    #: Run every plain stage on the event loop, without a hop to a thread: for models that
+    #: answer in microseconds, where the hop costs more than the model. Never for a model whose
+    #: stages take milliseconds: while one runs, the whole server waits.
+    inline: bool = False
     description: str = ""
 
 

@@ -165,6 +165,8 @@ class Engine:
         parameters = parameters or {}
         with entry.admit():
             deadline = self._deadline(entry, deadline)
+            if deadline is None:
+                return await self._infer(entry, payload, parameters, deadline)
             try:
                 async with asyncio.timeout(_remaining(deadline)):
                     return await self._infer(entry, payload, parameters, deadline)
@@ -200,7 +202,7 @@ class Engine:
                 entry.config.batching,
                 lambda batch: entry.call("run", batch, limited=False),
                 max_queue=limits.max_queue,
-                max_running=limits.max_concurrency,
+                max_running=entry.config.batching.max_running,
                 arriving=lambda: entry.preparing > 0,
             )
         return entry.batcher

@@ -170,7 +170,7 @@ class ModelEntry:
             function = functools.partial(function, parameters=parameters or {})
         if stage.kind == "async":
             return await function(*args)
-        if stage.inline:
+        if stage.inline or self.config.inline:
             return function(*args)
         if not limited:
             return await asyncio.wrap_future(self.executor.submit(function, *args))
