@@ -13,7 +13,7 @@ CONFIG ?= service/inferd.toml
 RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.toml
 PROTO_SOURCES := $(shell find proto -name '*.proto')
 
-.PHONY: help setup models serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve clean
+.PHONY: help setup models serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
 
 FUZZ_SECONDS ?= 30
 PACKFLOW := benches/.packflow
@@ -87,6 +87,9 @@ bench-records: setup $(PACKFLOW)/packflow ## records -> tensors: native core aga
 bench-serve: setup models ## serving throughput and latency against MLServer and a bare grpc.aio server
 	bash benches/serve_setup.sh
 	$(PY) benches/serve.py
+
+gpu-check: setup models ## serve the ONNX and torch models on CUDA; report providers and throughput
+	$(PY) benches/gpu_check.py
 
 clean: ## remove the venv, build outputs and built models
 	rm -rf $(VENV) native/target service/models .proto-check .pytest_cache .mypy_cache

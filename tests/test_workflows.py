@@ -112,3 +112,21 @@ def test_onnx_falls_back_to_cpu_quietly(torch_server: tuple[RunningServer, Path]
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
     provider_lines = [r.getMessage() for r in caplog.records if "providers" in r.getMessage()]
     assert provider_lines and "CPUExecutionProvider" in provider_lines[-1]
+
+
+def test_gpu_check_runs_and_reports_where_models_ran(tmp_path: Path) -> None:
+    """benches/gpu_check.py is for machines with a GPU; here it must report the CPU fallback."""
+    import json
+    import subprocess
+
+    out = tmp_path / "gpu_check.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benches" / "gpu_check.py"), "--seconds", "0.2", "--batch", "4", "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert report["models"]["wine"]["matches_cpu"] and report["models"]["digits"]["matches_cpu"]
+    if report["cuda_devices"] == 0:
+        assert report["models"]["wine"]["providers"] == ["CPUExecutionProvider"]
+        assert report["models"]["digits"]["device"] == "cpu"
