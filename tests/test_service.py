@@ -11,6 +11,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits, load_wine
 
+from conftest import RunningServer
+
 from inferd.client import Client, JsonBytes
 
 MODELS = Path(__file__).resolve().parents[1] / "service" / "models"
@@ -113,3 +115,34 @@ def test_stage_timings_accumulate_in_list_models(client: Client) -> None:
 @pytest.mark.parametrize("model", ["wine", "digits", "echo"])
 def test_health_per_model(client: Client, model: str) -> None:
     assert client.health(model) == "SERVING"
+
+
+def test_async_client(server: RunningServer) -> None:
+    from inferd import ModelNotFound
+    from inferd.client import AsyncClient
+
+    records, _ = wine_records(3)
+
+    async def calls() -> dict[str, object]:
+        async with AsyncClient(server.address, timeout=60) as client:
+            results: dict[str, object] = {
+                "health": await client.health(),
+                "setup": await client.setup("echo"),
+                "models": [model.name for model in await client.models()],
+                "wine": (await client.infer("wine", records, id="a-1")),
+                "chunks": [chunk async for chunk in client.stream("echo", "async words")],
+            }
+            try:
+                await client.infer("missing", "x")
+            except ModelNotFound as error:
+                results["error"] = error
+            return results
+
+    results = server.call(calls())  # on the server's loop thread: one loop for every grpc.aio object
+    assert results["health"] == "SERVING" and isinstance(results["setup"], float)
+    assert {"wine", "digits", "echo"} <= set(results["models"])  # type: ignore[arg-type]
+    wine = results["wine"]
+    assert wine.id == "a-1" and wine.output == Client(server.address).infer("wine", records).output  # type: ignore[attr-defined]
+    chunks = results["chunks"]
+    assert [c.output for c in chunks][:-1] == ["async", " words"] and chunks[-1].final  # type: ignore[attr-defined]
+    assert isinstance(results.get("error"), ModelNotFound)
