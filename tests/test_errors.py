@@ -249,3 +249,14 @@ def test_cancelled_call_frees_its_slot(server: RunningServer, gate: type[Gate]) 
                 time.sleep(0.05)
         else:
             pytest.fail("the cancelled request still holds its slot")
+
+
+def test_the_wrong_call_for_a_model_is_unimplemented(client: Client) -> None:
+    from inferd import Unimplemented
+
+    with pytest.raises(Unimplemented) as error:
+        list(client.stream("digits", {"input": np.zeros((1, 1, 8, 8), np.float32)}))
+    assert status_of(error) == "UNIMPLEMENTED" and "call Infer" in str(error.value)
+    with pytest.raises(Unimplemented) as error:
+        client.infer("endless", "x")
+    assert "call Stream" in str(error.value)

@@ -127,13 +127,17 @@ class Engine:
         return own if deadline is None else min(own, deadline)
 
     async def _prepare(
-        self, entry: ModelEntry, payload: Payload, parameters: dict[str, Any], clock: _Clock
+        self, entry: ModelEntry, payload: Payload, parameters: dict[str, Any], clock: _Clock, *, streaming: bool
     ) -> tuple[Any, Any]:
         """Setup (if lazy), adapt and preprocess: the part Infer and Stream share."""
         if entry.state is not ModelState.READY:
             await self.repository.ready(entry)
             clock.lap("setup")  # a lazy model's first request waits for its setup
         assert entry.spec is not None
+        if streaming and not entry.spec.streaming:
+            raise Unimplemented(f"model {entry.name!r} does not stream: call Infer", model=entry.name)
+        if not streaming and not entry.spec.unary:
+            raise Unimplemented(f"model {entry.name!r} only streams: call Stream", model=entry.name)
         if parameters and not any(stage.takes_parameters for stage in entry.spec.stages.values()):
             names = ", ".join(sorted(parameters))
             raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
@@ -177,10 +181,7 @@ class Engine:
         self, entry: ModelEntry, payload: Payload, parameters: dict[str, Any], deadline: float | None
     ) -> Result:
         clock = _Clock()
-        inputs, features = await self._prepare(entry, payload, parameters, clock)
-        assert entry.spec is not None
-        if not entry.spec.unary:
-            raise Unimplemented(f"model {entry.name!r} only streams: call Stream", model=entry.name)
+        inputs, features = await self._prepare(entry, payload, parameters, clock, streaming=False)
         if entry.config.batching is not None:
             outputs, queue_ms, run_ms = await self._batcher(entry).submit(features, deadline)
             clock.record("queue", queue_ms)
@@ -227,12 +228,9 @@ class Engine:
             clock = _Clock()
             try:
                 async with asyncio.timeout(_remaining(deadline)):
-                    _, features = await self._prepare(entry, payload, parameters, clock)
+                    _, features = await self._prepare(entry, payload, parameters, clock, streaming=True)
             except TimeoutError:
                 raise DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model) from None
-            assert entry.spec is not None and entry.workflow is not None
-            if not entry.spec.streaming:
-                raise Unimplemented(f"model {model!r} does not stream: call Infer", model=model)
             chunks = _chunks(entry, features, parameters)
             try:
                 while True:
