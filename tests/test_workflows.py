@@ -130,3 +130,6 @@ def test_gpu_check_runs_and_reports_where_models_ran(tmp_path: Path) -> None:
     if report["cuda_devices"] == 0:
         assert report["models"]["wine"]["providers"] == ["CPUExecutionProvider"]
         assert report["models"]["digits"]["device"] == "cpu"
+    else:  # on a GPU machine both must really have run there
+        assert report["models"]["wine"]["providers"][0] == "CUDAExecutionProvider"
+        assert report["models"]["digits"]["device"].startswith("cuda")

@@ -6,6 +6,8 @@
 //! [`detached`] (GIL released), then build NumPy arrays from the results.
 
 pub mod batch;
+#[cfg(feature = "python")]
+mod py_records;
 pub mod records;
 pub mod schema;
 
@@ -17,14 +19,12 @@ mod python {
     use pyo3::exceptions::PyKeyError;
     use pyo3::prelude::*;
     use pyo3::sync::PyOnceLock;
-    use pyo3::types::{
-        PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PySequence, PyString, PyTuple,
-        PyType,
-    };
+    use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyMapping, PyString, PyType};
 
     use crate::batch::{self, BatchError, TensorMeta};
-    use crate::records::{self, Buffer, Column, ParseError, SyntaxError, Value};
-    use crate::schema::{self, ConfigValue, FieldSpec, NodeId, SchemaError, SchemaSpec};
+    use crate::py_records::{self, NodeKeys};
+    use crate::records::{self, Buffer, Column, ParseError, SyntaxError};
+    use crate::schema::{self, ConfigValue, FieldSpec, SchemaError, SchemaSpec};
 
     /// Everything the core can report, before it becomes a Python exception.
     enum CoreError {
@@ -146,7 +146,7 @@ mod python {
     struct PySchema {
         schema: Arc<schema::Schema>,
         /// Per trie node, its object keys as Python strings, made once for dict lookups.
-        node_keys: Vec<Vec<(Py<PyString>, NodeId)>>,
+        node_keys: NodeKeys,
     }
 
     #[pymethods]
@@ -171,16 +171,7 @@ mod python {
                 name: name.into(),
             };
             let schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
-            let node_keys = schema
-                .nodes
-                .iter()
-                .map(|node| {
-                    node.keys
-                        .iter()
-                        .map(|(key, child)| (PyString::new(py, key).unbind(), *child))
-                        .collect()
-                })
-                .collect();
+            let node_keys = py_records::node_keys(py, &schema);
             Ok(Self {
                 schema: Arc::new(schema),
                 node_keys,
@@ -224,19 +215,10 @@ mod python {
             py: Python<'py>,
             records: &Bound<'py, PyAny>,
         ) -> PyResult<Bound<'py, PyDict>> {
-            let values =
-                if records.is_instance_of::<PyDict>() || records.cast::<PyMapping>().is_ok() {
-                    vec![self.extract_container(schema::ROOT, records)?]
-                } else {
-                    records
-                        .try_iter()?
-                        .map(|record| {
-                            record.and_then(|record| self.extract_container(schema::ROOT, &record))
-                        })
-                        .collect::<PyResult<Vec<_>>>()?
-                };
-            let schema = Arc::clone(&self.schema);
-            let columns = detached(py, move || Ok(records::parse_values(&schema, &values)?))?;
+            // Python objects can only be read with the GIL held: the values go straight from
+            // the objects into the column buffers, with no intermediate copy to hand off.
+            let columns = py_records::parse_records(&self.schema, &self.node_keys, records)?
+                .map_err(CoreError::from)?;
             columns_to_dict(py, columns)
         }
 
@@ -247,131 +229,6 @@ mod python {
                 self.schema.column_names()
             )
         }
-    }
-
-    impl PySchema {
-        /// Extracts what the trie reads below `node` from a Python value.
-        fn extract_container(&self, node: NodeId, value: &Bound<'_, PyAny>) -> PyResult<Value> {
-            let trie_node = &self.schema.nodes[node];
-            if trie_node.is_leaf() {
-                return extract_leaf(value);
-            }
-            let py = value.py();
-            if let Ok(dict) = value.cast::<PyDict>() {
-                let mut children = Vec::with_capacity(self.node_keys[node].len());
-                for (key, child) in &self.node_keys[node] {
-                    if let Some(child_value) = dict.get_item(key.bind(py))? {
-                        children.push((*child, self.extract_container(*child, &child_value)?));
-                    }
-                }
-                return Ok(Value::Object(children));
-            }
-            if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-                if trie_node.indices.is_empty() {
-                    return Ok(Value::Other("a list".into()));
-                }
-                let sequence = value.cast::<PySequence>()?;
-                let length = sequence.len()?;
-                let mut children = Vec::new();
-                for &(index, child) in &trie_node.indices {
-                    if index < length {
-                        children.push((
-                            child,
-                            self.extract_container(child, &sequence.get_item(index)?)?,
-                        ));
-                    }
-                }
-                return Ok(Value::IndexedList(children));
-            }
-            if let Ok(mapping) = value.cast::<PyMapping>() {
-                let mut children = Vec::new();
-                for (key, child) in &self.node_keys[node] {
-                    match mapping.get_item(key.bind(py)) {
-                        Ok(child_value) => {
-                            children.push((*child, self.extract_container(*child, &child_value)?))
-                        }
-                        Err(error) if error.is_instance_of::<PyKeyError>(py) => {}
-                        Err(error) => return Err(error),
-                    }
-                }
-                return Ok(Value::Object(children));
-            }
-            extract_scalar(value)
-        }
-    }
-
-    fn extract_leaf(value: &Bound<'_, PyAny>) -> PyResult<Value> {
-        // Plain floats are most leaves: an exact type check is one pointer comparison.
-        if value.is_exact_instance_of::<PyFloat>() {
-            return Ok(Value::Float(value.cast::<PyFloat>()?.value()));
-        }
-        if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-            let sequence = value.cast::<PySequence>()?;
-            let mut items = Vec::with_capacity(sequence.len()?);
-            for item in value.try_iter()? {
-                let item = item?;
-                let is_container = item.is_instance_of::<PyList>()
-                    || item.is_instance_of::<PyTuple>()
-                    || item.is_instance_of::<PyDict>();
-                items.push(if is_container {
-                    describe_container(&item)
-                } else {
-                    extract_scalar(&item)?
-                });
-            }
-            return Ok(Value::List(items));
-        }
-        extract_scalar(value)
-    }
-
-    fn describe_container(value: &Bound<'_, PyAny>) -> Value {
-        if value.is_instance_of::<PyDict>() || value.cast::<PyMapping>().is_ok() {
-            Value::Other("an object".into())
-        } else {
-            Value::Other("a list".into())
-        }
-    }
-
-    /// A Python scalar as the JSON parser would see it: ints beyond 64 bits become floats, as
-    /// serde_json reads such literals.
-    fn extract_scalar(value: &Bound<'_, PyAny>) -> PyResult<Value> {
-        if let Ok(float) = value.cast::<PyFloat>() {
-            return Ok(Value::Float(float.value()));
-        }
-        if value.is_none() {
-            return Ok(Value::Null);
-        }
-        if let Ok(flag) = value.cast::<PyBool>() {
-            return Ok(Value::Bool(flag.is_true()));
-        }
-        if value.is_instance_of::<PyInt>() {
-            if let Ok(int) = value.extract::<i64>() {
-                return Ok(Value::Int(int));
-            }
-            if let Ok(int) = value.extract::<u64>() {
-                return Ok(Value::UInt(int));
-            }
-            return Ok(match value.extract::<f64>() {
-                Ok(float) => Value::Float(float),
-                Err(_) => Value::Other(value.str()?.to_string_lossy().into_owned()),
-            });
-        }
-        if let Ok(text) = value.cast::<PyString>() {
-            return Ok(match text.to_str() {
-                Ok(text) => Value::Str(text.to_owned()),
-                Err(_) => Value::Other("a string that is not valid UTF-8".into()),
-            });
-        }
-        if value.is_instance_of::<PyDict>() || value.cast::<PyMapping>().is_ok() {
-            return Ok(Value::Other("an object".into()));
-        }
-        if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-            return Ok(Value::Other("a list".into()));
-        }
-        Ok(Value::Other(format!(
-            "a value of type {}",
-            value.get_type().name()?
-        )))
     }
 
     const FIELD_KEYS: [&str; 12] = [

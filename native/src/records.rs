@@ -1,8 +1,9 @@
 //! Records (JSON bytes, or values extracted from Python) -> typed column buffers.
 //!
-//! JSON is read in one pass per record with a serde visitor that walks the schema's path trie:
-//! keys no field asks for are skipped without being decoded, and values land straight in the
-//! column buffers. A record's problems are kept per field until the record ends, so that a
+//! JSON is read in one pass by a schema-driven scanner that walks the path trie as it reads:
+//! keys no field asks for are checked for syntax and skipped without being decoded, numbers are
+//! parsed (correctly rounded) only where a field reads them, and values land straight in the
+//! column buffers, with no intermediate value per record. A record's problems are kept per field until the record ends, so that a
 //! repeated key behaves as in `json.loads` (the last occurrence wins) and the error reported is
 //! the first failing field in schema order.
 
@@ -10,10 +11,10 @@ use std::fmt;
 use std::ops::Range;
 
 use rayon::prelude::*;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::schema::{
-    render_scalar, truncate, Cell, Dtype, FieldKind, Mismatch, NodeId, Scalar, Schema, ROOT,
+    convert_number, render_scalar, truncate, Cell, Dtype, FieldKind, Mismatch, NodeId, Scalar,
+    Schema, ROOT,
 };
 
 /// JSON inputs smaller than this are parsed on the calling thread. 1 MiB is about 1,700 records
@@ -21,11 +22,10 @@ use crate::schema::{
 /// (An estimate from the per-record cost, not a measured crossover; see PARALLEL_MIN_THREADS.)
 pub const PARALLEL_MIN_BYTES: usize = 1024 * 1024;
 /// Threads are used only with at least this many of them. Threads need the record boundaries
-/// first, and that scan costs ~25% of a single-threaded parse (70 ms of 245 ms for 61 MB), so
-/// two threads gain little at best; on the 2-vCPU machine measured (benches/records.py), two
-/// threads were slower than one (290 ms against 245 ms) because its vCPUs share one core's
-/// throughput (two busy processes took 1.85x the time of one).
-pub const PARALLEL_MIN_THREADS: usize = 3;
+/// first: a scan of brackets and quotes, 8 bytes a step, which costs ~15% of a single-threaded
+/// parse (25 ms of 150 ms for 61 MB). On the 2-vCPU machine measured (benches/records.py) two
+/// threads parsed 61 MB in 110 ms against 150 ms for one, so two are enough.
+pub const PARALLEL_MIN_THREADS: usize = 2;
 /// Extracted Python records are converted by several threads from this many on: the values
 /// are already decoded, so conversion is cheap (~20% of parse_records) and pays only in bulk.
 pub const PARALLEL_MIN_VALUES_RECORDS: usize = 16 * 1024;
@@ -239,8 +239,9 @@ enum FieldState {
 }
 
 /// Accumulates the records of one task: the rows of every tensor, plus per-field state of the
-/// record being read.
-struct Batch<'s> {
+/// record being read. Public so that a reader of other inputs (Python objects, in lib.rs) can
+/// feed it value by value: `begin_record`, then values at trie nodes, then `finish_record`.
+pub struct Batch<'s> {
     schema: &'s Schema,
     records: usize,
     /// Per tensor: `records * width` values, or a variable list's values end to end.
@@ -256,10 +257,13 @@ struct Batch<'s> {
     /// Per trie node, where the next key is most likely in its key list: records of one batch
     /// usually list their keys in the same order, so the lookup rarely has to search.
     key_hints: Vec<usize>,
+    /// Per trie node: its one field, when that is the only field there and a plain number
+    /// (no vocabulary): the common case, written without the general dispatch.
+    plain: Vec<Option<usize>>,
 }
 
 impl<'s> Batch<'s> {
-    fn new(schema: &'s Schema, capacity: usize) -> Self {
+    pub fn new(schema: &'s Schema, capacity: usize) -> Self {
         let buffers = schema
             .tensors
             .iter()
@@ -279,10 +283,18 @@ impl<'s> Batch<'s> {
             mismatches: vec![None; schema.fields.len()],
             record_mismatch: None,
             key_hints: vec![0; schema.nodes.len()],
+            plain: schema
+                .nodes
+                .iter()
+                .map(|node| match node.fields[..] {
+                    [field_id] if schema.fields[field_id].vocabulary.is_none() => Some(field_id),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
-    fn begin_record(&mut self) {
+    pub fn begin_record(&mut self) {
         for ((tensor, buffer), row_start) in self
             .schema
             .tensors
@@ -332,7 +344,26 @@ impl<'s> Batch<'s> {
         }
     }
 
-    fn scalar(&mut self, node: NodeId, scalar: Scalar<'_>) {
+    #[inline(always)]
+    pub fn scalar(&mut self, node: NodeId, scalar: Scalar<'_>) {
+        if let Some(field_id) = self.plain[node] {
+            let field = &self.schema.fields[field_id];
+            if field.kind == FieldKind::Scalar && scalar != Scalar::Null {
+                let index = self.row_starts[field.tensor] + field.column;
+                if let Some(cell) = convert_number(field.dtype, scalar) {
+                    self.buffers[field.tensor].set(index, cell);
+                    self.states[field_id] = FieldState::Set;
+                } else {
+                    let mismatch = field.mismatch(scalar);
+                    self.invalid(field_id, mismatch.expected, mismatch.got);
+                }
+                return;
+            }
+        }
+        self.scalar_general(node, scalar);
+    }
+
+    fn scalar_general(&mut self, node: NodeId, scalar: Scalar<'_>) {
         let schema = self.schema;
         let target = &schema.nodes[node];
         if !target.is_leaf() {
@@ -364,7 +395,7 @@ impl<'s> Batch<'s> {
     }
 
     /// An object or list arrived where the node's fields wanted something else.
-    fn container_mismatch(&mut self, node: NodeId, got: &str) {
+    pub fn container_mismatch(&mut self, node: NodeId, got: &str) {
         let schema = self.schema;
         let target = &schema.nodes[node];
         if !target.is_leaf() {
@@ -377,7 +408,7 @@ impl<'s> Batch<'s> {
     }
 
     /// A list arrived at a container node: only integer segments can read into it.
-    fn list_at_container(&mut self, node: NodeId) {
+    pub fn list_at_container(&mut self, node: NodeId) {
         let schema = self.schema;
         let target = &schema.nodes[node];
         for (key, child) in &target.keys {
@@ -394,7 +425,7 @@ impl<'s> Batch<'s> {
         }
     }
 
-    fn leaf_wants_list(&self, node: NodeId) -> bool {
+    pub fn leaf_wants_list(&self, node: NodeId) -> bool {
         let target = &self.schema.nodes[node];
         target.is_leaf()
             && target
@@ -403,7 +434,27 @@ impl<'s> Batch<'s> {
                 .any(|&id| self.schema.fields[id].kind != FieldKind::Scalar)
     }
 
-    fn list_element(&mut self, node: NodeId, index: usize, scalar: Scalar<'_>) {
+    #[inline(always)]
+    pub fn list_element(&mut self, node: NodeId, index: usize, scalar: Scalar<'_>) {
+        if let Some(field_id) = self.plain[node] {
+            let field = &self.schema.fields[field_id];
+            if let FieldKind::FixedList(length) = field.kind {
+                if index < length
+                    && scalar != Scalar::Null
+                    && self.states[field_id] != FieldState::Invalid
+                {
+                    if let Some(cell) = convert_number(field.dtype, scalar) {
+                        let at = self.row_starts[field.tensor] + field.column + index;
+                        self.buffers[field.tensor].set(at, cell);
+                        return;
+                    }
+                }
+            }
+        }
+        self.list_element_general(node, index, scalar);
+    }
+
+    fn list_element_general(&mut self, node: NodeId, index: usize, scalar: Scalar<'_>) {
         let schema = self.schema;
         for &field_id in &schema.nodes[node].fields {
             if self.states[field_id] == FieldState::Invalid {
@@ -437,7 +488,7 @@ impl<'s> Batch<'s> {
         }
     }
 
-    fn element_mismatch(&mut self, node: NodeId, index: usize, got: &str) {
+    pub fn element_mismatch(&mut self, node: NodeId, index: usize, got: &str) {
         let schema = self.schema;
         for &field_id in &schema.nodes[node].fields {
             if self.states[field_id] != FieldState::Invalid {
@@ -450,7 +501,7 @@ impl<'s> Batch<'s> {
         }
     }
 
-    fn list_end(&mut self, node: NodeId, count: usize) {
+    pub fn list_end(&mut self, node: NodeId, count: usize) {
         let schema = self.schema;
         for &field_id in &schema.nodes[node].fields {
             let field = &schema.fields[field_id];
@@ -474,7 +525,7 @@ impl<'s> Batch<'s> {
     }
 
     /// Applies the missing-value policies and reports the record's first problem.
-    fn finish_record(&mut self, record: usize) -> Result<(), RecordError> {
+    pub fn finish_record(&mut self, record: usize) -> Result<(), RecordError> {
         if let Some(got) = self.record_mismatch.take() {
             return Err(RecordError {
                 record,
@@ -544,7 +595,7 @@ impl<'s> Batch<'s> {
         }
     }
 
-    fn into_columns(self) -> Vec<Column> {
+    pub fn into_columns(self) -> Vec<Column> {
         let mut columns = Vec::new();
         for ((tensor, buffer), lengths) in self
             .schema
@@ -598,258 +649,829 @@ fn reserve(buffer: &mut Buffer, additional: usize) {
 // ---------------------------------------------------------------------------------------------
 // JSON
 
-/// Reads the value at one trie node.
-struct ValueSeed<'b, 's> {
-    batch: &'b mut Batch<'s>,
-    node: NodeId,
+/// 10^0 to 10^22: the powers of ten that a float64 holds exactly.
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Deepest nesting of objects and lists accepted, as serde_json (and so JSON from most Rust
+/// services) allows: a record nested deeper is malformed rather than a stack overflow.
+const MAX_DEPTH: usize = 127;
+
+/// Where a decoded string lives: in the input (no escapes) or in the scanner's scratch buffer.
+enum Text {
+    Input(Range<usize>),
+    Scratch,
 }
 
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
+/// Bytes that end the fast part of a string scan: the closing quote, an escape, or a control
+/// character (which JSON forbids in strings).
+static STRING_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
     }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// A single-pass, schema-driven JSON reader. It walks the trie while it reads: keys no field
+/// asks for have their values checked for syntax and skipped without being decoded, and the
+/// values fields ask for are parsed (numbers correctly rounded) and written straight into the
+/// column buffers. There is no intermediate value: only escaped strings are copied.
+struct Scanner<'a> {
+    /// The input up to the end of the part being read; offsets are into the whole input.
+    text: &'a str,
+    data: &'a [u8],
+    position: usize,
+    depth: usize,
+    scratch: String,
+    /// The closing brackets of the containers being skipped.
+    stack: Vec<u8>,
 }
 
-impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
-    type Value = ();
+type Scan<T> = Result<T, SyntaxError>;
 
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("any JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(self, value: bool) -> Result<(), E> {
-        self.batch.scalar(self.node, Scalar::Bool(value));
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<(), E> {
-        self.batch.scalar(self.node, Scalar::Int(value));
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<(), E> {
-        self.batch.scalar(self.node, Scalar::UInt(value));
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<(), E> {
-        self.batch.scalar(self.node, Scalar::Float(value));
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
-        self.batch.scalar(self.node, Scalar::Str(value));
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.batch.scalar(self.node, Scalar::Null);
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let schema = self.batch.schema;
-        let node = &schema.nodes[self.node];
-        if node.is_leaf() {
-            self.batch.container_mismatch(self.node, "an object");
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(());
+impl<'a> Scanner<'a> {
+    fn new(text: &'a str, position: usize, depth: usize) -> Self {
+        Self {
+            text,
+            data: text.as_bytes(),
+            position,
+            depth,
+            scratch: String::new(),
+            stack: Vec::new(),
         }
-        while let Some(child) = map.next_key_seed(KeySeed {
-            keys: &node.keys,
-            hint: &mut self.batch.key_hints[self.node],
-        })? {
-            match child {
-                Some(child) => {
-                    // A leaf's value handlers set its fields' state whatever comes; a container
-                    // must forget what an earlier occurrence of its key set below it.
-                    if !schema.nodes[child].is_leaf() {
-                        self.batch.reset(child);
-                    }
-                    map.next_value_seed(ValueSeed {
-                        batch: self.batch,
-                        node: child,
-                    })?;
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+    }
+
+    #[cold]
+    fn error(&self, offset: usize, message: &str) -> SyntaxError {
+        syntax(offset.min(self.data.len()), message)
+    }
+
+    #[cold]
+    fn eof(&self, what: &str) -> SyntaxError {
+        syntax(
+            self.data.len(),
+            &format!("unexpected end of input while parsing {what}"),
+        )
+    }
+
+    /// The next byte that is not whitespace (the position is left on it).
+    #[inline(always)]
+    fn peek(&mut self) -> Option<u8> {
+        loop {
+            let byte = *self.data.get(self.position)?;
+            if !matches!(byte, b' ' | b'\n' | b'\t' | b'\r') {
+                return Some(byte);
             }
+            self.position += 1;
         }
+    }
+
+    #[inline]
+    fn enter(&mut self) -> Scan<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(self.position, "recursion limit exceeded"));
+        }
+        self.position += 1;
         Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let schema = self.batch.schema;
-        let node = &schema.nodes[self.node];
-        if self.batch.leaf_wants_list(self.node) {
-            self.batch.reset(self.node);
-            let mut count = 0;
-            while seq
-                .next_element_seed(ElementSeed {
-                    batch: self.batch,
-                    node: self.node,
-                    index: count,
-                })?
-                .is_some()
-            {
-                count += 1;
+    #[inline]
+    fn colon(&mut self) -> Scan<()> {
+        match self.peek() {
+            Some(b':') => {
+                self.position += 1;
+                Ok(())
             }
-            self.batch.list_end(self.node, count);
-        } else if !node.is_leaf() && !node.indices.is_empty() && self.node != ROOT {
-            self.batch.list_at_container(self.node);
-            let mut index = 0;
-            loop {
-                let found = match node.child_by_index(index) {
-                    Some(child) => {
-                        if !schema.nodes[child].is_leaf() {
-                            self.batch.reset(child);
-                        }
-                        seq.next_element_seed(ValueSeed {
-                            batch: self.batch,
-                            node: child,
-                        })?
-                        .is_some()
-                    }
-                    None => seq.next_element::<IgnoredAny>()?.is_some(),
-                };
-                if !found {
-                    break;
-                }
-                index += 1;
+            Some(_) => Err(self.error(self.position, "expected ':'")),
+            None => Err(self.eof("an object")),
+        }
+    }
+
+    /// After a member or element: true if another follows (the comma is consumed), false at the
+    /// closing bracket (consumed too).
+    #[inline(always)]
+    fn next_item(&mut self, close: u8) -> Scan<bool> {
+        match self.peek() {
+            Some(b',') => {
+                self.position += 1;
+                Ok(true)
             }
+            Some(byte) if byte == close => {
+                self.position += 1;
+                self.depth -= 1;
+                Ok(false)
+            }
+            Some(_) if close == b'}' => Err(self.error(self.position, "expected ',' or '}'")),
+            Some(_) => Err(self.error(self.position, "expected ',' or ']'")),
+            None if close == b'}' => Err(self.eof("an object")),
+            None => Err(self.eof("a list")),
+        }
+    }
+
+    /// At an object's first key or after a comma: the next byte must open a key.
+    #[inline(always)]
+    fn expect_key(&mut self) -> Scan<()> {
+        match self.peek() {
+            Some(b'"') => Ok(()),
+            Some(b'}') => Err(self.error(self.position, "trailing comma")),
+            Some(_) => Err(self.error(self.position, "expected a key")),
+            None => Err(self.eof("an object")),
+        }
+    }
+
+    /// Just after an opening bracket: true if the container is empty (and now closed).
+    #[inline(always)]
+    fn empty(&mut self, close: u8) -> bool {
+        if self.peek() == Some(close) {
+            self.position += 1;
+            self.depth -= 1;
+            true
         } else {
-            self.batch.container_mismatch(self.node, "a list");
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            false
         }
-        Ok(())
-    }
-}
-
-/// Resolves an object key to a child node without allocating (keys are borrowed unless they
-/// contain escapes), trying the key after the last one found first.
-struct KeySeed<'s, 'h> {
-    keys: &'s [(Box<str>, NodeId)],
-    hint: &'h mut usize,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
-    type Value = Option<NodeId>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_, '_> {
-    type Value = Option<NodeId>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("an object key")
     }
 
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        if let Some((candidate, node)) = self.keys.get(*self.hint) {
-            if same_key(candidate, key) {
-                *self.hint += 1;
+    /// Before a list element after a comma: a closing bracket there is a trailing comma.
+    #[inline(always)]
+    fn expect_element(&mut self) -> Scan<()> {
+        match self.peek() {
+            Some(b']') => Err(self.error(self.position, "trailing comma")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Scans a string (the position on its opening quote) up to its end or its first escape:
+    /// returns the end of the plain part and whether an escape follows.
+    #[inline(always)]
+    fn plain_string(&mut self) -> Scan<(usize, bool)> {
+        let start = self.position + 1;
+        let mut position = start;
+        while let Some(&byte) = self.data.get(position) {
+            if STRING_STOP[byte as usize] {
+                return match byte {
+                    b'"' => {
+                        self.position = position + 1;
+                        Ok((position, false))
+                    }
+                    b'\\' => {
+                        self.position = position;
+                        Ok((position, true))
+                    }
+                    _ => Err(self.error(position, "control character in a string")),
+                };
+            }
+            position += 1;
+        }
+        Err(self.eof("a string"))
+    }
+
+    /// Reads a string (the position on its opening quote), decoding escapes into the scratch
+    /// buffer only when there are any.
+    fn string(&mut self) -> Scan<Text> {
+        let start = self.position + 1;
+        let (end, escaped) = self.plain_string()?;
+        if !escaped {
+            return Ok(Text::Input(start..end));
+        }
+        self.scratch.clear();
+        self.scratch
+            .push_str(self.text.get(start..end).unwrap_or_default());
+        self.escaped_rest(true)?;
+        Ok(Text::Scratch)
+    }
+
+    /// Continues a string from an escape (the position on a backslash) to its closing quote,
+    /// decoding into the scratch buffer if `decode`.
+    fn escaped_rest(&mut self, decode: bool) -> Scan<()> {
+        loop {
+            // On a backslash.
+            let escape = self.position;
+            let Some(&kind) = self.data.get(escape + 1) else {
+                return Err(self.eof("a string"));
+            };
+            self.position = escape + 2;
+            let decoded = match kind {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let unit = self.hex4()?;
+                    if !decode {
+                        // Skipped strings are checked for syntax only, as serde_json does.
+                        ' '
+                    } else if (0xD800..0xDC00).contains(&unit) {
+                        if self.data.get(self.position..self.position + 2) != Some(b"\\u") {
+                            return Err(
+                                self.error(self.position, "lone leading surrogate in hex escape")
+                            );
+                        }
+                        self.position += 2;
+                        let low = self.hex4()?;
+                        if !(0xDC00..0xE000).contains(&low) {
+                            return Err(
+                                self.error(self.position, "lone leading surrogate in hex escape")
+                            );
+                        }
+                        let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                        char::from_u32(code).unwrap_or('\u{fffd}')
+                    } else {
+                        match char::from_u32(unit) {
+                            Some(character) => character,
+                            None => {
+                                return Err(self
+                                    .error(self.position, "lone trailing surrogate in hex escape"))
+                            }
+                        }
+                    }
+                }
+                _ => return Err(self.error(escape + 1, "invalid escape")),
+            };
+            if decode {
+                self.scratch.push(decoded);
+            }
+            // The plain run up to the next escape or the end.
+            let start = self.position;
+            let mut position = start;
+            loop {
+                let Some(&byte) = self.data.get(position) else {
+                    return Err(self.eof("a string"));
+                };
+                if STRING_STOP[byte as usize] {
+                    if decode {
+                        self.scratch
+                            .push_str(self.text.get(start..position).unwrap_or_default());
+                    }
+                    match byte {
+                        b'"' => {
+                            self.position = position + 1;
+                            return Ok(());
+                        }
+                        b'\\' => {
+                            self.position = position;
+                            break;
+                        }
+                        _ => return Err(self.error(position, "control character in a string")),
+                    }
+                }
+                position += 1;
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Scan<u32> {
+        let mut value = 0;
+        for _ in 0..4 {
+            let Some(&byte) = self.data.get(self.position) else {
+                return Err(self.eof("a string"));
+            };
+            let digit = match byte {
+                b'0'..=b'9' => byte - b'0',
+                b'a'..=b'f' => byte - b'a' + 10,
+                b'A'..=b'F' => byte - b'A' + 10,
+                _ => return Err(self.error(self.position, "invalid escape")),
+            };
+            value = value * 16 + u32::from(digit);
+            self.position += 1;
+        }
+        Ok(value)
+    }
+
+    fn text_of(&self, text: &Text) -> &str {
+        match text {
+            Text::Input(range) => self.text.get(range.clone()).unwrap_or_default(),
+            Text::Scratch => &self.scratch,
+        }
+    }
+
+    /// Reads an object key (the position on its quote) and finds its child among `keys`, trying
+    /// the key after the last one found first: records of a batch usually share a key order.
+    #[inline(always)]
+    fn key(&mut self, keys: &[(Box<str>, NodeId)], hint: &mut usize) -> Scan<Option<NodeId>> {
+        let start = self.position + 1;
+        // The expected key, compared in place: a key that JSON writes as it is (no quote,
+        // backslash or control character) matches exactly when its bytes and a closing quote
+        // follow the opening one.
+        if let Some((candidate, node)) = keys.get(*hint) {
+            let candidate = candidate.as_bytes();
+            let end = start + candidate.len();
+            if self.data.get(end) == Some(&b'"')
+                && self
+                    .data
+                    .get(start..end)
+                    .is_some_and(|raw| same_key(candidate, raw))
+                && !candidate.iter().any(|&byte| STRING_STOP[byte as usize])
+            {
+                self.position = end + 1;
+                *hint += 1;
                 return Ok(Some(*node));
             }
         }
-        let found = self
-            .keys
-            .iter()
-            .position(|(candidate, _)| same_key(candidate, key));
-        if let Some(position) = found {
-            *self.hint = position + 1;
+        let (end, escaped) = self.plain_string()?;
+        let raw: &[u8] = if escaped {
+            self.scratch.clear();
+            self.scratch
+                .push_str(self.text.get(start..end).unwrap_or_default());
+            self.escaped_rest(true)?;
+            self.scratch.as_bytes()
+        } else {
+            let data = self.data;
+            &data[start..end]
+        };
+        if let Some((candidate, node)) = keys.get(*hint) {
+            if same_key(candidate.as_bytes(), raw) {
+                *hint += 1;
+                return Ok(Some(*node));
+            }
         }
-        Ok(found.map(|position| self.keys[position].1))
+        let found = keys
+            .iter()
+            .position(|(candidate, _)| same_key(candidate.as_bytes(), raw));
+        if let Some(position) = found {
+            *hint = position + 1;
+        }
+        Ok(found.map(|position| keys[position].1))
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Scan<()> {
+        let start = self.position;
+        for (index, &expected) in word.iter().enumerate() {
+            match self.data.get(start + index) {
+                Some(&byte) if byte == expected => {}
+                Some(_) => return Err(self.error(start + index, "expected a value")),
+                None => return Err(self.eof("a value")),
+            }
+        }
+        self.position = start + word.len();
+        Ok(())
+    }
+
+    /// Reads a number (the position on its first byte) as JSON's grammar has it. Integers that
+    /// fit 64 bits stay integers (as in `json.loads`); others, and all numbers with a fraction
+    /// or exponent, become the correctly rounded float64.
+    #[inline(always)]
+    fn number(&mut self) -> Scan<Scalar<'static>> {
+        self.number_or_skip::<true>()
+    }
+
+    /// [`Self::number`], or with `DECODE` false only its syntax checked (as serde_json skips
+    /// numbers: 1e400 is out of range only where it is read).
+    #[inline(always)]
+    fn number_or_skip<const DECODE: bool>(&mut self) -> Scan<Scalar<'static>> {
+        let data = self.data;
+        let start = self.position;
+        let mut position = start;
+        let negative = data.get(position) == Some(&b'-');
+        if negative {
+            position += 1;
+        }
+        let mut integer: u64 = 0;
+        let digits_start = position;
+        match data.get(position) {
+            Some(b'0') => position += 1,
+            Some(b'1'..=b'9') => digits(data, &mut position, &mut integer),
+            Some(_) => return Err(self.error(position, "invalid number")),
+            None => return Err(self.eof("a number")),
+        }
+        let mut digit_count = position - digits_start;
+        let mut is_float = false;
+        let mut exponent: i64 = 0;
+        if data.get(position) == Some(&b'.') {
+            position += 1;
+            let fraction = position;
+            // The fraction's digits continue the significand (for the fast path below).
+            digits(data, &mut position, &mut integer);
+            if position == fraction {
+                return Err(self.number_error(position));
+            }
+            digit_count += position - fraction;
+            exponent = -((position - fraction) as i64);
+            is_float = true;
+        }
+        if let Some(b'e' | b'E') = data.get(position) {
+            position += 1;
+            let negative_exponent = data.get(position) == Some(&b'-');
+            if let Some(b'+' | b'-') = data.get(position) {
+                position += 1;
+            }
+            let digits = position;
+            let mut explicit: i64 = 0;
+            while let Some(&byte) = data.get(position) {
+                if !byte.is_ascii_digit() {
+                    break;
+                }
+                explicit = (explicit * 10 + i64::from(byte - b'0')).min(1 << 40);
+                position += 1;
+            }
+            if position == digits {
+                return Err(self.number_error(position));
+            }
+            exponent += if negative_exponent {
+                -explicit
+            } else {
+                explicit
+            };
+            is_float = true;
+        }
+        self.position = position;
+        if !DECODE {
+            return Ok(Scalar::Null);
+        }
+        // Up to 19 digits cannot overflow 64 bits; longer integers are read again, checked.
+        let mut overflow = digit_count > 19;
+        if overflow && !is_float {
+            overflow = false;
+            integer = 0;
+            for &byte in &data[digits_start..position] {
+                match integer
+                    .checked_mul(10)
+                    .and_then(|value| value.checked_add(u64::from(byte - b'0')))
+                {
+                    Some(value) => integer = value,
+                    None => {
+                        overflow = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if !is_float && !overflow {
+            if !negative {
+                return Ok(match i64::try_from(integer) {
+                    Ok(value) => Scalar::Int(value),
+                    Err(_) => Scalar::UInt(integer),
+                });
+            }
+            if integer <= 1 << 63 {
+                return Ok(Scalar::Int((integer as i64).wrapping_neg()));
+            }
+        }
+        // Clinger's fast path: a significand and a power of ten both exact in a float64 give
+        // the correctly rounded result in one multiplication or division.
+        if !overflow && integer <= 1 << 53 && (-22..=22).contains(&exponent) {
+            let magnitude = integer as f64;
+            let value = if exponent < 0 {
+                magnitude / POWERS_OF_TEN[exponent.unsigned_abs() as usize]
+            } else {
+                magnitude * POWERS_OF_TEN[exponent as usize]
+            };
+            return Ok(Scalar::Float(if negative { -value } else { value }));
+        }
+        match fast_float2::parse::<f64, _>(&data[start..position]) {
+            Ok(value) if value.is_finite() => Ok(Scalar::Float(value)),
+            _ => Err(self.error(start, "number out of range")),
+        }
+    }
+
+    #[cold]
+    fn number_error(&self, position: usize) -> SyntaxError {
+        if position >= self.data.len() {
+            self.eof("a number")
+        } else {
+            self.error(position, "invalid number")
+        }
+    }
+
+    /// Reads the value at `node` into the batch.
+    fn value(&mut self, batch: &mut Batch<'_>, node: NodeId) -> Scan<()> {
+        match self.peek() {
+            Some(b'{') => self.object(batch, node),
+            Some(b'[') => self.list(batch, node),
+            Some(b'"') => {
+                let text = self.string()?;
+                batch.scalar(node, Scalar::Str(self.text_of(&text)));
+                Ok(())
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let number = self.number()?;
+                batch.scalar(node, number);
+                Ok(())
+            }
+            Some(b't') => {
+                self.literal(b"true")?;
+                batch.scalar(node, Scalar::Bool(true));
+                Ok(())
+            }
+            Some(b'f') => {
+                self.literal(b"false")?;
+                batch.scalar(node, Scalar::Bool(false));
+                Ok(())
+            }
+            Some(b'n') => {
+                self.literal(b"null")?;
+                batch.scalar(node, Scalar::Null);
+                Ok(())
+            }
+            Some(_) => Err(self.error(self.position, "expected a value")),
+            None => Err(self.eof("a value")),
+        }
+    }
+
+    fn object(&mut self, batch: &mut Batch<'_>, node: NodeId) -> Scan<()> {
+        let schema = batch.schema;
+        let target = &schema.nodes[node];
+        if target.is_leaf() {
+            batch.container_mismatch(node, "an object");
+            return self.skip();
+        }
+        self.enter()?;
+        if self.empty(b'}') {
+            return Ok(());
+        }
+        loop {
+            self.expect_key()?;
+            let child = self.key(&target.keys, &mut batch.key_hints[node])?;
+            self.colon()?;
+            match child {
+                Some(child) => {
+                    // A leaf's value sets its fields' state whatever comes; a container must
+                    // forget what an earlier occurrence of its key set below it.
+                    if !schema.nodes[child].is_leaf() {
+                        batch.reset(child);
+                    }
+                    self.value(batch, child)?;
+                }
+                None => self.skip()?,
+            }
+            if !self.next_item(b'}')? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn list(&mut self, batch: &mut Batch<'_>, node: NodeId) -> Scan<()> {
+        let schema = batch.schema;
+        let target = &schema.nodes[node];
+        if batch.leaf_wants_list(node) {
+            batch.reset(node);
+            self.enter()?;
+            let mut count = 0;
+            if !self.empty(b']') {
+                loop {
+                    self.element(batch, node, count)?;
+                    count += 1;
+                    if !self.next_item(b']')? {
+                        break;
+                    }
+                    self.expect_element()?;
+                }
+            }
+            batch.list_end(node, count);
+            Ok(())
+        } else if !target.is_leaf() && !target.indices.is_empty() && node != ROOT {
+            batch.list_at_container(node);
+            self.enter()?;
+            if self.empty(b']') {
+                return Ok(());
+            }
+            let mut index = 0;
+            loop {
+                match target.child_by_index(index) {
+                    Some(child) => {
+                        if !schema.nodes[child].is_leaf() {
+                            batch.reset(child);
+                        }
+                        self.value(batch, child)?;
+                    }
+                    None => self.skip()?,
+                }
+                index += 1;
+                if !self.next_item(b']')? {
+                    return Ok(());
+                }
+                self.expect_element()?;
+            }
+        } else {
+            batch.container_mismatch(node, "a list");
+            self.skip()
+        }
+    }
+
+    /// One element of a list field.
+    #[inline]
+    fn element(&mut self, batch: &mut Batch<'_>, node: NodeId, index: usize) -> Scan<()> {
+        let scalar = match self.peek() {
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            Some(b'"') => {
+                let text = self.string()?;
+                batch.list_element(node, index, Scalar::Str(self.text_of(&text)));
+                return Ok(());
+            }
+            Some(b't') => {
+                self.literal(b"true")?;
+                Scalar::Bool(true)
+            }
+            Some(b'f') => {
+                self.literal(b"false")?;
+                Scalar::Bool(false)
+            }
+            Some(b'n') => {
+                self.literal(b"null")?;
+                Scalar::Null
+            }
+            Some(b'{') => {
+                batch.element_mismatch(node, index, "an object");
+                return self.skip();
+            }
+            Some(b'[') => {
+                batch.element_mismatch(node, index, "a list");
+                return self.skip();
+            }
+            Some(_) => return Err(self.error(self.position, "expected a value")),
+            None => return Err(self.eof("a value")),
+        };
+        batch.list_element(node, index, scalar);
+        Ok(())
+    }
+
+    /// Checks the syntax of a value that no field reads and steps over it, decoding nothing.
+    /// Iterative, with the open brackets on a stack: skipped values may nest however deep.
+    fn skip(&mut self) -> Scan<()> {
+        let base = self.stack.len();
+        loop {
+            // At a value.
+            match self.peek() {
+                Some(b'{') => {
+                    self.position += 1;
+                    if self.peek() == Some(b'}') {
+                        self.position += 1;
+                    } else {
+                        self.stack.push(b'}');
+                        self.skip_key()?;
+                        continue;
+                    }
+                }
+                Some(b'[') => {
+                    self.position += 1;
+                    if self.peek() == Some(b']') {
+                        self.position += 1;
+                    } else {
+                        self.stack.push(b']');
+                        continue;
+                    }
+                }
+                Some(b'"') => self.skip_string()?,
+                Some(b'-' | b'0'..=b'9') => self.skip_number()?,
+                Some(b't') => self.literal(b"true")?,
+                Some(b'f') => self.literal(b"false")?,
+                Some(b'n') => self.literal(b"null")?,
+                Some(_) => return Err(self.error(self.position, "expected a value")),
+                None => return Err(self.eof("a value")),
+            }
+            // After a value: close what ends here, up to the next value.
+            loop {
+                let Some(&close) = self.stack.get(base..).and_then(<[u8]>::last) else {
+                    return Ok(());
+                };
+                match self.peek() {
+                    Some(b',') => {
+                        self.position += 1;
+                        if close == b'}' {
+                            self.skip_key()?;
+                        } else {
+                            self.expect_element()?;
+                        }
+                        break;
+                    }
+                    Some(byte) if byte == close => {
+                        self.position += 1;
+                        self.stack.pop();
+                    }
+                    Some(_) if close == b'}' => {
+                        return Err(self.error(self.position, "expected ',' or '}'"))
+                    }
+                    Some(_) => return Err(self.error(self.position, "expected ',' or ']'")),
+                    None if close == b'}' => return Err(self.eof("an object")),
+                    None => return Err(self.eof("a list")),
+                }
+            }
+        }
+    }
+
+    /// A key no field reads, and its colon.
+    #[inline]
+    fn skip_key(&mut self) -> Scan<()> {
+        self.expect_key()?;
+        self.skip_string()?;
+        self.colon()
+    }
+
+    #[inline]
+    fn skip_string(&mut self) -> Scan<()> {
+        let (_, escaped) = self.plain_string()?;
+        if escaped {
+            self.escaped_rest(false)?;
+        }
+        Ok(())
+    }
+
+    /// A number no field reads: its syntax is checked, nothing is converted.
+    fn skip_number(&mut self) -> Scan<()> {
+        self.number_or_skip::<false>().map(|_| ())
+    }
+
+    /// Parses any value, decoding every scalar (numbers to float64 or integers, strings with
+    /// their escapes), and counts the scalars: the parser's cost without the schema.
+    fn count(&mut self) -> Scan<usize> {
+        match self.peek() {
+            Some(open @ (b'{' | b'[')) => {
+                let close = if open == b'{' { b'}' } else { b']' };
+                self.enter()?;
+                let mut count = 0;
+                if self.empty(close) {
+                    return Ok(0);
+                }
+                loop {
+                    if open == b'{' {
+                        self.expect_key()?;
+                        let key = self.string()?;
+                        std::hint::black_box(self.text_of(&key));
+                        self.colon()?;
+                    }
+                    count += self.count()?;
+                    if !self.next_item(close)? {
+                        return Ok(count);
+                    }
+                    if open == b'[' {
+                        self.expect_element()?;
+                    }
+                }
+            }
+            Some(b'"') => {
+                let text = self.string()?;
+                std::hint::black_box(self.text_of(&text));
+                Ok(1)
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                std::hint::black_box(self.number()?);
+                Ok(1)
+            }
+            Some(b't') => self.literal(b"true").map(|()| 1),
+            Some(b'f') => self.literal(b"false").map(|()| 1),
+            Some(b'n') => self.literal(b"null").map(|()| 1),
+            Some(_) => Err(self.error(self.position, "expected a value")),
+            None => Err(self.eof("a value")),
+        }
+    }
+
+    /// After a top-level value: only whitespace may follow.
+    fn end(&mut self) -> Scan<()> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(self.error(self.position, "trailing characters")),
+        }
+    }
+}
+
+/// Reads a run of ASCII digits into `value` (wrapping: the caller counts the digits), eight at
+/// a time where it can.
+#[inline(always)]
+fn digits(data: &[u8], position: &mut usize, value: &mut u64) {
+    while let Some(chunk) = data.get(*position..*position + 8) {
+        let mut word = 0u64;
+        for (index, &byte) in chunk.iter().enumerate() {
+            word |= u64::from(byte) << (8 * index);
+        }
+        let low = word.wrapping_sub(0x3030_3030_3030_3030);
+        let high = word.wrapping_add(0x4646_4646_4646_4646);
+        if (low | high) & 0x8080_8080_8080_8080 != 0 {
+            break;
+        }
+        // Eight digits at once (the SWAR step of fast_float).
+        let pairs = low.wrapping_mul(10).wrapping_add(low >> 8);
+        let mask = 0x0000_00FF_0000_00FF;
+        let eight = ((pairs & mask)
+            .wrapping_mul(0x000F_4240_0000_0064)
+            .wrapping_add(((pairs >> 16) & mask).wrapping_mul(0x0000_2710_0000_0001)))
+            >> 32;
+        *value = value.wrapping_mul(100_000_000).wrapping_add(eight);
+        *position += 8;
+    }
+    while let Some(&byte) = data.get(*position) {
+        if !byte.is_ascii_digit() {
+            break;
+        }
+        *value = value.wrapping_mul(10).wrapping_add(u64::from(byte - b'0'));
+        *position += 1;
     }
 }
 
 /// Keys are short: an inline byte loop beats a call to memcmp.
-#[inline]
-fn same_key(candidate: &str, key: &str) -> bool {
-    candidate.len() == key.len()
-        && candidate
-            .bytes()
-            .zip(key.bytes())
-            .all(|(left, right)| left == right)
-}
-
-/// Reads one element of a list field.
-struct ElementSeed<'b, 's> {
-    batch: &'b mut Batch<'s>,
-    node: NodeId,
-    index: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for ElementSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ElementSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a list element")
-    }
-
-    fn visit_bool<E: de::Error>(self, value: bool) -> Result<(), E> {
-        self.batch
-            .list_element(self.node, self.index, Scalar::Bool(value));
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<(), E> {
-        self.batch
-            .list_element(self.node, self.index, Scalar::Int(value));
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<(), E> {
-        self.batch
-            .list_element(self.node, self.index, Scalar::UInt(value));
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<(), E> {
-        self.batch
-            .list_element(self.node, self.index, Scalar::Float(value));
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
-        self.batch
-            .list_element(self.node, self.index, Scalar::Str(value));
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.batch.list_element(self.node, self.index, Scalar::Null);
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.batch
-            .element_mismatch(self.node, self.index, "an object");
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.batch.element_mismatch(self.node, self.index, "a list");
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
+#[inline(always)]
+fn same_key(candidate: &[u8], key: &[u8]) -> bool {
+    candidate.len() == key.len() && candidate.iter().zip(key).all(|(left, right)| left == right)
 }
 
 const WHITESPACE: [u8; 4] = [b' ', b'\t', b'\n', b'\r'];
@@ -872,28 +1494,7 @@ fn syntax(offset: usize, message: &str) -> SyntaxError {
 /// strings: the record parser validates everything else.
 fn value_end(data: &[u8], start: usize) -> Result<usize, SyntaxError> {
     match data.get(start) {
-        Some(b'{' | b'[') => {
-            let mut depth = 0usize;
-            let mut position = start;
-            while position < data.len() {
-                match data[position] {
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Ok(position + 1);
-                        }
-                    }
-                    b'"' => position = string_end(data, position)? - 1,
-                    _ => {}
-                }
-                position += 1;
-            }
-            Err(syntax(
-                data.len(),
-                "unexpected end of input: an object or list is not closed",
-            ))
-        }
+        Some(b'{' | b'[') => container_end(data, start),
         Some(b'"') => string_end(data, start),
         Some(b']' | b'}' | b',' | b':') | None => Err(syntax(start, "expected a value")),
         Some(_) => {
@@ -909,6 +1510,91 @@ fn value_end(data: &[u8], start: usize) -> Result<usize, SyntaxError> {
             Ok(position)
         }
     }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` that may be zero (exact for the lowest one; a byte
+/// above a zero byte may be flagged too, so callers check the byte itself).
+#[inline(always)]
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(ONES) & !word & HIGHS
+}
+
+/// Where the object or list opening at `start` closes. Only brackets, quotes and backslashes
+/// matter here (the record parser checks the rest), so the scan looks at 8 bytes at a time and
+/// steps only to those.
+fn container_end(data: &[u8], start: usize) -> Result<usize, SyntaxError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut string_start = start;
+    // A byte just after a backslash in a string is taken literally.
+    let mut skip_until = start;
+    let mut base = start;
+    let mut visit = |position: usize| -> Option<usize> {
+        if position < skip_until {
+            return None;
+        }
+        let byte = data[position];
+        if in_string {
+            match byte {
+                b'"' => in_string = false,
+                b'\\' => skip_until = position + 2,
+                _ => {}
+            }
+            return None;
+        }
+        match byte {
+            b'"' => {
+                in_string = true;
+                string_start = position;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(position + 1);
+                }
+            }
+            _ => {}
+        }
+        None
+    };
+    while let Some(chunk) = data.get(base..base + 8) {
+        let mut word = 0u64;
+        for (index, &byte) in chunk.iter().enumerate() {
+            word |= u64::from(byte) << (8 * index);
+        }
+        // Quotes, backslashes, and bytes like a bracket: {, }, [, ] (and Y, _, y, DEL) are the
+        // ones whose bits match 0101_1xx1 under the mask 1101_1001.
+        let mut candidates = zero_bytes(word ^ (ONES * u64::from(b'"')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+            | zero_bytes((word & (ONES * 0xD9)) ^ (ONES * 0x59));
+        while candidates != 0 {
+            let position = base + (candidates.trailing_zeros() / 8) as usize;
+            if let Some(end) = visit(position) {
+                return Ok(end);
+            }
+            candidates &= candidates - 1;
+        }
+        base += 8;
+    }
+    for position in base..data.len() {
+        if let Some(end) = visit(position) {
+            return Ok(end);
+        }
+    }
+    if in_string {
+        return Err(syntax(
+            string_start,
+            "unexpected end of input: a string is not closed",
+        ));
+    }
+    Err(syntax(
+        data.len(),
+        "unexpected end of input: an object or list is not closed",
+    ))
 }
 
 /// The offset just past the string that opens at `start`.
@@ -977,26 +1663,17 @@ pub fn split_records(data: &[u8]) -> Result<Vec<Range<usize>>, SyntaxError> {
     Ok(records)
 }
 
-fn to_syntax_error(error: &serde_json::Error, data: &[u8], range: &Range<usize>) -> SyntaxError {
-    // serde_json reports a 1-based line and column within the record; make it a byte offset.
-    let record = &data[range.clone()];
-    let line_start = record
-        .split_inclusive(|&byte| byte == b'\n')
-        .take(error.line().saturating_sub(1))
-        .map(<[u8]>::len)
-        .sum::<usize>();
-    let offset = (range.start + line_start + error.column().saturating_sub(1)).min(data.len());
-    let mut message = error.to_string();
-    if let Some(cut) = message.find(" at line ") {
-        message.truncate(cut);
-    }
-    SyntaxError { offset, message }
-}
-
-fn parse_one(batch: &mut Batch<'_>, record: &str) -> Result<(), serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_str(record);
-    ValueSeed { batch, node: ROOT }.deserialize(&mut deserializer)?;
-    deserializer.end()
+/// Reads one record (its value starting at `range.start`, nested `depth` deep) into the batch;
+/// nothing but whitespace may follow it up to `range.end`.
+fn parse_one(
+    batch: &mut Batch<'_>,
+    text: &str,
+    range: &Range<usize>,
+    depth: usize,
+) -> Result<(), SyntaxError> {
+    let mut scanner = Scanner::new(text.get(..range.end).unwrap_or(text), range.start, depth);
+    scanner.value(batch, ROOT)?;
+    scanner.end()
 }
 
 /// JSON is UTF-8: checked once for the whole input (as `json.loads` does), so that invalid
@@ -1005,23 +1682,21 @@ fn as_utf8(data: &[u8]) -> Result<&str, SyntaxError> {
     std::str::from_utf8(data).map_err(|error| syntax(error.valid_up_to(), "invalid UTF-8"))
 }
 
-/// Parses `ranges` (records numbered from `first_record`). After a record error the rest is
-/// still parsed, so that malformed JSON anywhere is reported before a bad record, and found
-/// exactly as by the single-threaded path.
+/// Parses `ranges` (records numbered from `first_record`, nested `depth` deep). After a
+/// record error the rest is still parsed, so that malformed JSON anywhere is reported before a
+/// bad record, and found exactly as by the single-threaded path.
 fn parse_task<'s>(
     schema: &'s Schema,
     text: &str,
     ranges: &[Range<usize>],
     first_record: usize,
+    depth: usize,
 ) -> Result<Batch<'s>, ParseError> {
     let mut batch = Batch::new(schema, ranges.len());
     let mut first_error = None;
     for (index, range) in ranges.iter().enumerate() {
-        // Records start and end at ASCII bytes, so a range is always on char boundaries.
-        let record = text.get(range.clone()).unwrap_or_default();
         batch.begin_record();
-        parse_one(&mut batch, record)
-            .map_err(|error| ParseError::Syntax(to_syntax_error(&error, text.as_bytes(), range)))?;
+        parse_one(&mut batch, text, range, depth).map_err(ParseError::Syntax)?;
         if first_error.is_none() {
             first_error = batch.finish_record(first_record + index).err();
         }
@@ -1040,6 +1715,11 @@ pub fn parse_json(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseErro
     parse_json_threaded(schema, data)
 }
 
+/// The nesting of the records in a document: 1 inside a top-level array.
+fn record_depth(data: &[u8]) -> usize {
+    usize::from(data.get(skip_whitespace(data, 0)) == Some(&b'['))
+}
+
 /// The threaded path of [`parse_json`], whatever the input's size: exposed so that tests and
 /// fuzzers can check that both paths agree.
 #[doc(hidden)]
@@ -1047,11 +1727,12 @@ pub fn parse_json_threaded(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, 
     let text = as_utf8(data).map_err(ParseError::Syntax)?;
     // Threads need the record boundaries first: one structural pass over the bytes.
     let ranges = split_records(data).map_err(ParseError::Syntax)?;
+    let depth = record_depth(data);
     let per_task = records_per_task(ranges.len());
     let results: Vec<Result<Batch<'_>, ParseError>> = ranges
         .par_chunks(per_task)
         .enumerate()
-        .map(|(task, chunk)| parse_task(schema, text, chunk, task * per_task))
+        .map(|(task, chunk)| parse_task(schema, text, chunk, task * per_task, depth))
         .collect();
     merge(schema, results)
 }
@@ -1059,29 +1740,40 @@ pub fn parse_json_threaded(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, 
 /// One pass over the whole document on this thread: an array needs no boundary scan.
 fn parse_document(schema: &Schema, text: &str) -> Result<Vec<Column>, ParseError> {
     let data = text.as_bytes();
-    let whole = 0..data.len();
-    let syntax_error =
-        |error: serde_json::Error| ParseError::Syntax(to_syntax_error(&error, data, &whole));
     let start = skip_whitespace(data, 0);
     if start == data.len() {
         return Err(ParseError::Syntax(syntax(start, EMPTY_INPUT)));
     }
-    let mut batch = Batch::new(schema, 0);
-    let mut first_error = None;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    if data[start] == b'[' {
-        let records = RecordsVisitor {
-            batch: &mut batch,
-            first_error: &mut first_error,
-        };
-        serde::Deserializer::deserialize_seq(&mut deserializer, records).map_err(syntax_error)?;
-        deserializer.end().map_err(syntax_error)?;
-    } else {
+    if data[start] != b'[' {
         // One object, or NDJSON: split at the values' boundaries as the threaded path does, so
         // that values must be apart by whitespace alike ("1true" is malformed).
         let ranges = split_records(data).map_err(ParseError::Syntax)?;
-        return Ok(parse_task(schema, text, &ranges, 0)?.into_columns());
+        return Ok(parse_task(schema, text, &ranges, 0, 0)?.into_columns());
     }
+    // Reserve for the records' likely count, from the size of the first one.
+    let estimate = value_end(data, skip_whitespace(data, start + 1))
+        .map(|end| data.len() / (end - start).max(16))
+        .unwrap_or(0);
+    let mut batch = Batch::new(schema, estimate);
+    let mut first_error = None;
+    let mut scanner = Scanner::new(text, start, 0);
+    scanner.enter().map_err(ParseError::Syntax)?;
+    if !scanner.empty(b']') {
+        loop {
+            batch.begin_record();
+            scanner
+                .value(&mut batch, ROOT)
+                .map_err(ParseError::Syntax)?;
+            if first_error.is_none() {
+                first_error = batch.finish_record(batch.records).err();
+            }
+            if !scanner.next_item(b']').map_err(ParseError::Syntax)? {
+                break;
+            }
+            scanner.expect_element().map_err(ParseError::Syntax)?;
+        }
+    }
+    scanner.end().map_err(ParseError::Syntax)?;
     match first_error {
         Some(error) => Err(ParseError::Record(error)),
         None => Ok(batch.into_columns()),
@@ -1089,59 +1781,6 @@ fn parse_document(schema: &Schema, text: &str) -> Result<Vec<Column>, ParseError
 }
 
 const EMPTY_INPUT: &str = "empty input: expected a JSON array of objects, an object, or NDJSON";
-
-/// The elements of a top-level array, each a record.
-struct RecordsVisitor<'b, 's> {
-    batch: &'b mut Batch<'s>,
-    first_error: &'b mut Option<RecordError>,
-}
-
-impl<'de> Visitor<'de> for RecordsVisitor<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a list of records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq
-            .next_element_seed(RecordSeed {
-                batch: &mut *self.batch,
-                first_error: &mut *self.first_error,
-            })?
-            .is_some()
-        {}
-        Ok(())
-    }
-}
-
-/// One record. After the first bad record the rest is still parsed (into rows nobody keeps), so
-/// that malformed JSON anywhere is reported before a bad record.
-struct RecordSeed<'b, 's> {
-    batch: &'b mut Batch<'s>,
-    first_error: &'b mut Option<RecordError>,
-}
-
-impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        self.batch.begin_record();
-        ValueSeed {
-            batch: &mut *self.batch,
-            node: ROOT,
-        }
-        .deserialize(deserializer)?;
-        let record = self.batch.records;
-        if self.first_error.is_some() {
-            return Ok(());
-        }
-        if let Err(error) = self.batch.finish_record(record) {
-            *self.first_error = Some(error);
-        }
-        Ok(())
-    }
-}
 
 fn merge<'s>(
     schema: &'s Schema,
@@ -1161,65 +1800,14 @@ fn merge<'s>(
     Ok(merged.into_columns())
 }
 
-/// Parses the bytes as one JSON document and counts its scalars, building nothing: the cost of
-/// the parser alone, for benchmarks.
+/// Parses the bytes as one JSON document with the records parser's scanner and counts its
+/// scalars, decoding every one (numbers to integers or correctly rounded floats, strings with
+/// their escapes) but building nothing: the cost of the parser alone, for benchmarks.
 pub fn count_scalars(data: &[u8]) -> Result<usize, SyntaxError> {
-    struct Counter<'c>(&'c mut usize);
-
-    impl<'de> DeserializeSeed<'de> for Counter<'_> {
-        type Value = ();
-        fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-            deserializer.deserialize_any(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Counter<'_> {
-        type Value = ();
-        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-            formatter.write_str("any JSON value")
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-            *self.0 += 1;
-            Ok(())
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-            *self.0 += 1;
-            Ok(())
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-            *self.0 += 1;
-            Ok(())
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-            *self.0 += 1;
-            Ok(())
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-            *self.0 += 1;
-            Ok(())
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-            *self.0 += 1;
-            Ok(())
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while map.next_key::<IgnoredAny>()?.is_some() {
-                map.next_value_seed(Counter(&mut *self.0))?;
-            }
-            Ok(())
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while seq.next_element_seed(Counter(&mut *self.0))?.is_some() {}
-            Ok(())
-        }
-    }
-
-    let mut count = 0;
-    let mut deserializer = serde_json::Deserializer::from_str(as_utf8(data)?);
-    Counter(&mut count)
-        .deserialize(&mut deserializer)
-        .and_then(|()| deserializer.end())
-        .map_err(|error| to_syntax_error(&error, data, &(0..data.len())))?;
+    let text = as_utf8(data)?;
+    let mut scanner = Scanner::new(text, 0, 0);
+    let count = scanner.count()?;
+    scanner.end()?;
     Ok(count)
 }
 
@@ -1574,6 +2162,94 @@ mod tests {
         let threaded_error = record_error(parse_json_threaded(&schema, bad.as_bytes()));
         assert_eq!(threaded_error.record, 35_000);
         assert_eq!(threaded_error, record_error(parse_document(&schema, &bad)));
+    }
+
+    #[test]
+    fn numbers_are_correctly_rounded_like_std() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "-0.0",
+            "0.1",
+            "1e22",
+            "1e23",
+            "9007199254740993",
+            "9007199254740993.0",
+            "2.2250738585072014e-308",
+            "4.9e-324",
+            "1.7976931348623157e308",
+            "123456789012345678901234",
+            "0.30000000000000004",
+            "-18446744073709551616",
+            "18446744073709551615",
+            "1.5e-400",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "0.000001",
+            "1E5",
+            "1e-22",
+            "3e-23",
+        ]
+        .iter()
+        .map(|case| (*case).to_owned())
+        .collect();
+        for _ in 0..20_000 {
+            let digits = next() % 10u64.pow((next() % 20) as u32);
+            let point = (next() % 21) as usize;
+            let mut text = digits.to_string();
+            if point < text.len() && point > 0 {
+                text.insert(point, '.');
+            }
+            if next() % 3 == 0 {
+                text.push_str(&format!("e{}", (next() % 60) as i64 - 30));
+            }
+            if next() % 2 == 0 {
+                text.insert(0, '-');
+            }
+            cases.push(text);
+        }
+        for case in cases {
+            let mut scanner = Scanner::new(&case, 0, 0);
+            let scalar = scanner.number().unwrap();
+            assert_eq!(scanner.position, case.len(), "{case}");
+            let expected: f64 = case.parse().unwrap();
+            let got = match scalar {
+                Scalar::Int(value) => value as f64,
+                Scalar::UInt(value) => value as f64,
+                Scalar::Float(value) => value,
+                other => panic!("{case}: {other:?}"),
+            };
+            if case.starts_with("-0") && !case.contains(['.', 'e', 'E']) {
+                assert_eq!(
+                    scalar,
+                    Scalar::Int(0),
+                    "an integer -0 is 0, as in json.loads"
+                );
+                continue;
+            }
+            assert_eq!(
+                got.to_bits(),
+                expected.to_bits(),
+                "{case}: {got} against {expected}"
+            );
+        }
+        for bad in ["-", "01", "1.", ".5", "1e", "1e+", "-a", "+1", "1.e5"] {
+            let mut scanner = Scanner::new(bad, 0, 0);
+            let ok = scanner.number().is_ok() && scanner.end().is_ok();
+            assert!(!ok, "{bad} is not a JSON number");
+        }
+        let mut scanner = Scanner::new("1e400", 0, 0);
+        assert!(
+            scanner.number().is_err(),
+            "1e400 is out of range, as serde_json has it"
+        );
     }
 
     #[test]

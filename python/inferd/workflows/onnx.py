@@ -7,6 +7,9 @@ and shapes before they reach ONNX Runtime, so a bad request gets a message namin
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,7 +57,26 @@ def choose_providers(requested: Sequence[str] | None) -> list[str]:
         chosen.append(provider)
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
+    if any(provider in _GPU_PROVIDERS for provider in chosen):
+        _preload_cuda_libraries()
     return chosen
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    """Loads the CUDA and cuDNN libraries that pip's ``nvidia-*`` packages (or torch) installed,
+    so that the CUDA provider finds them without LD_LIBRARY_PATH. Once per process."""
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime >= 1.21
+    if preload is None:
+        return
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as said:
+            preload()
+    except Exception as error:  # noqa: BLE001 - loading is best effort; the session says the rest
+        logger.debug("onnxruntime.preload_dlls failed: %s", error)
+        return
+    if said.getvalue().strip():
+        logger.debug("onnxruntime.preload_dlls: %s", said.getvalue().strip())
 
 
 class OnnxWorkflow(Workflow):
@@ -96,6 +118,12 @@ class OnnxWorkflow(Workflow):
         providers = choose_providers(self.requested_providers)
         self.session = ort.InferenceSession(str(self.model_path), options, providers=providers)
         self.providers = self.session.get_providers()
+        missing = [provider for provider in providers if provider not in self.providers]
+        if missing:
+            logger.warning(
+                "%s: %s could not start (its CUDA libraries did not load); running on %s",
+                self.model_path.name, ", ".join(missing), ", ".join(self.providers),
+            )  # fmt: skip
         logger.info("%s: providers %s", self.model_path.name, ", ".join(self.providers))
         self.inputs = [
             TensorSpec(
