@@ -4,7 +4,9 @@
 
 use std::sync::OnceLock;
 
-use _native::records::{parse_json, parse_json_threaded, Buffer, Column, ParseError};
+use _native::records::{
+    parse_json, parse_json_pieces, parse_json_threaded, Buffer, Column, ParseError,
+};
 use _native::schema::{ConfigValue, FieldSpec, Schema, SchemaSpec};
 
 fn schemas() -> &'static [Schema] {
@@ -71,24 +73,59 @@ fn same_columns(left: &[Column], right: &[Column]) -> bool {
         })
 }
 
+/// The threaded paths must agree with the single-threaded one exactly: the same tensors, or
+/// the same error (the same record, or the same offset and message).
+fn assert_same(
+    data: &[u8],
+    single: &Result<Vec<Column>, ParseError>,
+    threaded: &Result<Vec<Column>, ParseError>,
+    how: &str,
+) {
+    let same = match (single, threaded) {
+        (Ok(single), Ok(threaded)) => same_columns(single, threaded),
+        (Err(single), Err(threaded)) => single == threaded,
+        _ => false,
+    };
+    assert!(
+        same,
+        "{how} disagrees on {:?}: {single:?} against {threaded:?}",
+        String::from_utf8_lossy(data)
+    );
+}
+
 pub fn check_json_records(data: &[u8]) {
+    check_json_records_cut(data, &[1, 2, 3, 5, 8]);
+}
+
+/// [`check_json_records`], with the threaded path also made to cut the input into each of
+/// `pieces` (its record-start guesses go wrong in every way on small inputs).
+pub fn check_json_records_cut(data: &[u8], pieces: &[usize]) {
+    let utf8 = std::str::from_utf8(data);
     for schema in schemas() {
         let result = parse_json(schema, data);
-        // The threaded path must agree: same tensors, or the same kind of error (and the same
-        // record for a record error). Syntax messages may differ: the paths find them apart.
-        match (&result, parse_json_threaded(schema, data)) {
-            (Ok(single), Ok(threaded)) => assert!(
-                same_columns(single, &threaded),
-                "{single:?} against {threaded:?}"
-            ),
-            (Err(ParseError::Record(single)), Err(ParseError::Record(threaded))) => {
-                assert_eq!(single, &threaded)
+        assert_same(
+            data,
+            &result,
+            &parse_json_threaded(schema, data),
+            "the threaded path",
+        );
+        for &count in pieces {
+            let threaded = parse_json_pieces(schema, data, count);
+            assert_same(data, &result, &threaded, &format!("{count} pieces"));
+        }
+        // The scanner checks UTF-8 only in strings; invalid UTF-8 anywhere must still be the
+        // error, at the offset where decoding the whole input fails.
+        match (&utf8, &result) {
+            (Ok(_), Err(ParseError::Syntax(error))) => {
+                assert_ne!(error.message, "invalid UTF-8", "{data:?}")
             }
-            (Err(ParseError::Syntax(_)), Err(ParseError::Syntax(_))) => {}
-            (single, threaded) => panic!(
-                "paths disagree on {:?}: {single:?} against {threaded:?}",
-                String::from_utf8_lossy(data)
+            (Ok(_), _) => {}
+            (Err(invalid), Err(ParseError::Syntax(error))) => assert_eq!(
+                (error.offset, error.message.as_str()),
+                (invalid.valid_up_to(), "invalid UTF-8"),
+                "{data:?}"
             ),
+            (Err(_), other) => panic!("invalid UTF-8 accepted: {data:?} gave {other:?}"),
         }
         match result {
             Ok(columns) => {

@@ -18,18 +18,21 @@ use crate::schema::{
 };
 
 /// JSON inputs smaller than this are parsed on the calling thread. 1 MiB is about 1,700 records
-/// of 32 numbers, 4 ms of work: enough to amortise splitting the input and merging the parts.
-/// (An estimate from the per-record cost, not a measured crossover; see PARALLEL_MIN_THREADS.)
+/// of 32 numbers, ~3 ms of work for one thread: enough to amortise handing pieces to threads
+/// and copying their rows together. (An estimate from the per-record cost, not a measured
+/// crossover.)
 pub const PARALLEL_MIN_BYTES: usize = 1024 * 1024;
-/// Threads are used only with at least this many of them. Threads need the record boundaries
-/// first: a scan of brackets and quotes, 8 bytes a step, which costs ~15% of a single-threaded
-/// parse (25 ms of 150 ms for 61 MB). On the 2-vCPU machine measured (benches/records.py) two
-/// threads parsed 61 MB in 110 ms against 150 ms for one, so two are enough.
+/// Threads are used only with at least this many of them. A top-level array is cut into
+/// pieces at guessed record starts, with no serial pass over the input (see
+/// `parse_array_speculative`), so the threads share nearly all the work. Measured on 2 vCPUs
+/// (benches/records.py's 61 MB, best of 12): one thread 125-135 ms, two 72-80 ms; before, with
+/// a serial boundary scan (25-35 ms), UTF-8 check (~10 ms) and merge, two took 103-127 ms.
 pub const PARALLEL_MIN_THREADS: usize = 2;
 /// Extracted Python records are converted by several threads from this many on: the values
 /// are already decoded, so conversion is cheap (~20% of parse_records) and pays only in bulk.
 pub const PARALLEL_MIN_VALUES_RECORDS: usize = 16 * 1024;
-/// Tasks per thread: a few, so that a slow task does not leave the other threads idle.
+/// Tasks per thread: a few, so that a slow task does not leave the other threads idle. (For
+/// the 61 MB array on 2 threads, 2, 4, 8 or 16 pieces took the same time within the noise.)
 const TASKS_PER_THREAD: usize = 4;
 
 /// Records per parallel task for a batch of `records`.
@@ -93,6 +96,12 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+impl From<SyntaxError> for ParseError {
+    fn from(error: SyntaxError) -> Self {
+        Self::Syntax(error)
+    }
+}
 
 /// A typed, contiguous buffer of one tensor's values.
 #[derive(Clone, Debug, PartialEq)]
@@ -176,14 +185,50 @@ impl Buffer {
         }
     }
 
-    fn append(&mut self, other: &mut Self) {
-        match (self, other) {
-            (Self::Float32(values), Self::Float32(more)) => values.append(more),
-            (Self::Float64(values), Self::Float64(more)) => values.append(more),
-            (Self::Int32(values), Self::Int32(more)) => values.append(more),
-            (Self::Int64(values), Self::Int64(more)) => values.append(more),
-            (Self::Bool(values), Self::Bool(more)) => values.append(more),
-            _ => debug_assert!(false, "buffers of different dtypes"),
+    /// `parts` (buffers of `dtype`) end to end, copied by several threads.
+    fn concat(dtype: Dtype, parts: &[&Self]) -> Self {
+        fn typed<'a, T: Copy + Default + Send + Sync + 'a>(
+            parts: &[&'a Buffer],
+            values: impl Fn(&'a Buffer) -> Option<&'a [T]>,
+        ) -> Vec<T> {
+            let parts: Vec<&[T]> = parts.iter().filter_map(|part| values(part)).collect();
+            let total = parts.iter().map(|part| part.len()).sum();
+            // Zeroed memory comes from the allocator as untouched pages: each thread's copy
+            // is the first write to its part.
+            let mut merged = vec![T::default(); total];
+            let mut rest = merged.as_mut_slice();
+            let mut copies = Vec::with_capacity(parts.len());
+            for part in parts {
+                let (head, tail) = rest.split_at_mut(part.len());
+                copies.push((head, part));
+                rest = tail;
+            }
+            copies
+                .into_par_iter()
+                .for_each(|(target, part)| target.copy_from_slice(part));
+            merged
+        }
+        match dtype {
+            Dtype::Float32 => Self::Float32(typed(parts, |part| match part {
+                Self::Float32(values) => Some(values),
+                _ => None,
+            })),
+            Dtype::Float64 => Self::Float64(typed(parts, |part| match part {
+                Self::Float64(values) => Some(values),
+                _ => None,
+            })),
+            Dtype::Int32 => Self::Int32(typed(parts, |part| match part {
+                Self::Int32(values) => Some(values),
+                _ => None,
+            })),
+            Dtype::Int64 => Self::Int64(typed(parts, |part| match part {
+                Self::Int64(values) => Some(values),
+                _ => None,
+            })),
+            Dtype::Bool => Self::Bool(typed(parts, |part| match part {
+                Self::Bool(values) => Some(values),
+                _ => None,
+            })),
         }
     }
 
@@ -257,6 +302,8 @@ pub struct Batch<'s> {
     /// Per trie node, where the next key is most likely in its key list: records of one batch
     /// usually list their keys in the same order, so the lookup rarely has to search.
     key_hints: Vec<usize>,
+    /// Per trie node, its keys' [`key_word`]s, in the order of its keys.
+    key_words: Vec<Vec<Option<(u64, u64)>>>,
     /// Per trie node: its one field, when that is the only field there and a plain number
     /// (no vocabulary): the common case, written without the general dispatch.
     plain: Vec<Option<usize>>,
@@ -283,6 +330,11 @@ impl<'s> Batch<'s> {
             mismatches: vec![None; schema.fields.len()],
             record_mismatch: None,
             key_hints: vec![0; schema.nodes.len()],
+            key_words: schema
+                .nodes
+                .iter()
+                .map(|node| node.keys.iter().map(|(key, _)| key_word(key)).collect())
+                .collect(),
             plain: schema
                 .nodes
                 .iter()
@@ -585,14 +637,24 @@ impl<'s> Batch<'s> {
         Ok(())
     }
 
-    fn append(&mut self, mut other: Self) {
-        self.records += other.records;
-        for (buffer, more) in self.buffers.iter_mut().zip(&mut other.buffers) {
-            buffer.append(more);
+    /// The batches' records end to end. Each tensor's buffer is allocated once at its full
+    /// size and the batches' parts are copied into it by several threads: appending them one
+    /// after another on one thread cost 5-20 ms (noisy) of the 61 MB benchmark's ~130.
+    fn concat(schema: &'s Schema, batches: Vec<Self>) -> Self {
+        let mut merged = Self::new(schema, 0);
+        merged.records = batches.iter().map(|batch| batch.records).sum();
+        for (tensor_id, tensor) in schema.tensors.iter().enumerate() {
+            let parts: Vec<&Buffer> = batches
+                .iter()
+                .map(|batch| &batch.buffers[tensor_id])
+                .collect();
+            merged.buffers[tensor_id] = Buffer::concat(tensor.dtype, &parts);
+            merged.lengths[tensor_id] = batches
+                .iter()
+                .flat_map(|batch| batch.lengths[tensor_id].iter().copied())
+                .collect();
         }
-        for (lengths, more) in self.lengths.iter_mut().zip(&mut other.lengths) {
-            lengths.append(more);
-        }
+        merged
     }
 
     pub fn into_columns(self) -> Vec<Column> {
@@ -665,12 +727,18 @@ enum Text {
     Scratch,
 }
 
-/// Bytes that end the fast part of a string scan: the closing quote, an escape, or a control
-/// character (which JSON forbids in strings).
+/// Bytes that end the fast part of a string scan: the closing quote, an escape, a control
+/// character (which JSON forbids in strings), or the first byte of a non-ASCII character,
+/// which is checked there as UTF-8 (see [`Scanner::utf8_character`]).
 static STRING_STOP: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
     while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    byte = 0x80;
+    while byte < 0x100 {
         table[byte] = true;
         byte += 1;
     }
@@ -679,13 +747,52 @@ static STRING_STOP: [bool; 256] = {
     table
 };
 
+/// Whether JSON writes `key` as it is between quotes: no quote, backslash or control
+/// character (non-ASCII characters are fine).
+#[inline(always)]
+fn written_as_is(key: &[u8]) -> bool {
+    !key.iter()
+        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+}
+
+/// A key of under 8 bytes that JSON writes as it is, as the input holds it after its opening
+/// quote: its bytes and closing quote in the low bytes of a little-endian word, and the mask
+/// of those bytes. Comparing 8 input bytes with it (masked) is one step, where the byte loop
+/// over the key showed as ~8% of a parse's profile.
+fn key_word(key: &str) -> Option<(u64, u64)> {
+    let bytes = key.as_bytes();
+    if bytes.len() >= 8 || !written_as_is(bytes) {
+        return None;
+    }
+    let mut word = 0u64;
+    for (index, &byte) in bytes.iter().chain(b"\"").enumerate() {
+        word |= u64::from(byte) << (8 * index);
+    }
+    let mask = u64::MAX >> (8 * (7 - bytes.len()));
+    Some((word, mask))
+}
+
+/// The text of `data[range]`, which the scanner has checked to be UTF-8 (it checks every
+/// non-ASCII character of a string it reads). Converting again costs little: the strings
+/// read are short, and mostly ASCII, which is checked a word at a time.
+fn text_at(data: &[u8], range: Range<usize>) -> &str {
+    data.get(range)
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .unwrap_or_default()
+}
+
 /// A single-pass, schema-driven JSON reader. It walks the trie while it reads: keys no field
 /// asks for have their values checked for syntax and skipped without being decoded, and the
 /// values fields ask for are parsed (numbers correctly rounded) and written straight into the
 /// column buffers. There is no intermediate value: only escaped strings are copied.
+///
+/// It reads bytes, not a `str`: the input is not checked as UTF-8 first. Outside strings
+/// only ASCII is JSON, and inside them every non-ASCII character is checked as it is passed,
+/// so an input the scanner accepts is UTF-8; one it refuses is checked whole by
+/// [`utf8_first`], so that invalid UTF-8 is reported wherever it is, before any other error.
+/// This saves a serial pass over the input (~10 ms of the 61 MB benchmark).
 struct Scanner<'a> {
     /// The input up to the end of the part being read; offsets are into the whole input.
-    text: &'a str,
     data: &'a [u8],
     position: usize,
     depth: usize,
@@ -697,10 +804,9 @@ struct Scanner<'a> {
 type Scan<T> = Result<T, SyntaxError>;
 
 impl<'a> Scanner<'a> {
-    fn new(text: &'a str, position: usize, depth: usize) -> Self {
+    fn new(data: &'a [u8], position: usize, depth: usize) -> Self {
         Self {
-            text,
-            data: text.as_bytes(),
+            data,
             position,
             depth,
             scratch: String::new(),
@@ -825,6 +931,10 @@ impl<'a> Scanner<'a> {
                         self.position = position;
                         Ok((position, true))
                     }
+                    0x80.. => {
+                        position = self.utf8_character(position)?;
+                        continue;
+                    }
                     _ => Err(self.error(position, "control character in a string")),
                 };
             }
@@ -842,8 +952,7 @@ impl<'a> Scanner<'a> {
             return Ok(Text::Input(start..end));
         }
         self.scratch.clear();
-        self.scratch
-            .push_str(self.text.get(start..end).unwrap_or_default());
+        self.scratch.push_str(text_at(self.data, start..end));
         self.escaped_rest(true)?;
         Ok(Text::Scratch)
     }
@@ -910,9 +1019,12 @@ impl<'a> Scanner<'a> {
                     return Err(self.eof("a string"));
                 };
                 if STRING_STOP[byte as usize] {
+                    if byte >= 0x80 {
+                        position = self.utf8_character(position)?;
+                        continue;
+                    }
                     if decode {
-                        self.scratch
-                            .push_str(self.text.get(start..position).unwrap_or_default());
+                        self.scratch.push_str(text_at(self.data, start..position));
                     }
                     match byte {
                         b'"' => {
@@ -928,6 +1040,22 @@ impl<'a> Scanner<'a> {
                 }
                 position += 1;
             }
+        }
+    }
+
+    /// Checks the UTF-8 character whose first byte (not ASCII) is at `position`, and returns
+    /// where the next one starts.
+    #[cold]
+    fn utf8_character(&self, position: usize) -> Scan<usize> {
+        let width = match self.data[position] {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => 0,
+        };
+        match self.data.get(position..position + width) {
+            Some(bytes) if width > 0 && std::str::from_utf8(bytes).is_ok() => Ok(position + width),
+            _ => Err(self.error(position, "invalid UTF-8")),
         }
     }
 
@@ -951,29 +1079,49 @@ impl<'a> Scanner<'a> {
 
     fn text_of(&self, text: &Text) -> &str {
         match text {
-            Text::Input(range) => self.text.get(range.clone()).unwrap_or_default(),
+            Text::Input(range) => text_at(self.data, range.clone()),
             Text::Scratch => &self.scratch,
         }
     }
 
     /// Reads an object key (the position on its quote) and finds its child among `keys`, trying
     /// the key after the last one found first: records of a batch usually share a key order.
+    /// `words` are the keys' [`key_word`]s. After the last key, the first is expected next:
+    /// the next record's (or nested object's) first key.
     #[inline(always)]
-    fn key(&mut self, keys: &[(Box<str>, NodeId)], hint: &mut usize) -> Scan<Option<NodeId>> {
+    fn key(
+        &mut self,
+        keys: &[(Box<str>, NodeId)],
+        words: &[Option<(u64, u64)>],
+        hint: &mut usize,
+    ) -> Scan<Option<NodeId>> {
         let start = self.position + 1;
+        if *hint >= keys.len() {
+            *hint = 0;
+        }
         // The expected key, compared in place: a key that JSON writes as it is (no quote,
         // backslash or control character) matches exactly when its bytes and a closing quote
-        // follow the opening one.
+        // follow the opening one. A short key is compared in one step.
         if let Some((candidate, node)) = keys.get(*hint) {
             let candidate = candidate.as_bytes();
             let end = start + candidate.len();
-            if self.data.get(end) == Some(&b'"')
-                && self
-                    .data
-                    .get(start..end)
-                    .is_some_and(|raw| same_key(candidate, raw))
-                && !candidate.iter().any(|&byte| STRING_STOP[byte as usize])
-            {
+            let word = self
+                .data
+                .get(start..start + 8)
+                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                .map(u64::from_le_bytes);
+            let matched = match (words.get(*hint).copied().flatten(), word) {
+                (Some((expected, mask)), Some(word)) => word & mask == expected,
+                _ => {
+                    self.data.get(end) == Some(&b'"')
+                        && self
+                            .data
+                            .get(start..end)
+                            .is_some_and(|raw| same_key(candidate, raw))
+                        && written_as_is(candidate)
+                }
+            };
+            if matched {
                 self.position = end + 1;
                 *hint += 1;
                 return Ok(Some(*node));
@@ -982,8 +1130,7 @@ impl<'a> Scanner<'a> {
         let (end, escaped) = self.plain_string()?;
         let raw: &[u8] = if escaped {
             self.scratch.clear();
-            self.scratch
-                .push_str(self.text.get(start..end).unwrap_or_default());
+            self.scratch.push_str(text_at(self.data, start..end));
             self.escaped_rest(true)?;
             self.scratch.as_bytes()
         } else {
@@ -1192,7 +1339,11 @@ impl<'a> Scanner<'a> {
         }
         loop {
             self.expect_key()?;
-            let child = self.key(&target.keys, &mut batch.key_hints[node])?;
+            let child = self.key(
+                &target.keys,
+                &batch.key_words[node],
+                &mut batch.key_hints[node],
+            )?;
             self.colon()?;
             match child {
                 Some(child) => {
@@ -1435,8 +1586,36 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Reads a run of ASCII digits into `value` (wrapping: the caller counts the digits), eight at
-/// a time where it can.
+/// 10^0 to 10^8, for appending a run of up to 8 digits to a significand.
+const POWERS_OF_TEN_U64: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The value of the 8 digits of `digits` (each byte 0-9, the first digit in the lowest byte):
+/// the SWAR step of fast_float.
+#[inline(always)]
+fn eight_digits(digits: u64) -> u64 {
+    let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8);
+    let mask = 0x0000_00FF_0000_00FF;
+    ((pairs & mask)
+        .wrapping_mul(0x000F_4240_0000_0064)
+        .wrapping_add(((pairs >> 16) & mask).wrapping_mul(0x0000_2710_0000_0001)))
+        >> 32
+}
+
+/// Reads a run of ASCII digits into `value` (wrapping: the caller counts the digits), eight
+/// bytes at a time where it can: a run's last (or only) 1 to 7 digits are read in one step
+/// too, shifted up to the top of the word as if after leading zeros. Numbers in records are
+/// mostly short runs ("-482.166499"), which a byte loop read one digit and branch at a time.
+/// (With [`key_word`], this took ~7% off a single-threaded parse of the 61 MB benchmark.)
 #[inline(always)]
 fn digits(data: &[u8], position: &mut usize, value: &mut u64) {
     while let Some(chunk) = data.get(*position..*position + 8) {
@@ -1446,18 +1625,27 @@ fn digits(data: &[u8], position: &mut usize, value: &mut u64) {
         }
         let low = word.wrapping_sub(0x3030_3030_3030_3030);
         let high = word.wrapping_add(0x4646_4646_4646_4646);
-        if (low | high) & 0x8080_8080_8080_8080 != 0 {
-            break;
+        // The high bit of each byte that is not a digit: exact for the lowest one (the
+        // bytes below it are digits, which neither borrow nor carry), which is all we read.
+        let other = (low | high) & 0x8080_8080_8080_8080;
+        if other == 0 {
+            *value = value
+                .wrapping_mul(100_000_000)
+                .wrapping_add(eight_digits(low));
+            *position += 8;
+            continue;
         }
-        // Eight digits at once (the SWAR step of fast_float).
-        let pairs = low.wrapping_mul(10).wrapping_add(low >> 8);
-        let mask = 0x0000_00FF_0000_00FF;
-        let eight = ((pairs & mask)
-            .wrapping_mul(0x000F_4240_0000_0064)
-            .wrapping_add(((pairs >> 16) & mask).wrapping_mul(0x0000_2710_0000_0001)))
-            >> 32;
-        *value = value.wrapping_mul(100_000_000).wrapping_add(eight);
-        *position += 8;
+        let count = (other.trailing_zeros() / 8) as usize;
+        if count > 0 {
+            // The digits to the top bytes, zeros (leading digits) below; the bytes after the
+            // run are shifted out.
+            let run = eight_digits(low << (8 * (8 - count)));
+            *value = value
+                .wrapping_mul(POWERS_OF_TEN_U64[count])
+                .wrapping_add(run);
+            *position += count;
+        }
+        return;
     }
     while let Some(&byte) = data.get(*position) {
         if !byte.is_ascii_digit() {
@@ -1667,19 +1855,30 @@ pub fn split_records(data: &[u8]) -> Result<Vec<Range<usize>>, SyntaxError> {
 /// nothing but whitespace may follow it up to `range.end`.
 fn parse_one(
     batch: &mut Batch<'_>,
-    text: &str,
+    data: &[u8],
     range: &Range<usize>,
     depth: usize,
 ) -> Result<(), SyntaxError> {
-    let mut scanner = Scanner::new(text.get(..range.end).unwrap_or(text), range.start, depth);
+    let mut scanner = Scanner::new(data.get(..range.end).unwrap_or(data), range.start, depth);
     scanner.value(batch, ROOT)?;
     scanner.end()
 }
 
-/// JSON is UTF-8: checked once for the whole input (as `json.loads` does), so that invalid
-/// bytes are found wherever they are, and the parser need not check each string again.
+/// JSON is UTF-8, and `json.loads` decodes bytes before it parses them: invalid UTF-8
+/// anywhere is the error, whatever else is wrong.
 fn as_utf8(data: &[u8]) -> Result<&str, SyntaxError> {
     std::str::from_utf8(data).map_err(|error| syntax(error.valid_up_to(), "invalid UTF-8"))
+}
+
+/// The scanner checks UTF-8 only in the strings it reads (see [`Scanner`]), which proves a
+/// document it accepts UTF-8. When it refuses one, for whatever reason, the whole input is
+/// checked, so that the error is the first invalid UTF-8 if there is any, as from
+/// [`as_utf8`] before parsing, and otherwise the scanner's.
+fn utf8_first<T, E: From<SyntaxError>>(data: &[u8], result: Result<T, E>) -> Result<T, E> {
+    if result.is_err() {
+        as_utf8(data)?;
+    }
+    result
 }
 
 /// Parses `ranges` (records numbered from `first_record`, nested `depth` deep). After a
@@ -1687,7 +1886,7 @@ fn as_utf8(data: &[u8]) -> Result<&str, SyntaxError> {
 /// bad record, and found exactly as by the single-threaded path.
 fn parse_task<'s>(
     schema: &'s Schema,
-    text: &str,
+    data: &[u8],
     ranges: &[Range<usize>],
     first_record: usize,
     depth: usize,
@@ -1696,7 +1895,7 @@ fn parse_task<'s>(
     let mut first_error = None;
     for (index, range) in ranges.iter().enumerate() {
         batch.begin_record();
-        parse_one(&mut batch, text, range, depth).map_err(ParseError::Syntax)?;
+        parse_one(&mut batch, data, range, depth).map_err(ParseError::Syntax)?;
         if first_error.is_none() {
             first_error = batch.finish_record(first_record + index).err();
         }
@@ -1710,7 +1909,7 @@ fn parse_task<'s>(
 /// Parses JSON bytes (an array of objects, one object, or NDJSON) into the schema's tensors.
 pub fn parse_json(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseError> {
     if data.len() < PARALLEL_MIN_BYTES || rayon::current_num_threads() < PARALLEL_MIN_THREADS {
-        return parse_document(schema, as_utf8(data).map_err(ParseError::Syntax)?);
+        return utf8_first(data, parse_document(schema, data));
     }
     parse_json_threaded(schema, data)
 }
@@ -1724,22 +1923,240 @@ fn record_depth(data: &[u8]) -> usize {
 /// fuzzers can check that both paths agree.
 #[doc(hidden)]
 pub fn parse_json_threaded(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseError> {
-    let text = as_utf8(data).map_err(ParseError::Syntax)?;
-    // Threads need the record boundaries first: one structural pass over the bytes.
-    let ranges = split_records(data).map_err(ParseError::Syntax)?;
-    let depth = record_depth(data);
-    let per_task = records_per_task(ranges.len());
-    let results: Vec<Result<Batch<'_>, ParseError>> = ranges
-        .par_chunks(per_task)
-        .enumerate()
-        .map(|(task, chunk)| parse_task(schema, text, chunk, task * per_task, depth))
+    parse_json_pieces(
+        schema,
+        data,
+        rayon::current_num_threads() * TASKS_PER_THREAD,
+    )
+}
+
+/// [`parse_json_threaded`] with a top-level array cut into at most `pieces` pieces, however
+/// small it is: exposed so that tests and fuzzers can make the guesses of
+/// [`parse_array_speculative`] go wrong in every way on small inputs.
+#[doc(hidden)]
+pub fn parse_json_pieces(
+    schema: &Schema,
+    data: &[u8],
+    pieces: usize,
+) -> Result<Vec<Column>, ParseError> {
+    let start = skip_whitespace(data, 0);
+    if data.get(start) == Some(&b'[') {
+        let first = skip_whitespace(data, start + 1);
+        if first < data.len() && data[first] != b']' {
+            return utf8_first(data, parse_array_speculative(schema, data, first, pieces));
+        }
+        // An empty or unclosed array: nothing to share among threads.
+        return utf8_first(data, parse_document(schema, data));
+    }
+    // One object or NDJSON: the exact boundaries first, then the records.
+    let result = split_records(data)
+        .map_err(ParseError::Syntax)
+        .and_then(|ranges| {
+            let depth = record_depth(data);
+            let per_task = records_per_task(ranges.len());
+            let results: Vec<Result<Batch<'_>, ParseError>> = ranges
+                .par_chunks(per_task)
+                .enumerate()
+                .map(|(task, chunk)| parse_task(schema, data, chunk, task * per_task, depth))
+                .collect();
+            merge(schema, results)
+        });
+    utf8_first(data, result)
+}
+
+/// How a span of records ended.
+#[derive(Debug, PartialEq, Eq)]
+enum SpanEnd {
+    /// At the first byte of the first record at or past the span's limit.
+    Boundary(usize),
+    /// At the array's closing bracket, with nothing but whitespace after it.
+    Close,
+}
+
+/// The records of a top-level array read from one start, as [`parse_document`] reads them.
+struct Span<'s> {
+    batch: Batch<'s>,
+    /// The span's first record error, its record numbered from the span's first record.
+    first_error: Option<RecordError>,
+    /// Where the span stopped, or the syntax error that stopped it.
+    end: Result<SpanEnd, SyntaxError>,
+}
+
+/// Reads the records of a top-level array from `start` (the first byte of a record, or where
+/// one is guessed to start) until the first record that starts at or past `limit`, exactly as
+/// [`parse_document`] reads them: the scanner is in the same state at a record's start
+/// (depth 1, the whole input in view), so from a true record start it finds the same values,
+/// record errors and syntax errors, with the same offsets and messages.
+fn parse_span<'s>(
+    schema: &'s Schema,
+    data: &[u8],
+    start: usize,
+    limit: usize,
+    capacity: usize,
+) -> Span<'s> {
+    let mut batch = Batch::new(schema, capacity);
+    let mut first_error = None;
+    let mut scanner = Scanner::new(data, start, 1);
+    let end = loop {
+        batch.begin_record();
+        if let Err(error) = scanner.value(&mut batch, ROOT) {
+            break Err(error);
+        }
+        if first_error.is_none() {
+            first_error = batch.finish_record(batch.records).err();
+        }
+        match scanner.next_item(b']') {
+            Ok(true) => {}
+            Ok(false) => break scanner.end().map(|()| SpanEnd::Close),
+            Err(error) => break Err(error),
+        }
+        if let Err(error) = scanner.expect_element() {
+            break Err(error);
+        }
+        // expect_element leaves the position on the next record's first byte.
+        if scanner.position >= limit {
+            break Ok(SpanEnd::Boundary(scanner.position));
+        }
+    };
+    Span {
+        batch,
+        first_error,
+        end,
+    }
+}
+
+/// Where a record of a top-level array most likely starts at or after `from` (and before
+/// `to`): the `{` of `}`, `,`, `{` (whitespace allowed between), followed by the same bytes as
+/// the first record's opening up to its first key's closing quote (`{"id"`). Records of one
+/// batch usually share their first key, and objects nested in a record usually do not have
+/// it, so a guess is rarely wrong; a wrong one (inside a string, or nested) costs time only.
+fn guess_record_start(data: &[u8], from: usize, to: usize, opening: &[u8]) -> Option<usize> {
+    let to = to.min(data.len());
+    let mut position = from;
+    while position < to {
+        let close = position + data.get(position..to)?.iter().position(|&b| b == b'}')?;
+        position = close + 1;
+        let comma = skip_whitespace(data, close + 1);
+        if data.get(comma) != Some(&b',') {
+            continue;
+        }
+        let open = skip_whitespace(data, comma + 1);
+        if data.get(open..open + opening.len()) == Some(opening) && open < to {
+            return Some(open);
+        }
+    }
+    None
+}
+
+/// The first record's opening bytes that a guessed start must repeat: its `{`, whitespace
+/// and first key with its quotes, or just the `{` (when the record is not an object, has no
+/// key, or its first key is escaped or long).
+fn record_opening(data: &[u8], first: usize) -> &[u8] {
+    if data.get(first) != Some(&b'{') {
+        return b"{";
+    }
+    let quote = skip_whitespace(data, first + 1);
+    if data.get(quote) != Some(&b'"') {
+        return b"{";
+    }
+    let key = data.get(quote + 1..).unwrap_or_default();
+    match key.iter().take(64).position(|&b| b == b'"' || b == b'\\') {
+        Some(length) if key[length] == b'"' => &data[first..quote + length + 2],
+        _ => b"{",
+    }
+}
+
+/// The threaded path for a top-level array (`first` is its first record's first byte), with no
+/// serial pass over the input. The bytes are cut into pieces at guessed record starts (see
+/// [`guess_record_start`]), and each is parsed from its start until the record that starts at
+/// or past the next piece's start (UTF-8 is checked as the bytes are read: see [`Scanner`]).
+///
+/// The guesses are then confirmed in order: the first piece starts at a true record start,
+/// and a piece that starts at one and stops exactly on the next piece's start proves that
+/// start true too. Where a piece stops elsewhere (the next guess was inside a string or a
+/// nested value), the records from where it stopped are read again on this thread up to the
+/// next guess they land on. Only confirmed pieces are used, so the result, and the error
+/// (the first syntax error, else the first record error), are those of [`parse_document`].
+fn parse_array_speculative(
+    schema: &Schema,
+    data: &[u8],
+    first: usize,
+    pieces: usize,
+) -> Result<Vec<Column>, ParseError> {
+    let opening = record_opening(data, first);
+    let pieces = pieces.max(1);
+    let cut = |piece: usize| first + (data.len() - first) * piece / pieces;
+    let mut starts = vec![first];
+    for piece in 1..pieces {
+        let from = cut(piece).max(starts[starts.len() - 1] + 1);
+        if let Some(start) = guess_record_start(data, from, cut(piece + 1), opening) {
+            starts.push(start);
+        }
+    }
+    let bounds: Vec<Range<usize>> = starts
+        .iter()
+        .copied()
+        .zip(
+            starts[1..]
+                .iter()
+                .copied()
+                .chain(std::iter::once(data.len())),
+        )
+        .map(|(start, end)| start..end)
         .collect();
-    merge(schema, results)
+    // Rows to reserve per piece, from the size of the first record.
+    let record_bytes = value_end(data, first)
+        .map(|end| (end - first).max(16))
+        .unwrap_or(data.len());
+    let mut spans: Vec<Option<Span<'_>>> = bounds
+        .par_iter()
+        .enumerate()
+        .map(|(index, range)| {
+            let start = starts[index];
+            let limit = starts.get(index + 1).copied().unwrap_or(usize::MAX);
+            let capacity = (range.end - range.start) / record_bytes + 1;
+            Some(parse_span(schema, data, start, limit, capacity))
+        })
+        .collect();
+    // Confirm the guesses in order, reading again where one was wrong.
+    let mut confirmed = Vec::with_capacity(spans.len());
+    let mut records = 0;
+    let mut first_error: Option<RecordError> = None;
+    let mut next = 1;
+    let mut span = spans[0].take();
+    while let Some(current) = span.take() {
+        if let Some(mut error) = current.first_error {
+            if first_error.is_none() {
+                error.record += records;
+                first_error = Some(error);
+            }
+        }
+        records += current.batch.records;
+        let end = current.end.map_err(ParseError::Syntax)?;
+        confirmed.push(current.batch);
+        let SpanEnd::Boundary(position) = end else {
+            break;
+        };
+        while next < starts.len() && starts[next] < position {
+            next += 1;
+        }
+        span = if starts.get(next) == Some(&position) {
+            next += 1;
+            spans[next - 1].take()
+        } else {
+            let limit = starts.get(next).copied().unwrap_or(usize::MAX);
+            Some(parse_span(schema, data, position, limit, 0))
+        };
+    }
+    match first_error {
+        Some(error) => Err(ParseError::Record(error)),
+        None => Ok(Batch::concat(schema, confirmed).into_columns()),
+    }
 }
 
 /// One pass over the whole document on this thread: an array needs no boundary scan.
-fn parse_document(schema: &Schema, text: &str) -> Result<Vec<Column>, ParseError> {
-    let data = text.as_bytes();
+/// The input is checked as UTF-8 as it is read: see [`utf8_first`].
+fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseError> {
     let start = skip_whitespace(data, 0);
     if start == data.len() {
         return Err(ParseError::Syntax(syntax(start, EMPTY_INPUT)));
@@ -1748,7 +2165,7 @@ fn parse_document(schema: &Schema, text: &str) -> Result<Vec<Column>, ParseError
         // One object, or NDJSON: split at the values' boundaries as the threaded path does, so
         // that values must be apart by whitespace alike ("1true" is malformed).
         let ranges = split_records(data).map_err(ParseError::Syntax)?;
-        return Ok(parse_task(schema, text, &ranges, 0, 0)?.into_columns());
+        return Ok(parse_task(schema, data, &ranges, 0, 0)?.into_columns());
     }
     // Reserve for the records' likely count, from the size of the first one.
     let estimate = value_end(data, skip_whitespace(data, start + 1))
@@ -1756,7 +2173,7 @@ fn parse_document(schema: &Schema, text: &str) -> Result<Vec<Column>, ParseError
         .unwrap_or(0);
     let mut batch = Batch::new(schema, estimate);
     let mut first_error = None;
-    let mut scanner = Scanner::new(text, start, 0);
+    let mut scanner = Scanner::new(data, start, 0);
     scanner.enter().map_err(ParseError::Syntax)?;
     if !scanner.empty(b']') {
         loop {
@@ -1793,22 +2210,19 @@ fn merge<'s>(
     {
         return Err(error.clone());
     }
-    let mut merged = Batch::new(schema, 0);
-    for result in results {
-        merged.append(result?);
-    }
-    Ok(merged.into_columns())
+    let batches = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok(Batch::concat(schema, batches).into_columns())
 }
 
 /// Parses the bytes as one JSON document with the records parser's scanner and counts its
 /// scalars, decoding every one (numbers to integers or correctly rounded floats, strings with
 /// their escapes) but building nothing: the cost of the parser alone, for benchmarks.
 pub fn count_scalars(data: &[u8]) -> Result<usize, SyntaxError> {
-    let text = as_utf8(data)?;
-    let mut scanner = Scanner::new(text, 0, 0);
-    let count = scanner.count()?;
-    scanner.end()?;
-    Ok(count)
+    let mut scanner = Scanner::new(data, 0, 0);
+    let count = scanner
+        .count()
+        .and_then(|count| scanner.end().map(|()| count));
+    utf8_first(data, count)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2148,10 +2562,7 @@ mod tests {
         }
         data.push(b']');
         let threaded = parse_json_threaded(&schema, &data).unwrap();
-        assert_eq!(
-            threaded,
-            parse_document(&schema, std::str::from_utf8(&data).unwrap()).unwrap()
-        );
+        assert_eq!(threaded, parse_document(&schema, &data).unwrap());
         let (shape, values) = floats(&threaded, "input");
         assert_eq!(shape, [40_000, 2]);
         assert_eq!(values[2 * 39_999 + 1], 79_998.0);
@@ -2161,7 +2572,107 @@ mod tests {
             .replace(r#""a": 35000,"#, r#""a": "x","#);
         let threaded_error = record_error(parse_json_threaded(&schema, bad.as_bytes()));
         assert_eq!(threaded_error.record, 35_000);
-        assert_eq!(threaded_error, record_error(parse_document(&schema, &bad)));
+        assert_eq!(
+            threaded_error,
+            record_error(parse_document(&schema, bad.as_bytes()))
+        );
+    }
+
+    #[test]
+    fn wrong_guesses_of_record_starts_change_nothing() {
+        let schema = schema(vec![FieldSpec::new("a"), FieldSpec::new("b.a")]);
+        // Every record starts with "a"; so do objects nested in records and text in strings,
+        // so the threaded path's guesses of record starts are often wrong.
+        let mut data = String::from("[");
+        for index in 0..300 {
+            if index > 0 {
+                data.push_str(if index % 7 == 0 { " ,\n" } else { ", " });
+            }
+            data.push_str(&match index % 4 {
+                0 => format!(r#"{{"a": {index}, "b": {{"a": 1, "l": [{{"a": 2}}, {{"a": 3}}]}}}}"#),
+                1 => format!(
+                    r#"{{"a": {index}, "s": "}}, {{\"a\": 9}}, {{\"a\"", "b": {{"a": 2}}}}"#
+                ),
+                2 => {
+                    format!(r#"{{"a": {index}, "b": {{"a": -1.5, "x": [{{"a": [{{"a": 0}}]}}]}}}}"#)
+                }
+                _ => format!(r#"{{"a": {index}, "b": {{"a": "é"}}, "b": {{"a": 4}}}}"#),
+            });
+        }
+        data.push(']');
+        let single = parse_document(&schema, data.as_bytes());
+        assert_eq!(floats(single.as_ref().unwrap(), "input").0, [300, 2]);
+        // A first key written with an escape leaves only "{" to guess by, which strings match.
+        let escaped = data.replacen(r#"[{"a""#, r#"[{"\u0061""#, 1);
+        for pieces in 1..80 {
+            assert_eq!(
+                parse_json_pieces(&schema, data.as_bytes(), pieces),
+                single,
+                "{pieces} pieces"
+            );
+            assert_eq!(
+                parse_json_pieces(&schema, escaped.as_bytes(), pieces),
+                single,
+                "{pieces} pieces, escaped"
+            );
+        }
+        // Errors too: the same syntax error (the first), record error (the first, numbered
+        // across the whole array) or invalid UTF-8 (wherever it is, before any other error).
+        let bad_record = data.replacen(r#""a": 150,"#, r#""a": true,"#, 1);
+        let both = bad_record.replacen(r#""a": 290,"#, r#""a": 290,,"#, 1);
+        let mut invalid = both.clone().into_bytes();
+        let last = invalid.len() - 5;
+        invalid[last] = 0xFF;
+        for input in [bad_record.as_bytes(), both.as_bytes(), &invalid] {
+            let single = utf8_first(input, parse_document(&schema, input));
+            assert!(single.is_err());
+            for pieces in 1..80 {
+                assert_eq!(
+                    parse_json_pieces(&schema, input, pieces),
+                    single,
+                    "{pieces} pieces"
+                );
+            }
+        }
+        assert!(matches!(
+            parse_json_pieces(&schema, bad_record.as_bytes(), 8),
+            Err(ParseError::Record(RecordError { record: 150, .. }))
+        ));
+        assert!(matches!(
+            parse_json_pieces(&schema, &invalid, 8),
+            Err(ParseError::Syntax(SyntaxError { offset, .. })) if offset == last
+        ));
+    }
+
+    #[test]
+    fn keys_of_every_length_match_whole() {
+        let keys = ["k", "kkkkkk", "kkkkkkk", "kkkkkkkk", "é", "ké\u{1F600}"];
+        let schema = schema(keys.iter().map(|key| FieldSpec::new(*key)).collect());
+        let record = |value: usize| {
+            let members: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(index, key)| format!(r#""{key}": {}"#, index + value))
+                .collect();
+            format!("{{{}}}", members.join(", "))
+        };
+        let data = format!("[{}, {}]", record(0), record(10));
+        let (_, values) = floats(&parse_json(&schema, data.as_bytes()).unwrap(), "input");
+        assert_eq!(
+            values,
+            [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0]
+        );
+        // A key that only starts like an expected one, or is one with more after it.
+        for near in [r#""kk""#, r#""kkkkkkkk2""#, r#""kkkkkk\u006b""#, r#""k\"""#] {
+            let data = record(0).replacen(r#""kkkkkkk""#, near, 1);
+            let result = parse_json(&schema, data.as_bytes());
+            let expected = if near == r#""kkkkkk\u006b""# {
+                Ok(())
+            } else {
+                Err(())
+            };
+            assert_eq!(result.map(|_| ()).map_err(|_| ()), expected, "{data}");
+        }
     }
 
     #[test]
@@ -2216,7 +2727,7 @@ mod tests {
             cases.push(text);
         }
         for case in cases {
-            let mut scanner = Scanner::new(&case, 0, 0);
+            let mut scanner = Scanner::new(case.as_bytes(), 0, 0);
             let scalar = scanner.number().unwrap();
             assert_eq!(scanner.position, case.len(), "{case}");
             let expected: f64 = case.parse().unwrap();
@@ -2241,11 +2752,11 @@ mod tests {
             );
         }
         for bad in ["-", "01", "1.", ".5", "1e", "1e+", "-a", "+1", "1.e5"] {
-            let mut scanner = Scanner::new(bad, 0, 0);
+            let mut scanner = Scanner::new(bad.as_bytes(), 0, 0);
             let ok = scanner.number().is_ok() && scanner.end().is_ok();
             assert!(!ok, "{bad} is not a JSON number");
         }
-        let mut scanner = Scanner::new("1e400", 0, 0);
+        let mut scanner = Scanner::new(b"1e400", 0, 0);
         assert!(
             scanner.number().is_err(),
             "1e400 is out of range, as serde_json has it"

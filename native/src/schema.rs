@@ -312,7 +312,7 @@ impl Field {
 /// float64, then float32 rounds again); finite floats too large for float32 are refused rather
 /// than becoming infinity. Integer columns take integers only, and refuse overflow. Bool columns
 /// take true/false and the integers 0 and 1.
-#[inline]
+#[inline(always)]
 pub fn convert_number(dtype: Dtype, scalar: Scalar<'_>) -> Option<Cell> {
     let as_float = match scalar {
         Scalar::Int(value) => Some(value as f64),

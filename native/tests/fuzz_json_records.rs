@@ -23,7 +23,52 @@ const SEEDS: &[&str] = &[
     r#"[{"a": 18446744073709551617, "b": {"c": 1e308}, "a": "é\u00e9\ud83d\ude00"}]"#,
     r#"[{"v": [[1], {"x": 1}], "t": [], "m": [0, 1, 0, 1]}, [], 3, "s", null]"#,
     r#"{"a": {"a": {"a": [[[[{"b": [1, 2, {"c": [true]}]}]]]]}}, "b": {"c": -1.5e-7}}"#,
+    // Record starts as the threaded path guesses them (`}, {"a"`), inside strings and nested.
+    r#"[{"a": 1, "s": "}, {\"a\": 2}, {\"a\": 3"}, {"a": 2, "l": [{"a": 3}, {"a": 4, "b": {"c": 1}}]}, {"a": 3}]"#,
+    r#"[{"a": 0, "b": {"c": [{"a": 1}, {"a": [{"a": 2}, {"a": "é"}]}]}}, {"a": "}, {\"a\"", "b": null}, {"a": 5}]"#,
 ];
+
+/// Parts of records for [`record_array`]: most start with the same key, as real batches do.
+const RECORD_PARTS: &[&str] = &[
+    r#""a": 1"#,
+    r#""a": -2.5e3"#,
+    r#""b": {"c": 0.125}"#,
+    r#""b": {"a": {"a": 1}, "c": [{"a": 2}, {"a": 3}]}"#,
+    r#""s": "}, {\"a\": 4}""#,
+    r#""s": "},{\"a\":\n"#,
+    r#""l": [1, 2, {"a": 5}]"#,
+    r#""v": [0.5, 1], "t": [1, 2, 3], "m": [true]"#,
+    r#""c": "x""#,
+    r#""a": "é😀""#,
+];
+
+/// A top-level array of records built from [`RECORD_PARTS`], so that the threaded path has
+/// many records to cut between (and guesses to get wrong).
+fn record_array(rng: &mut SmallRng) -> Vec<u8> {
+    let mut text = String::from("[");
+    for index in 0..rng.random_range(1..40) {
+        if index > 0 {
+            text.push_str(if rng.random_range(0..4) == 0 {
+                ",\n "
+            } else {
+                ", "
+            });
+        }
+        // A first key with an escape leaves the threaded path only "{" to guess starts by.
+        text.push_str(if index == 0 && rng.random_range(0..3) == 0 {
+            "{\"\\u0061\": 0"
+        } else {
+            "{\"a\": 0"
+        });
+        for _ in 0..rng.random_range(0..4) {
+            text.push_str(", ");
+            text.push_str(RECORD_PARTS[rng.random_range(0..RECORD_PARTS.len())]);
+        }
+        text.push('}');
+    }
+    text.push(']');
+    text.into_bytes()
+}
 
 /// Bytes that matter to a JSON parser, so that mutations often stay near-valid.
 const ALPHABET: &[u8] = b"{}[],:\"\\/ \n0123456789.eE+-ntrufalsx\x00\xff\xc3\xa9u";
@@ -78,15 +123,21 @@ fn random_and_mutated_json_never_panics() {
     let mut runs = 0u64;
     while Instant::now() < deadline {
         for _ in 0..256 {
-            let mut input = if rng.random_range(0..10) == 0 {
-                (0..rng.random_range(0..64)).map(|_| rng.random()).collect()
-            } else {
-                SEEDS[rng.random_range(0..SEEDS.len())].as_bytes().to_vec()
+            let mut input = match rng.random_range(0..10) {
+                0 => (0..rng.random_range(0..64)).map(|_| rng.random()).collect(),
+                1..=4 => record_array(&mut rng),
+                _ => SEEDS[rng.random_range(0..SEEDS.len())].as_bytes().to_vec(),
             };
-            for _ in 0..rng.random_range(1..6) {
+            // Arrays of records are mutated less, so that most stay valid and are cut.
+            for _ in 0..rng.random_range(0..6) {
                 mutate(&mut rng, &mut input);
             }
-            check::check_json_records(&input);
+            if rng.random_range(0..4) == 0 {
+                check::check_json_records(&input);
+            } else {
+                let pieces = [rng.random_range(2..6), rng.random_range(6..40)];
+                check::check_json_records_cut(&input, &pieces);
+            }
             runs += 1;
         }
     }
