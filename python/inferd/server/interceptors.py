@@ -86,20 +86,37 @@ def _model_of(request: Any) -> str | None:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every Inference method: authenticate, call, map errors to status codes."""
+    """Wraps every Inference method: authenticate, call, map errors to status codes.
+
+    Each method's wrapped handler is built once, on its first call, and reused: grpc.aio asks
+    the interceptor again for every call, and building closures per call cost measurable
+    throughput on microsecond models.
+    """
 
     def __init__(self, authenticator: Authenticator | None = None) -> None:
         self._authenticator = authenticator
+        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler: Any = await continuation(handler_call_details)
         method: str = handler_call_details.method
+        try:
+            return self._handlers[method]
+        except KeyError:
+            pass
+        handler = self._wrap(method, await continuation(handler_call_details))
+        if handler is not None:  # unknown methods are not remembered: the table stays bounded
+            self._handlers[method] = handler
+        return handler
+
+    def _wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any] | None
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         if handler is None or not method.startswith(SERVICE_PREFIX):
-            return handler  # type: ignore[no-any-return]
+            return handler
         authenticator = self._authenticator
         if handler.unary_unary is not None:
             inner_unary: Any = handler.unary_unary
@@ -114,7 +131,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as error:
                     await _abort(context, error, method)
 
-            return handler._replace(unary_unary=unary)  # type: ignore[no-any-return]
+            return handler._replace(unary_unary=unary)  # type: ignore[attr-defined,no-any-return]
         if handler.unary_stream is not None:
             inner_stream: Any = handler.unary_stream
 
@@ -129,5 +146,5 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as error:
                     await _abort(context, error, method)
 
-            return handler._replace(unary_stream=stream)  # type: ignore[no-any-return]
-        return handler  # type: ignore[no-any-return]
+            return handler._replace(unary_stream=stream)  # type: ignore[attr-defined,no-any-return]
+        return handler
