@@ -19,7 +19,7 @@ from fakes.tiny_models import tiny_llama
 
 from inferd.client import Client
 from inferd.config import ModelConfig, ServiceConfig
-from inferd.errors import InvalidInput
+from inferd.errors import DeadlineExceeded, InvalidInput
 
 # The model code is imported at collection, not later inside a fixture.
 _MODEL_CLASS = transformers.LlamaForCausalLM
@@ -153,6 +153,24 @@ def test_cancelling_a_stream_stops_generation_within_one_token(client: Client, s
     assert workflow.tokens_generated == stopped_at
     assert workflow.tokens_after_close <= 1
     assert stopped_at - before < 1_000_000
+
+
+def test_an_infer_past_its_deadline_stops_generating(client: Client, server: RunningServer) -> None:
+    """Infer runs the whole generation in one stage thread: when its deadline passes, the
+    thread sees request_cancelled() and stops within one token instead of running on."""
+    workflow: Any = server.server.engine.repository.get("tiny-endless").workflow
+    before = workflow.tokens_generated
+    with pytest.raises(DeadlineExceeded):
+        client.infer("tiny-endless", "hello", parameters={"max_new_tokens": 1_000_000}, timeout=0.5)
+    for _ in range(3000):
+        if workflow.streams_open == 0:
+            break
+        time.sleep(0.01)
+    assert workflow.streams_open == 0  # the generation loop has returned
+    stopped_at = workflow.tokens_generated
+    time.sleep(0.2)
+    assert workflow.tokens_generated == stopped_at
+    assert 0 < stopped_at - before < 1_000_000
 
 
 def test_smollm2_knows_the_capital_of_france(client: Client) -> None:

@@ -23,7 +23,7 @@ from .errors import (
     Unavailable,
     Unimplemented,
 )
-from .workflow import Audio, Blob, TensorSpec, Workflow, inline
+from .workflow import Audio, Blob, TensorSpec, Workflow, inline, request_cancelled
 
 __version__ = "0.1.0"
 
@@ -53,6 +53,7 @@ __all__ = [
     "Workflow",
     "inline",
     "load_config",
+    "request_cancelled",
     "__version__",
 ]
 

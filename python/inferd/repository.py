@@ -33,7 +33,7 @@ from .errors import (
     ModelNotReady,
     ResourceExhausted,
 )
-from .workflow import Workflow, WorkflowSpec, inspect_workflow
+from .workflow import Workflow, WorkflowSpec, cancellable, inspect_workflow
 
 __all__ = ["ModelState", "ModelEntry", "Repository", "StageStats", "WORKFLOWS", "load_workflow_class"]
 
@@ -196,8 +196,17 @@ class ModelEntry:
         return future
 
     async def in_thread(self, function: Callable[[], Any]) -> Any:
-        """Runs ``function`` in the stage threads (see :meth:`submit`) and returns its result."""
-        return await asyncio.wrap_future(await self.submit(function))
+        """Runs ``function`` in the stage threads (see :meth:`submit`) and returns its result.
+
+        If the caller is cancelled meanwhile (the client went, or the deadline passed), the
+        thread cannot be stopped, but :func:`inferd.workflow.request_cancelled` turns true in
+        it, so that a long stage can stop early and free its slot."""
+        wrapped, cancelled = cancellable(function)
+        try:
+            return await asyncio.wrap_future(await self.submit(wrapped))
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
 
     @contextmanager
     def admit(self) -> Iterator[None]:

@@ -13,7 +13,9 @@ A workflow is a class with these stages; only ``run`` (or ``stream``) is require
 Each stage may be a plain function or ``async def`` (``stream`` may be a generator or an async
 generator). The engine inspects the class once, when the model is registered: plain stages
 run in threads under the model's concurrency limit, async ones on the event loop. A stage that
-declares a ``parameters`` argument receives the request's parameters (a dict).
+declares a ``parameters`` argument receives the request's parameters (a dict). A plain stage
+that runs long (token by token generation, say) can poll :func:`request_cancelled` and stop
+early once its caller has gone (cancelled, or past its deadline).
 
 This one contract covers both lifecycles that users know: packflow's
 initialize/ready/transform_inputs/execute/transform_outputs and infernet-ml's
@@ -22,7 +24,9 @@ setup/preprocessing/run_model/postprocessing/stream.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +37,7 @@ import numpy as np
 from .errors import ConfigError, TensorError
 
 __all__ = [
+    "request_cancelled",
     "Audio",
     "Blob",
     "Workflow",
@@ -43,6 +48,29 @@ __all__ = [
     "inline",
     "inspect_workflow",
 ]
+
+T = TypeVar("T")
+
+# Set by the engine around a plain stage that runs in a thread for one request.
+_cancelled: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("inferd_cancelled", default=None)
+
+
+def request_cancelled() -> bool:
+    """Whether the request that the calling stage serves has gone: its client cancelled or its
+    deadline passed. Meant for plain (threaded) stages that run long; it is always False on
+    the event loop (async stages are cancelled at their next ``await`` instead) and outside a
+    request."""
+    event = _cancelled.get()
+    return event is not None and event.is_set()
+
+
+def cancellable(function: Callable[[], T]) -> tuple[Callable[[], T], threading.Event]:
+    """``function`` wrapped to run (in another thread) where :func:`request_cancelled` reads the
+    returned event, which the caller sets when the request goes."""
+    event = threading.Event()
+    context = contextvars.copy_context()
+    context.run(_cancelled.set, event)
+    return (lambda: context.run(function)), event
 
 F = TypeVar("F", bound=Callable[..., Any])
 

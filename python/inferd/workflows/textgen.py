@@ -8,7 +8,8 @@ downloaded: loading uses local files only.
 ``Stream`` yields decoded text pieces as tokens are generated. Decoding is a token-by-token
 loop with the KV cache, one token per generator step; the engine runs each step in a thread
 and closes the generator when the client cancels, so generation stops within one token.
-``Infer`` returns the whole text.
+``Infer`` returns the whole text; if its caller cancels or its deadline passes, generation
+stops within one token too (the loop polls ``request_cancelled()``).
 
 Input: text (one user message when the tokenizer has a chat template; else the prompt), or
 JSON ``{"messages": [{"role", "content"}, ...]}`` (needs a chat template) or ``{"text": ...}``.
@@ -37,7 +38,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import ConfigError, InvalidInput
-from ..workflow import Workflow
+from ..workflow import Workflow, request_cancelled
 from ._loading import TRANSFORMERS_LOAD_LOCK
 from ._params import GenerationParameters, chat_messages, generation_parameters, text_input
 
@@ -230,6 +231,8 @@ class TextGenWorkflow(Workflow):
         closed = False
         try:
             for _ in range(parameters.max_new_tokens):
+                if request_cancelled():  # Infer's caller went: stop within one token
+                    return
                 with torch.inference_mode():
                     output = model(input_ids=step_input, past_key_values=cache, use_cache=True)
                 cache = output.past_key_values
