@@ -1,9 +1,10 @@
 //! inferd's native records core.
 //!
 //! `schema`, `records` and `batch` are plain Rust (no PyO3): they are what `cargo test` and the
-//! fuzz targets exercise. This file is the one binding module. Every heavy call follows the same
-//! three steps: extract owned Rust values while attached to the interpreter, do the work in
-//! [`detached`] (GIL released), then build NumPy arrays from the results.
+//! fuzz targets exercise. This file and `py_records` are the bindings. JSON calls follow three
+//! steps: take the bytes while attached to the interpreter, parse them in [`detached`] (GIL
+//! released), then build NumPy arrays from the columns. Python records are read by `py_records`
+//! straight from the objects into column buffers, attached (Python objects can only be read so).
 
 pub mod batch;
 #[cfg(feature = "python")]

@@ -1,7 +1,7 @@
 """The native records core of inferd (Rust, built by maturin as ``inferd._native``).
 
-Use it through :mod:`inferd.schema`; this module is its private engine. Every parse runs with the
-GIL released. Errors are raised as :mod:`inferd.errors` classes: ``ConfigError`` for a bad
+Use it through :mod:`inferd.schema`; this module is its private engine. JSON is parsed with the
+GIL released; Python records are read with it held (Python objects can only be read so). Errors are raised as :mod:`inferd.errors` classes: ``ConfigError`` for a bad
 declaration, ``RecordError`` for a bad record or malformed JSON, ``TensorError`` for tensors that
 cannot be batched together.
 """
@@ -44,7 +44,7 @@ class Schema:
     def parse_records(
         self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]
     ) -> dict[str, npt.NDArray[Any]]:
-        """Tensors from Python records (extracted with the GIL, converted without it)."""
+        """Tensors from Python records, read straight from the objects (with the GIL held)."""
 
 def parse_only(data: bytes) -> int:
     """Benchmark hook: parses one JSON document with the parser of ``Schema.parse_json``,

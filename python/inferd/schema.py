@@ -2,7 +2,8 @@
 
 A :class:`Schema` is an ordered list of :class:`Field` declarations. It turns JSON bytes (an
 array of objects, one object, or NDJSON) or Python records (dicts) into named NumPy tensors;
-both inputs give identical results, and the work runs in Rust with the GIL released.
+both inputs give identical results. JSON is parsed in Rust with the GIL released; Python records
+are read in Rust straight from the objects, which needs the GIL held.
 
 Rules, in one place:
 
