@@ -42,7 +42,9 @@ def torch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Run
     model = DigitsCNN().eval()
     example = torch.zeros(2, 1, 8, 8)
     with warnings.catch_warnings():  # TorchScript is deprecated, and still what many users have
+        # A FutureWarning or a DeprecationWarning, depending on torch's version.
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.trace(model, example), str(folder / "digits.ts"))
     torch.export.save(
         torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", max=1024)},)),

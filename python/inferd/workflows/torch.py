@@ -114,9 +114,10 @@ class TorchWorkflow(Workflow):
         if self.format == "export":
             self.model = torch.export.load(str(self.model_path)).module()
         elif self.format == "torchscript":
-            # Deprecated by torch in favour of torch.export, and still what many users have.
+            # Deprecated by torch in favour of torch.export, and still what many users have. The
+            # warning is a FutureWarning or a DeprecationWarning, depending on torch's version.
             with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=FutureWarning)
+                warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated")
                 self.model = torch.jit.load(  # type: ignore[no-untyped-call]
                     str(self.model_path), map_location=self.device
                 ).eval()
