@@ -208,28 +208,18 @@ impl Buffer {
                 .for_each(|(target, part)| target.copy_from_slice(part));
             merged
         }
-        match dtype {
-            Dtype::Float32 => Self::Float32(typed(parts, |part| match part {
-                Self::Float32(values) => Some(values),
-                _ => None,
-            })),
-            Dtype::Float64 => Self::Float64(typed(parts, |part| match part {
-                Self::Float64(values) => Some(values),
-                _ => None,
-            })),
-            Dtype::Int32 => Self::Int32(typed(parts, |part| match part {
-                Self::Int32(values) => Some(values),
-                _ => None,
-            })),
-            Dtype::Int64 => Self::Int64(typed(parts, |part| match part {
-                Self::Int64(values) => Some(values),
-                _ => None,
-            })),
-            Dtype::Bool => Self::Bool(typed(parts, |part| match part {
-                Self::Bool(values) => Some(values),
-                _ => None,
-            })),
+        // One arm a dtype: the buffer variant of the same name, copied as its element type.
+        macro_rules! concat_as {
+            ($($variant:ident),*) => {
+                match dtype {
+                    $(Dtype::$variant => Self::$variant(typed(parts, |part| match part {
+                        Self::$variant(values) => Some(values),
+                        _ => None,
+                    })),)*
+                }
+            };
         }
+        concat_as!(Float32, Float64, Int32, Int64, Bool)
     }
 
     /// Lays ragged rows (`lengths[i]` values each) out as `[rows, width]`, padding with `pad`.
