@@ -1,9 +1,10 @@
 """The native records core of inferd (Rust, built by maturin as ``inferd._native``).
 
 Use it through :mod:`inferd.schema`; this module is its private engine. JSON is parsed with the
-GIL released; Python records are read with it held (Python objects can only be read so). Errors are raised as :mod:`inferd.errors` classes: ``ConfigError`` for a bad
-declaration, ``RecordError`` for a bad record or malformed JSON, ``TensorError`` for tensors that
-cannot be batched together.
+GIL released; Python records are read with it held (Python objects can only be read so).
+Errors are raised as :mod:`inferd.errors` classes: ``ConfigError`` for a bad declaration,
+``RecordError`` for a bad record or malformed JSON, ``TensorError`` for tensors that cannot be
+batched together.
 """
 
 from collections.abc import Iterable, Mapping, Sequence

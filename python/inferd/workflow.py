@@ -37,7 +37,6 @@ import numpy as np
 from .errors import ConfigError, TensorError
 
 __all__ = [
-    "request_cancelled",
     "Audio",
     "Blob",
     "Workflow",
@@ -46,7 +45,9 @@ __all__ = [
     "TensorSpec",
     "check_tensors",
     "inline",
+    "cancellable",
     "inspect_workflow",
+    "request_cancelled",
 ]
 
 T = TypeVar("T")

@@ -57,8 +57,6 @@ def choose_providers(requested: Sequence[str] | None) -> list[str]:
         chosen.append(provider)
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
-    if any(provider in _GPU_PROVIDERS for provider in chosen):
-        _preload_cuda_libraries()
     return chosen
 
 
@@ -116,6 +114,8 @@ class OnnxWorkflow(Workflow):
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = self.inter_op_threads
         providers = choose_providers(self.requested_providers)
+        if any(provider in _GPU_PROVIDERS for provider in providers):
+            _preload_cuda_libraries()
         self.session = ort.InferenceSession(str(self.model_path), options, providers=providers)
         self.providers = self.session.get_providers()
         missing = [provider for provider in providers if provider not in self.providers]
