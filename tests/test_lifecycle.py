@@ -12,7 +12,7 @@ import pytest
 from conftest import RunningServer, service_config
 from workflows_for_tests import CountedSetup
 
-from inferd import ConfigError, InvalidInput, PermissionDenied, ResourceExhausted, Unauthenticated
+from inferd import ConfigError, InternalError, InvalidInput, PermissionDenied, ResourceExhausted, Unauthenticated
 from inferd.client import Client
 from inferd.config import ModelConfig, load_config
 from inferd.workflow import Blob
@@ -99,6 +99,42 @@ def test_inline_stages_run_on_the_loop_and_plain_ones_in_threads(client: Client)
     assert ran["run"].startswith("inferd-stage")
     ran = client.infer("threads-inline", "x").output  # `inline = true`: no stage leaves the loop
     assert ran == {"preprocess": "inferd-test-server", "run": "inferd-test-server"}
+
+
+def test_a_model_whose_stages_all_run_inline_is_served_in_one_go(server: RunningServer, client: Client) -> None:
+    from workflows_for_tests import CountedInline
+
+    from inferd.adapters import Payload
+    from inferd.errors import DeadlineExceeded
+
+    engine = server.server.engine
+    result = client.infer("counted-inline", "x", parameters={"suffix": "!"})
+    assert result.output["text"] == "x" and result.output["suffix"] == "!"
+    assert list(result.timings) == ["adapt", "preprocess", "run", "postprocess", "total"]
+    entry = engine.repository.get("counted-inline")
+    assert entry.inline_stages() is not None
+    # Not for batching, async stages or stages in threads: those may wait, so take the full path.
+    assert engine.repository.get("threads").inline_stages() is None
+    assert engine.repository.get("echo").inline_stages() is None
+    runs = CountedInline.runs
+    # A request whose deadline has passed when it starts never runs.
+    with pytest.raises(DeadlineExceeded):
+        server.call(engine.infer("counted-inline", Payload("text", "late"), deadline=time.monotonic() - 1))
+    assert CountedInline.runs == runs
+    # A failing run fails its request alone, the next one is served, and nothing stays in flight.
+    with pytest.raises(InternalError):
+        client.infer("counted-inline", "fail")
+    assert client.infer("counted-inline", "y").output["runs"] == runs + 2
+    assert entry.inflight == 0
+    # Stage statistics count every stage of every request served.
+    stages = next(m for m in client.models() if m.name == "counted-inline").stages
+    assert {stage: stages[stage]["count"] for stage in ("adapt", "preprocess", "run", "postprocess", "total")} == {
+        "adapt": 2, "preprocess": 2, "run": 2, "postprocess": 2, "total": 2,
+    }  # fmt: skip
+    # The same workflow with batching on goes through the batcher.
+    client.setup("counted-inline-batched")
+    batched = engine.repository.get("counted-inline-batched")
+    assert batched.workflow is not None and batched.inline_stages() is None
 
 
 def test_eager_failure_keeps_the_server_up_and_health_not_serving() -> None:

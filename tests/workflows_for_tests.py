@@ -132,6 +132,30 @@ class Doubler(Workflow):
         return {"y": rows * 2}
 
 
+class CountedInline(Workflow):
+    """Counts its runs; every stage inline, parameters taken by postprocess (the engine's
+    one-go path for models that never leave the event loop)."""
+
+    runs = 0
+
+    from inferd import inline as _inline
+
+    @_inline
+    def preprocess(self, inputs: Any) -> Any:
+        return {"text": inputs}
+
+    @_inline
+    def run(self, features: Any) -> Any:
+        type(self).runs += 1
+        if features["text"] == "fail":
+            raise RuntimeError("the model failed on this input")
+        return {**features, "runs": type(self).runs}
+
+    @_inline
+    def postprocess(self, inputs: Any, outputs: Any, parameters: dict[str, Any]) -> Any:
+        return {**outputs, "suffix": parameters.get("suffix", "")}
+
+
 class Threads(Workflow):
     """Reports which thread ran each stage: an inline preprocess, a plain run."""
 

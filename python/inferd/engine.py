@@ -22,7 +22,7 @@ from .adapters import Payload
 from .batching import Batcher
 from .config import ServiceConfig
 from .errors import DeadlineExceeded, InvalidInput, Unimplemented
-from .repository import ModelEntry, ModelState, Repository
+from .repository import InlineStages, ModelEntry, ModelState, Repository
 
 __all__ = ["Engine", "Result", "Chunk"]
 
@@ -70,8 +70,7 @@ class _Clock:
 
     def finish(self, entry: ModelEntry) -> Timings:
         self.timings.append(("total", (time.perf_counter() - self.started) * 1000))
-        for stage, ms in self.timings:
-            entry.stats.record(stage, ms)
+        entry.stats.record_all(self.timings)
         return tuple(self.timings)
 
 
@@ -169,6 +168,10 @@ class Engine:
         parameters = parameters or {}
         with entry.admit():
             deadline = self._deadline(entry, deadline)
+            if entry.state is ModelState.READY:
+                stages = entry.inline_stages()
+                if stages is not None and not (payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES):
+                    return self._infer_inline(entry, stages, payload, parameters, deadline)
             if deadline is None:
                 return await self._infer(entry, payload, parameters, deadline)
             try:
@@ -193,6 +196,51 @@ class Engine:
             outputs = await entry.call("postprocess", inputs, outputs, parameters=parameters)
             clock.lap("postprocess")
         return Result(outputs, clock.finish(entry))
+
+    def _infer_inline(
+        self,
+        entry: ModelEntry,
+        stages: InlineStages,
+        payload: Payload,
+        parameters: dict[str, Any],
+        deadline: float | None,
+    ) -> Result:
+        """A request whose every stage runs on the event loop (:meth:`ModelEntry.inline_stages`):
+        in one go, as nothing can suspend it. Its deadline is checked before it starts; once
+        started it cannot be stopped, as a stage in a thread cannot."""
+        if deadline is not None and deadline <= time.monotonic():
+            raise DeadlineExceeded(f"model {entry.name!r}: deadline exceeded", model=entry.name)
+        if parameters and not any(stage.takes_parameters for stage in entry.spec.stages.values()):  # type: ignore[union-attr]
+            names = ", ".join(sorted(parameters))
+            raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
+        clock = time.perf_counter
+        started = clock()
+        inputs = entry.adapter(payload)
+        adapted = clock()
+        timings = [("adapt", (adapted - started) * 1000)]
+        features = inputs
+        mark = adapted
+        if stages.preprocess is not None:
+            function, takes_parameters = stages.preprocess
+            features = function(inputs, parameters=parameters) if takes_parameters else function(inputs)
+            now = clock()
+            timings.append(("preprocess", (now - mark) * 1000))
+            mark = now
+        function, takes_parameters = stages.run
+        outputs = function(features, parameters=parameters) if takes_parameters else function(features)
+        now = clock()
+        timings.append(("run", (now - mark) * 1000))
+        if stages.postprocess is not None:
+            mark = now
+            function, takes_parameters = stages.postprocess
+            outputs = (
+                function(inputs, outputs, parameters=parameters) if takes_parameters else function(inputs, outputs)
+            )
+            now = clock()
+            timings.append(("postprocess", (now - mark) * 1000))
+        timings.append(("total", (now - started) * 1000))
+        entry.stats.record_all(timings)
+        return Result(outputs, tuple(timings))
 
     def _batcher(self, entry: ModelEntry) -> Batcher:
         if entry.batcher is None:

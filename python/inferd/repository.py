@@ -16,12 +16,12 @@ import importlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .adapters import Adapter, make_adapter
 from .batching import Batcher
@@ -35,7 +35,7 @@ from .errors import (
 )
 from .workflow import Workflow, WorkflowSpec, cancellable, inspect_workflow
 
-__all__ = ["ModelState", "ModelEntry", "Repository", "StageStats", "WORKFLOWS", "load_workflow_class"]
+__all__ = ["InlineStages", "ModelState", "ModelEntry", "Repository", "StageStats", "WORKFLOWS", "load_workflow_class"]
 
 logger = logging.getLogger("inferd.repository")
 
@@ -122,8 +122,30 @@ class StageStats:
         stat.last_ms = ms
         stat.max_ms = max(stat.max_ms, ms)
 
+    def record_all(self, timings: Iterable[tuple[str, float]]) -> None:
+        """Records one request's (stage, ms) pairs."""
+        stages = self._stages
+        for stage, ms in timings:
+            stat = stages.get(stage)
+            if stat is None:
+                stat = stages[stage] = StageStat()
+            stat.count += 1
+            stat.total_ms += ms
+            stat.last_ms = ms
+            if ms > stat.max_ms:
+                stat.max_ms = ms
+
     def snapshot(self) -> dict[str, StageStat]:
         return {name: StageStat(s.count, s.total_ms, s.last_ms, s.max_ms) for name, s in self._stages.items()}
+
+
+class InlineStages(NamedTuple):
+    """A model's preprocess, run and postprocess, each (bound method, takes parameters) or None
+    where the model has no such stage."""
+
+    preprocess: tuple[Callable[..., Any], bool] | None
+    run: tuple[Callable[..., Any], bool]
+    postprocess: tuple[Callable[..., Any], bool] | None
 
 
 @dataclass(eq=False)
@@ -148,6 +170,8 @@ class ModelEntry:
     batcher: Batcher | None = None
     _setup_task: asyncio.Future[None] | None = None
     _slots: asyncio.Semaphore | None = None
+    #: (workflow, its inline stages) as :meth:`inline_stages` last worked them out.
+    _inline: tuple[Workflow | None, InlineStages | None] | None = None
 
     # -- calling stages ------------------------------------------------------------------
 
@@ -175,6 +199,36 @@ class ModelEntry:
         if not limited:
             return await asyncio.wrap_future(self.executor.submit(function, *args))
         return await self.in_thread(functools.partial(function, *args))
+
+    def inline_stages(self) -> InlineStages | None:
+        """The model's unary stages as plain calls on the event loop, when every one it has
+        runs there (inline, not async) and batching is off; else None.
+
+        Such a request cannot suspend between its stages, so the engine runs it in one go,
+        without the machinery a request that waits needs (timeouts, stage threads).
+        """
+        workflow = self.workflow
+        cached = self._inline
+        if cached is not None and cached[0] is workflow:
+            return cached[1]
+        plan: InlineStages | None = None
+        if workflow is not None and self.spec is not None and self.spec.unary and self.config.batching is None:
+            calls: list[tuple[Callable[..., Any], bool] | None] = []
+            for name in ("preprocess", "run", "postprocess"):
+                stage = self.spec.stages.get(name)
+                if stage is None or (name != "run" and not stage.overridden):
+                    calls.append(None)
+                    continue
+                if stage.kind != "sync" or not (stage.inline or self.config.inline):
+                    calls = []
+                    break
+                calls.append((getattr(workflow, name), stage.takes_parameters))
+            if calls:
+                preprocess, run, postprocess = calls
+                assert run is not None
+                plan = InlineStages(preprocess, run, postprocess)
+        self._inline = (workflow, plan)
+        return plan
 
     async def submit(self, function: Callable[[], Any]) -> concurrent.futures.Future[Any]:
         """Starts ``function`` in the stage threads once one of this model's slots is free.

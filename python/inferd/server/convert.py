@@ -17,6 +17,7 @@ from ..workflow import Audio, Blob
 __all__ = [
     "decode_payload",
     "encode_output",
+    "fill_tensor",
     "tensor_to_numpy",
     "numpy_to_tensor",
     "struct_to_dict",
@@ -61,9 +62,9 @@ def _decode_strings(name: str, data: bytes, count: int) -> list[str]:
     return strings
 
 
-def _encode_strings(array: np.ndarray) -> bytes:
+def _encode_strings(items: list[Any]) -> bytes:
     parts = []
-    for item in array.reshape(-1).tolist():
+    for item in items:
         encoded = str(item).encode()
         parts.append(len(encoded).to_bytes(4, "little"))
         parts.append(encoded)
@@ -71,56 +72,77 @@ def _encode_strings(array: np.ndarray) -> bytes:
 
 
 def tensor_to_numpy(tensor: pb.Tensor) -> np.ndarray:
-    """A request tensor as a (read-only, zero-copy) numpy array, checked against its shape."""
+    """A request tensor as a read-only numpy array over the message's bytes, checked against
+    its shape."""
     name = tensor.name
     shape = tuple(tensor.shape)
-    if any(size < 0 for size in shape):
-        raise TensorError(f"tensor {name!r}: negative size in shape {list(shape)}", tensor=name)
     count = 1
     for size in shape:
+        if size < 0:
+            raise TensorError(f"tensor {name!r}: negative size in shape {list(shape)}", tensor=name)
         count *= size
-    if tensor.dtype == pb.DATA_TYPE_STRING:
-        return np.array(_decode_strings(name, tensor.data, count), dtype=object).reshape(shape)
+    data = tensor.data  # each read of a bytes field makes a new object: read it once
     dtype = DTYPES.get(tensor.dtype)
     if dtype is None:
+        if tensor.dtype == pb.DATA_TYPE_STRING:
+            return np.array(_decode_strings(name, data, count), dtype=object).reshape(shape)
         raise TensorError(f"tensor {name!r}: dtype is unset or unknown ({tensor.dtype})", tensor=name)
-    expected = count * dtype.itemsize
-    if len(tensor.data) != expected:
+    if len(data) != count * dtype.itemsize:
         raise TensorError(
-            f"tensor {name!r}: shape {list(shape)} of {dtype.name} needs {expected} bytes, "
-            f"got {len(tensor.data)}",
+            f"tensor {name!r}: shape {list(shape)} of {dtype.name} needs {count * dtype.itemsize} bytes, "
+            f"got {len(data)}",
             tensor=name,
         )
-    return np.frombuffer(tensor.data, dtype=dtype).reshape(shape)
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def fill_tensor(tensor: pb.Tensor, name: str, array: np.ndarray) -> None:
+    """Writes a numpy array into a proto tensor in place (little-endian, C order)."""
+    kind = array.dtype.kind
+    if kind in "OUS":
+        items = array.reshape(-1).tolist()
+        if kind == "O" and not all(isinstance(item, str) for item in items):
+            raise InternalError(f"output {name!r} holds objects that are not strings; ask for JSON")
+        data = _encode_strings(items)
+        code: pb.DataType.ValueType = pb.DATA_TYPE_STRING
+    else:
+        found = _BY_KIND.get((kind, array.dtype.itemsize))
+        if found is None:
+            raise InternalError(
+                f"output {name!r} has dtype {array.dtype}, which has no tensor encoding; ask for JSON"
+            )
+        code = found
+        wanted = DTYPES[code]
+        if array.dtype != wanted or not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array, dtype=wanted)
+        data = array.tobytes()
+    tensor.name = name
+    tensor.dtype = code
+    tensor.shape.extend(array.shape)
+    tensor.data = data
 
 
 def numpy_to_tensor(name: str, array: np.ndarray) -> pb.Tensor:
     """A numpy array as a proto tensor (little-endian, C order)."""
-    if array.dtype.kind in "OUS":
-        if array.dtype.kind == "O" and not all(isinstance(item, str) for item in array.reshape(-1).tolist()):
-            raise InternalError(f"output {name!r} holds objects that are not strings; ask for JSON")
-        return pb.Tensor(name=name, dtype=pb.DATA_TYPE_STRING, shape=array.shape, data=_encode_strings(array))
-    code = _BY_KIND.get((array.dtype.kind, array.dtype.itemsize))
-    if code is None:
-        raise InternalError(
-            f"output {name!r} has dtype {array.dtype}, which has no tensor encoding; ask for JSON"
-        )
-    data = np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
-    return pb.Tensor(name=name, dtype=code, shape=array.shape, data=data)
+    tensor = pb.Tensor()
+    fill_tensor(tensor, name, array)
+    return tensor
 
 
 def decode_payload(payload: pb.Payload) -> Payload:
     """A request's payload as the engine takes it."""
     kind = payload.WhichOneof("kind")
-    if kind == "json":
-        return Payload("json", payload.json)
     if kind == "tensors":
         tensors: dict[str, np.ndarray] = {}
         for tensor in payload.tensors.tensors:
-            if tensor.name in tensors:
-                raise TensorError(f"tensor {tensor.name!r}: given twice", tensor=tensor.name)
-            tensors[tensor.name] = tensor_to_numpy(tensor)
+            array = tensor_to_numpy(tensor)
+            name = tensor.name
+            if name in tensors:
+                raise TensorError(f"tensor {name!r}: given twice", tensor=name)
+            tensors[name] = array
         return Payload("tensors", tensors)
+    if kind == "json":
+        return Payload("json", payload.json)
     if kind == "text":
         return Payload("text", payload.text)
     if kind == "blob":
@@ -152,31 +174,49 @@ def _json(value: Any) -> bytes:
         raise InternalError(f"the model's output cannot be encoded as JSON: {error}") from error
 
 
-def encode_output(output: Any, request_kind: str) -> tuple[pb.Payload | None, dict[str, Any]]:
-    """A model's output as a payload, plus metadata for the response's parameters.
+def encode_output(output: Any, request_kind: str, into: pb.Payload) -> dict[str, Any]:
+    """Writes a model's output into ``into`` (a response's payload, in place: no message is
+    built and copied) and returns metadata for the response's parameters. ``None`` writes
+    nothing.
 
     Tensors answer a JSON request as JSON records (one per row) and any other request as
     tensors; text, bytes, blobs and audio keep their kind; anything else becomes JSON.
     """
     if output is None:
-        return None, {}
-    if isinstance(output, Audio):
-        blob = pb.Blob(data=output.data, content_type=output.content_type)
-        return pb.Payload(blob=blob), {"sample_rate": output.sample_rate}
-    if isinstance(output, Blob):
-        return pb.Payload(blob=pb.Blob(data=output.data, content_type=output.content_type)), {}
-    if isinstance(output, (bytes, bytearray, memoryview)):
-        return pb.Payload(blob=pb.Blob(data=bytes(output), content_type="application/octet-stream")), {}
-    if isinstance(output, str):
-        return pb.Payload(text=output), {}
-    if _is_tensors(output):
-        tensors = {"output": output} if isinstance(output, np.ndarray) else output
+        return {}
+    if isinstance(output, np.ndarray):
         if request_kind == "json":
-            value = output if isinstance(output, np.ndarray) else _records(tensors)
-            return pb.Payload(json=_json(value)), {}
-        encoded = [numpy_to_tensor(name, array) for name, array in tensors.items()]
-        return pb.Payload(tensors=pb.Tensors(tensors=encoded)), {}
-    return pb.Payload(json=_json(output)), {}
+            into.json = _json(output)
+        else:
+            fill_tensor(into.tensors.tensors.add(), "output", output)
+        return {}
+    if isinstance(output, dict) and output and all(isinstance(value, np.ndarray) for value in output.values()):
+        if request_kind == "json":
+            into.json = _json(_records(output))
+        else:
+            tensors = into.tensors.tensors
+            for name, array in output.items():
+                fill_tensor(tensors.add(), name, array)
+        return {}
+    if isinstance(output, Audio):
+        into.blob.data = output.data
+        into.blob.content_type = output.content_type
+        return {"sample_rate": output.sample_rate}
+    if isinstance(output, Blob):
+        into.blob.data = output.data
+        into.blob.content_type = output.content_type
+        return {}
+    if isinstance(output, (bytes, bytearray, memoryview)):
+        into.blob.data = bytes(output)
+        into.blob.content_type = "application/octet-stream"
+        return {}
+    if isinstance(output, str):
+        into.text = output
+        return {}
+    if _is_tensors(output):  # a mapping of tensors that is not a dict
+        return encode_output(dict(output), request_kind, into)
+    into.json = _json(output)
+    return {}
 
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:

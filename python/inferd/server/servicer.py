@@ -30,8 +30,11 @@ def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
-def _timings(timings: Sequence[tuple[str, float]]) -> list[pb.StageTiming]:
-    return [pb.StageTiming(stage=stage, ms=ms) for stage, ms in timings]
+def _add_timings(into: Any, timings: Sequence[tuple[str, float]]) -> None:
+    for stage, ms in timings:
+        timing = into.add()  # add() then set: cheaper than add(stage=..., ms=...)
+        timing.stage = stage
+        timing.ms = ms
 
 
 def batching_stats(entry: ModelEntry) -> pb.BatchingStats | None:
@@ -89,14 +92,12 @@ class InferenceServicer(pb_grpc.InferenceServicer):
         result = await self._engine.infer(
             request.model, payload, struct_to_dict(request.parameters), deadline=_deadline(context)
         )
-        output, parameters = encode_output(result.output, payload.kind)
-        return pb.InferResponse(
-            model=request.model,
-            id=request.id,
-            output=output,
-            parameters=dict_to_struct(parameters) if parameters else None,
-            timings=_timings(result.timings),
-        )
+        response = pb.InferResponse(model=request.model, id=request.id)
+        parameters = encode_output(result.output, payload.kind, response.output)
+        if parameters:
+            response.parameters.CopyFrom(dict_to_struct(parameters))
+        _add_timings(response.timings, result.timings)
+        return response
 
     async def Stream(
         self, request: pb.InferRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -107,16 +108,12 @@ class InferenceServicer(pb_grpc.InferenceServicer):
         )
         index = 0
         async for chunk in chunks:
-            output, parameters = encode_output(chunk.output, payload.kind)
-            yield pb.StreamResponse(
-                model=request.model,
-                id=request.id,
-                index=index,
-                output=output,
-                parameters=dict_to_struct(parameters) if parameters else None,
-                final=chunk.final,
-                timings=_timings(chunk.timings),
-            )
+            response = pb.StreamResponse(model=request.model, id=request.id, index=index, final=chunk.final)
+            parameters = encode_output(chunk.output, payload.kind, response.output)
+            if parameters:
+                response.parameters.CopyFrom(dict_to_struct(parameters))
+            _add_timings(response.timings, chunk.timings)
+            yield response
             index += 1
 
     async def ListModels(
