@@ -24,8 +24,7 @@ from ..errors import ConfigError
 from ..engine import Engine
 from ..repository import ModelState
 from ..v1 import inference_pb2 as pb
-from ..v1 import inference_pb2_grpc as pb_grpc
-from .interceptors import Authenticator, ServiceInterceptor
+from .interceptors import Authenticator, add_inference_service
 from .servicer import InferenceServicer
 
 __all__ = ["Server", "create_server", "serve", "serve_workers"]
@@ -88,9 +87,9 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
         ("grpc.so_reuseport", 1),
     ]
     authenticator = Authenticator(config.server.auth) if config.server.auth else None
-    grpc_server = grpc.aio.server(interceptors=[ServiceInterceptor(authenticator)], options=options)
+    grpc_server = grpc.aio.server(options=options)
     engine = Engine(config)
-    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(engine), grpc_server)
+    add_inference_service(grpc_server, InferenceServicer(engine), authenticator)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     if config.server.reflection:
