@@ -325,6 +325,30 @@ class Point:
     error_messages: dict[str, int] = field(default_factory=dict)
     #: inferd with batching on: what its batcher did during the timed part (from ListModels).
     batching: dict[str, Any] | None = None
+    #: CPU time the hypervisor gave to other guests during the timed part, as a percentage of
+    #: the machine's CPU time (/proc/stat "steal"): high steal makes a point unreliable.
+    steal_pct: float = float("nan")
+
+
+#: Steal above this (percent of the machine's CPU time) marks a point unreliable in the report.
+STEAL_WARN_PCT = 10
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) jiffies of the whole machine so far, from /proc/stat (Linux only)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_percent(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float:
+    if before is None or after is None or after[1] <= before[1]:
+        return float("nan")
+    return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 1)
 
 
 def call_once(address: str, method: str, request: bytes, timeout: float = 10) -> bytes:
@@ -712,9 +736,9 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
                             load(target, address, concurrency, args.warmup, args.cap)
                         inferd = target.method == INFERD_INFER and server != "bare"
                         batches_before = batching_snapshot(address, target.model) if inferd else None
-                        cpu_before = process.tree_cpu_s()
+                        cpu_before, ticks_before = process.tree_cpu_s(), cpu_ticks()
                         result = load(target, address, concurrency, args.duration, args.cap)
-                        cpu = process.tree_cpu_s() - cpu_before
+                        cpu, ticks_after = process.tree_cpu_s() - cpu_before, cpu_ticks()
                         batches = batching_delta(batches_before, batching_snapshot(address, target.model) if inferd else None)
                         point = Point(
                             target=target.name,
@@ -724,12 +748,14 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
                             server_cpu_ms_per_request=round(cpu * 1000 / result["ok"], 4) if result["ok"] else float("nan"),
                             loadgen=args.loadgen,
                             batching=batches,
+                            steal_pct=steal_percent(ticks_before, ticks_after),
                             **result,
                         )
                         points.append(point)
                         log(
                             f"[{target.name}] c={concurrency:<3} {point.rps:8.0f} req/s  p50 {point.p50_ms:7.2f}"
                             f"  p90 {point.p90_ms:7.2f}  p99 {point.p99_ms:7.2f} ms  cpu {point.server_cpu_ms_per_request:.3f} ms/req"
+                            + f"  steal {point.steal_pct:.0f}%"
                             + (f"  batch {batches['mean_rows']} rows" if batches else "")
                             + (f"  errors {point.errors}" if point.errors else "")
                         )
@@ -802,8 +828,8 @@ def ratios(points: list[dict[str, Any]], concurrency: list[int], mlp_concurrency
 
 def table(results: dict[str, Any]) -> str:
     rows = [
-        "| target | concurrency | req/s | p50 ms | p90 ms | p99 ms | server CPU ms/req | load gen. CPU ms/req | mean batch | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| target | concurrency | req/s | p50 ms | p90 ms | p99 ms | server CPU ms/req | load gen. CPU ms/req | mean batch | errors | steal % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for p in results["points"]:
         errors = sum(p["errors"].values()) if p["errors"] else 0
@@ -811,7 +837,8 @@ def table(results: dict[str, Any]) -> str:
         batch = f"{p['batching']['mean_rows']:.1f}" if p.get("batching") else ""
         rows.append(
             f"| {p['target']} | {p['concurrency']} | {p['rps']:,.0f} | {p['p50_ms']:.2f} | {p['p90_ms']:.2f} | "
-            f"{p['p99_ms']:.2f} | {p['server_cpu_ms_per_request']:.3f} | {loadgen_cpu:.3f} | {batch} | {errors} |"
+            f"{p['p99_ms']:.2f} | {p['server_cpu_ms_per_request']:.3f} | {loadgen_cpu:.3f} | {batch} | {errors} | "
+            f"{p.get('steal_pct', float('nan')):.0f} |"
         )
     lines = ["\n".join(rows), ""]
     r = results["ratios"]
@@ -837,6 +864,14 @@ def table(results: dict[str, Any]) -> str:
             f"{x['off_rps']:,.0f} req/s = **{x['ratio']}x** (goal {x['goal']}: {'met' if x['met'] else 'NOT met'}); "
             f"p99 {x['on_p99_ms']} vs {x['off_p99_ms']} ms; by server CPU a request: {x['cpu_ratio']}x; "
             f"mean batch {x['on_mean_batch_rows']} rows"
+        )
+    stolen = [p for p in results["points"] if p.get("steal_pct", 0) > STEAL_WARN_PCT]
+    if stolen:
+        names = ", ".join(f"{p['target']} c={p['concurrency']}" for p in stolen)
+        lines.append(
+            f"- **{len(stolen)} of {len(results['points'])} points ran with more than {STEAL_WARN_PCT}% of the "
+            f"machine's CPU stolen by the hypervisor** ({names}): "
+            "their numbers say as much about the neighbours as about the servers"
         )
     return "\n".join(lines)
 
