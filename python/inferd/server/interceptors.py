@@ -23,7 +23,6 @@ from google.rpc import error_details_pb2, status_pb2
 
 from ..config import AuthConfig
 from ..errors import InferdError, PermissionDenied, ResourceExhausted, Unauthenticated
-from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
 
 __all__ = ["Authenticator", "add_inference_service", "wrap_handler"]
@@ -91,29 +90,29 @@ def _model_of(request: Any) -> str | None:
     return model if isinstance(model, str) else None
 
 
+class _Handlers:
+    """Stands in for a server to take the method handlers that the generated code registers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass  # the same handlers come by name below
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.handlers.update(handlers)
+
+
 def add_inference_service(
     server: grpc.aio.Server, servicer: pb_grpc.InferenceServicer, authenticator: Authenticator | None = None
 ) -> None:
     """Registers the Inference service on ``server``, every method wrapped by
     :func:`wrap_handler` once, here, rather than by an interceptor on every call."""
-    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-        "Setup": grpc.unary_unary_rpc_method_handler(
-            servicer.Setup, request_deserializer=pb.SetupRequest.FromString,
-            response_serializer=pb.SetupResponse.SerializeToString,
-        ),
-        "Infer": grpc.unary_unary_rpc_method_handler(
-            servicer.Infer, request_deserializer=pb.InferRequest.FromString,
-            response_serializer=pb.InferResponse.SerializeToString,
-        ),
-        "Stream": grpc.unary_stream_rpc_method_handler(
-            servicer.Stream, request_deserializer=pb.InferRequest.FromString,
-            response_serializer=pb.StreamResponse.SerializeToString,
-        ),
-        "ListModels": grpc.unary_unary_rpc_method_handler(
-            servicer.ListModels, request_deserializer=pb.ListModelsRequest.FromString,
-            response_serializer=pb.ListModelsResponse.SerializeToString,
-        ),
-    }  # fmt: skip
+    generated = _Handlers()
+    pb_grpc.add_InferenceServicer_to_server(servicer, generated)  # type: ignore[arg-type]
+    if not generated.handlers:
+        raise RuntimeError("inferd.v1's generated code registered no handlers: regenerate it (make proto)")
+    handlers = generated.handlers
     wrapped = {name: wrap_handler(SERVICE_PREFIX + name, handler, authenticator) for name, handler in handlers.items()}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, wrapped),))
     server.add_registered_method_handlers(SERVICE_NAME, wrapped)
@@ -126,26 +125,15 @@ def wrap_handler(
     if handler.unary_unary is not None:
         inner_unary: Any = handler.unary_unary
 
-        if authenticator is None:
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                try:
-                    return await inner_unary(request, context)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as error:
-                    await _abort(context, error, method)
-
-        else:
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                try:
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                if authenticator is not None:
                     authenticator.check(context.invocation_metadata(), _model_of(request))
-                    return await inner_unary(request, context)
-                except (asyncio.CancelledError, grpc.aio.AbortError):
-                    raise
-                except Exception as error:
-                    await _abort(context, error, method)
+                return await inner_unary(request, context)
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception as error:
+                await _abort(context, error, method)
 
         return handler._replace(unary_unary=unary)  # type: ignore[attr-defined,no-any-return]
     if handler.unary_stream is not None:
