@@ -40,6 +40,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -765,6 +766,69 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
     return points, checks
 
 
+#: The goals' targets, measured again in the paired phase (see :func:`measure_paired`).
+PAIRED_TARGETS = ["inferd-off", "inferd-on", "mlserver-best", "mlserver-batching", "bare"]
+
+
+def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int, seconds: float) -> dict[str, Any]:
+    """The goals again, at one concurrency, robust to a drifting machine: every server of
+    PAIRED_TARGETS up at once, then ``rounds`` rounds in which each target gets a burst of
+    ``seconds`` in turn. Drift (neighbours, steal) hits every target of a round alike, so the
+    per-round ratios and their median are steadier than one point each from the sweep."""
+    load = run_ghz if args.loadgen == "ghz" else run_python_load
+    at = 32
+    chosen = [t for name in PAIRED_TARGETS for t in targets if t.name == name]
+    rps: dict[str, list[float]] = {t.name: [] for t in chosen}
+    p99: dict[str, list[float]] = {t.name: [] for t in chosen}
+    steal: list[float] = []
+    with servers() as running:
+        addresses: dict[str, str] = {}
+        bare_response = WORK / "bare-response.bin" if (WORK / "bare-response.bin").exists() else None
+        for target in chosen:
+            if target.server == "bare" and bare_response is None:
+                bare_response = wine_response(target.want)
+            if target.server not in running:
+                running[target.server] = start_server(target.server, bare_response)
+            process, address = running[target.server]
+            wait_ready(process, address, target.method, target.request)
+            addresses[target.name] = address
+            if args.warmup > 0:
+                load(target, address, at, args.warmup, args.cap)
+        for round_ in range(rounds):
+            ticks = cpu_ticks()
+            for target in chosen:
+                result = load(target, addresses[target.name], at, seconds, args.cap)
+                rps[target.name].append(result["rps"])
+                p99[target.name].append(result["p99_ms"])
+            steal.append(steal_percent(ticks, cpu_ticks()))
+            log(f"[paired] round {round_ + 1}/{rounds}: " + ", ".join(f"{n} {rps[n][-1]:.0f}" for n in rps) + f" req/s; steal {steal[-1]:.0f}%")
+
+    def best(names: list[str], index: int) -> float:
+        return max(rps[name][index] for name in names if name in rps)
+
+    inferd = [n for n in ("inferd-off", "inferd-on") if n in rps]
+    mlserver = [n for n in ("mlserver-best", "mlserver-batching") if n in rps]
+    out: dict[str, Any] = {
+        "concurrency": at,
+        "rounds": rounds,
+        "seconds": seconds,
+        "rps": rps,
+        "p99_ms": p99,
+        "steal_pct": steal,
+        "median_rps": {name: statistics.median(values) for name, values in rps.items()},
+        "median_p99_ms": {name: statistics.median(values) for name, values in p99.items()},
+    }
+    for key, other in (("inferd_vs_mlserver", mlserver), ("inferd_vs_bare", ["bare"] if "bare" in rps else [])):
+        if inferd and other:
+            per_round = [best(inferd, i) / best(other, i) for i in range(rounds)]
+            out[key] = {
+                "median": round(statistics.median(per_round), 3),
+                "min": round(min(per_round), 3),
+                "max": round(max(per_round), 3),
+            }
+    return out
+
+
 # -- report ------------------------------------------------------------------------------------
 
 
@@ -865,6 +929,25 @@ def table(results: dict[str, Any]) -> str:
             f"p99 {x['on_p99_ms']} vs {x['off_p99_ms']} ms; by server CPU a request: {x['cpu_ratio']}x; "
             f"mean batch {x['on_mean_batch_rows']} rows"
         )
+    paired = results.get("paired")
+    if paired:
+        lines.append(
+            f"- paired ({paired['rounds']} rounds of {paired['seconds']:g} s a target at concurrency "
+            f"{paired['concurrency']}, every server up at once, the targets in turn in each round; medians): "
+            + ", ".join(f"{name} {value:,.0f} req/s" for name, value in paired["median_rps"].items())
+        )
+        if "inferd_vs_mlserver" in paired:
+            x = paired["inferd_vs_mlserver"]
+            lines.append(
+                f"  - inferd (better of off/on) vs MLServer (better of best/batching), round by round: "
+                f"**{x['median']:.2f}x** median ({x['min']:.2f}-{x['max']:.2f}); goal >= 2x"
+            )
+        if "inferd_vs_bare" in paired:
+            x = paired["inferd_vs_bare"]
+            lines.append(
+                f"  - inferd vs the bare server, round by round: **{x['median']:.0%}** median "
+                f"({x['min']:.0%}-{x['max']:.0%}); goal >= 70%"
+            )
     stolen = [p for p in results["points"] if p.get("steal_pct", 0) > STEAL_WARN_PCT]
     if stolen:
         names = ", ".join(f"{p['target']} c={p['concurrency']}" for p in stolen)
@@ -973,6 +1056,8 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=2_000_000, help="most requests a point sends")
     parser.add_argument("--out", type=Path, default=BENCHES / "results" / "serve.json")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the table in benches/README.md")
+    parser.add_argument("--paired-rounds", type=int, default=None, help="rounds of the paired phase (default 7; --quick 2; 0: none)")
+    parser.add_argument("--paired-seconds", type=float, default=3.0, help="seconds a target in each paired round (default 3)")
     parser.add_argument("--plot-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plot_only:
@@ -1021,6 +1106,10 @@ def main() -> None:
         "points": [vars(p) for p in points],
     }
     results["ratios"] = ratios(results["points"], concurrency, mlp_concurrency)
+    rounds = args.paired_rounds if args.paired_rounds is not None else (2 if args.quick else 7)
+    if rounds > 0 and sum(name in names for name in PAIRED_TARGETS) >= 2:
+        results["paired"] = measure_paired(args, build_targets(names, [32], [32]), rounds, args.paired_seconds)
+        results["wall_s"] = round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(), 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     text = table(results)
