@@ -74,6 +74,14 @@ class _Clock:
         return tuple(self.timings)
 
 
+def _check_parameters(entry: ModelEntry, parameters: dict[str, Any]) -> None:
+    """Refuses parameters sent to a model none of whose stages takes any."""
+    assert entry.spec is not None
+    if parameters and not any(stage.takes_parameters for stage in entry.spec.stages.values()):
+        names = ", ".join(sorted(parameters))
+        raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
+
+
 def _remaining(deadline: float | None) -> float | None:
     """Seconds left before a ``time.monotonic()`` deadline (may be negative)."""
     return None if deadline is None else deadline - time.monotonic()
@@ -137,9 +145,7 @@ class Engine:
             raise Unimplemented(f"model {entry.name!r} does not stream: call Infer", model=entry.name)
         if not streaming and not entry.spec.unary:
             raise Unimplemented(f"model {entry.name!r} only streams: call Stream", model=entry.name)
-        if parameters and not any(stage.takes_parameters for stage in entry.spec.stages.values()):
-            names = ", ".join(sorted(parameters))
-            raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
+        _check_parameters(entry, parameters)
         entry.preparing += 1
         try:
             if payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES:
@@ -210,9 +216,7 @@ class Engine:
         started it cannot be stopped, as a stage in a thread cannot."""
         if deadline is not None and deadline <= time.monotonic():
             raise DeadlineExceeded(f"model {entry.name!r}: deadline exceeded", model=entry.name)
-        if parameters and not any(stage.takes_parameters for stage in entry.spec.stages.values()):  # type: ignore[union-attr]
-            names = ", ".join(sorted(parameters))
-            raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
+        _check_parameters(entry, parameters)
         clock = time.perf_counter
         started = clock()
         inputs = entry.adapter(payload)

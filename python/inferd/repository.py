@@ -114,13 +114,7 @@ class StageStats:
         self._stages: dict[str, StageStat] = {}
 
     def record(self, stage: str, ms: float) -> None:
-        stat = self._stages.get(stage)
-        if stat is None:
-            stat = self._stages[stage] = StageStat()
-        stat.count += 1
-        stat.total_ms += ms
-        stat.last_ms = ms
-        stat.max_ms = max(stat.max_ms, ms)
+        self.record_all(((stage, ms),))
 
     def record_all(self, timings: Iterable[tuple[str, float]]) -> None:
         """Records one request's (stage, ms) pairs."""
