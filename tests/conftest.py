@@ -75,6 +75,8 @@ def _test_models() -> dict[str, ModelConfig]:
         "broken": {"workflow": f"{module}:BrokenSetup", "setup": "lazy"},
         "crashing": {"workflow": f"{module}:Crashing"},
         "explicit": {"workflow": f"{module}:CountedSetup", "setup": "explicit"},
+        # Never set up by any test (test_lifecycle sets up "explicit" on the shared server).
+        "explicit-never-set-up": {"workflow": f"{module}:CountedSetup", "setup": "explicit"},
         "lazy": {"workflow": f"{module}:CountedSetup", "setup": "lazy"},
         "endless": {"workflow": f"{module}:Endless"},
         "async-endless": {"workflow": f"{module}:AsyncEndless"},

@@ -123,7 +123,7 @@ def test_bad_parameter_names_the_parameter(client: Client) -> None:
 
 def test_explicit_model_before_setup_is_failed_precondition(client: Client) -> None:
     with pytest.raises(ModelNotReady) as error:
-        client.infer("explicit", "x")
+        client.infer("explicit-never-set-up", "x")
     assert status_of(error) == "FAILED_PRECONDITION"
     assert "Setup" in str(error.value)
 
