@@ -135,3 +135,42 @@ def test_gpu_check_runs_and_reports_where_models_ran(tmp_path: Path) -> None:
     else:  # on a GPU machine both must really have run there
         assert report["models"]["wine"]["providers"][0] == "CUDAExecutionProvider"
         assert report["models"]["digits"]["device"].startswith("cuda")
+
+
+def test_a_torch_model_set_up_while_transformers_loads_gets_real_weights(
+    torch_server: tuple[RunningServer, Path],
+) -> None:
+    """Eager models are set up concurrently. transformers' loading patches torch for every
+    thread (accelerate's ``init_empty_weights`` puts new parameters on the meta device), so a
+    torch model built meanwhile came out empty ("Cannot copy out of meta tensor"). The torch
+    workflow now waits for the load lock that textgen and tts hold while they load."""
+    import threading
+
+    from accelerate import init_empty_weights
+
+    from inferd.workflows._loading import MODEL_LOAD_LOCK
+    from inferd.workflows.torch import TorchWorkflow
+
+    _, folder = torch_server
+    workflow = TorchWorkflow(folder / "digits.pt2", inputs=INPUTS, outputs=["logits", "label"])
+    failures: list[BaseException] = []
+
+    def set_up() -> None:
+        try:
+            workflow.setup()
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            failures.append(error)
+
+    thread = threading.Thread(target=set_up)
+    with MODEL_LOAD_LOCK, init_empty_weights():  # what textgen's load does, on this thread
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive(), "the torch workflow was set up while transformers patched torch"
+    thread.join(120)
+    assert not failures, failures
+    assert all(parameter.device.type != "meta" for parameter in workflow.model.parameters())
+    torch.manual_seed(1)
+    reference = DigitsCNN().eval()
+    images = np.random.default_rng(0).standard_normal((3, 1, 8, 8)).astype(np.float32)
+    outputs = workflow.run(workflow.preprocess({"input": images}))
+    np.testing.assert_allclose(outputs["logits"], reference(torch.from_numpy(images))[0].detach().numpy(), rtol=1e-4, atol=1e-5)

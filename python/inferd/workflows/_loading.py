@@ -1,15 +1,17 @@
-"""One process-wide lock around ``transformers``' ``from_pretrained``.
+"""One process-wide lock around building torch models in process.
 
-Loading patches torch globally for a while (``init_empty_weights`` and meta-device
-initialisation swap ``nn.Module.register_parameter`` and the default device), so two models
-set up at once in different threads can corrupt each other ("Cannot copy out of meta
-tensor"). Every workflow that loads with transformers holds this lock while it does.
+``transformers``' ``from_pretrained`` patches torch globally for a while (``init_empty_weights``
+and meta-device initialisation swap ``nn.Module.register_parameter`` and the default device).
+Any torch model built in another thread meanwhile gets parameters on the meta device ("Cannot
+copy out of meta tensor"), whether transformers builds it or not: eager models are set up
+concurrently, so this happened to the torch workflow while textgen loaded. Every workflow that
+builds a torch model (torch, textgen, tts) holds this lock while it does.
 """
 
 from __future__ import annotations
 
 import threading
 
-__all__ = ["TRANSFORMERS_LOAD_LOCK"]
+__all__ = ["MODEL_LOAD_LOCK"]
 
-TRANSFORMERS_LOAD_LOCK = threading.Lock()
+MODEL_LOAD_LOCK = threading.Lock()

@@ -39,7 +39,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import ConfigError, InvalidInput
 from ..workflow import Workflow, request_cancelled
-from ._loading import TRANSFORMERS_LOAD_LOCK
+from ._loading import MODEL_LOAD_LOCK
 from ._params import GenerationParameters, chat_messages, generation_parameters, text_input
 
 __all__ = ["TextGenWorkflow", "Prompt"]
@@ -137,7 +137,7 @@ class TextGenWorkflow(Workflow):
         self.device = torch.device("cuda" if use_cuda else "cpu")
         dtype: Any = _DTYPES.get(self.dtype_option) or ("auto" if use_cuda else torch.float32)
         extra: dict[str, Any] = {"gguf_file": self.gguf_file} if self.gguf_file else {}
-        with TRANSFORMERS_LOAD_LOCK:
+        with MODEL_LOAD_LOCK:
             logger.info("textgen: loading the tokenizer from %s", where)
             self.tokenizer = AutoTokenizer.from_pretrained(  # type: ignore[no-untyped-call]
                 self.model_dir, local_files_only=True, **extra

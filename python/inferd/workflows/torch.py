@@ -26,6 +26,7 @@ import torch
 
 from ..errors import ConfigError
 from ..workflow import TensorSpec, Workflow, check_tensors, inline
+from ._loading import MODEL_LOAD_LOCK
 
 __all__ = ["TorchWorkflow"]
 
@@ -111,28 +112,30 @@ class TorchWorkflow(Workflow):
     def setup(self) -> None:
         if self.threads is not None:
             torch.set_num_threads(self.threads)
-        if self.format == "export":
-            self.model = torch.export.load(str(self.model_path)).module()
-        elif self.format == "torchscript":
-            # Deprecated by torch in favour of torch.export, and still what many users have. The
-            # warning is a FutureWarning or a DeprecationWarning, depending on torch's version.
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated")
-                self.model = torch.jit.load(  # type: ignore[no-untyped-call]
-                    str(self.model_path), map_location=self.device
-                ).eval()
-        else:
-            assert self.module_reference is not None
-            module = _import_module_class(self.module_reference)(**self.module_args)
-            state = torch.load(self.model_path, map_location="cpu", weights_only=True)
-            module.load_state_dict(state)
-            self.model = module.eval()
-        if self.format != "torchscript":
-            self.model = self.model.to(self.device)
-        logger.info("%s: %s on %s", self.model_path.name, self.format, self.device)
-        if self.warmup and all(spec.shape is not None for spec in self.input_specs):
-            # The first call of a model pays for lazy initialisation: pay it here, not in a request.
-            self.run(self.preprocess({spec.name: spec.zeros() for spec in self.input_specs}))
+        with MODEL_LOAD_LOCK:  # not while a transformers load in another thread patches torch
+            if self.format == "export":
+                self.model = torch.export.load(str(self.model_path)).module()
+            elif self.format == "torchscript":
+                # Deprecated by torch in favour of torch.export, and still what many users have. The
+                # warning is a FutureWarning or a DeprecationWarning, depending on torch's version.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated")
+                    self.model = torch.jit.load(  # type: ignore[no-untyped-call]
+                        str(self.model_path), map_location=self.device
+                    ).eval()
+            else:
+                assert self.module_reference is not None
+                module = _import_module_class(self.module_reference)(**self.module_args)
+                state = torch.load(self.model_path, map_location="cpu", weights_only=True)
+                module.load_state_dict(state)
+                self.model = module.eval()
+            if self.format != "torchscript":
+                self.model = self.model.to(self.device)
+            logger.info("%s: %s on %s", self.model_path.name, self.format, self.device)
+            if self.warmup and all(spec.shape is not None for spec in self.input_specs):
+                # The first call pays for lazy initialisation: pay it here, not in a request (and
+                # under the lock: loading may change torch's default dtype for a while).
+                self.run(self.preprocess({spec.name: spec.zeros() for spec in self.input_specs}))
 
     @inline  # a few comparisons: cheaper on the loop than a hop to a thread
     def preprocess(self, inputs: Any) -> dict[str, np.ndarray]:

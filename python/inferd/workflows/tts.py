@@ -46,7 +46,7 @@ import numpy as np
 
 from ..errors import ConfigError, InvalidInput
 from ..workflow import Audio, Workflow
-from ._loading import TRANSFORMERS_LOAD_LOCK
+from ._loading import MODEL_LOAD_LOCK
 from ._params import check_known, text_input
 
 __all__ = ["TTSWorkflow", "BarkWorkflow", "wav_header", "to_pcm16"]
@@ -192,7 +192,7 @@ class BarkWorkflow(TTSWorkflow):
         self.device = torch.device("cuda" if use_cuda else "cpu")
         logger.info("bark: loading the processor and the model from %s", self.model_dir)
         speakers = "speaker_embeddings_path.json" if (self.model_dir / "speaker_embeddings_path.json").exists() else None
-        with TRANSFORMERS_LOAD_LOCK:
+        with MODEL_LOAD_LOCK:
             self.processor = BarkProcessor.from_pretrained(  # type: ignore[no-untyped-call]
                 self.model_dir, speaker_embeddings_dict_path=speakers, local_files_only=True
             )
