@@ -23,15 +23,13 @@ from ..config import ServiceConfig
 from ..errors import ConfigError
 from ..engine import Engine
 from ..repository import ModelState
-from ..v1 import inference_pb2 as pb
-from .interceptors import Authenticator, add_inference_service
+from .interceptors import SERVICE_NAME, Authenticator, add_inference_service
 from .servicer import InferenceServicer
 
 __all__ = ["Server", "create_server", "serve", "serve_workers"]
 
 logger = logging.getLogger("inferd.server")
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 

@@ -23,13 +23,14 @@ from google.rpc import error_details_pb2, status_pb2
 
 from ..config import AuthConfig
 from ..errors import InferdError, PermissionDenied, ResourceExhausted, Unauthenticated
+from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
 
-__all__ = ["Authenticator", "add_inference_service", "wrap_handler"]
+__all__ = ["Authenticator", "SERVICE_NAME", "add_inference_service"]
 
 logger = logging.getLogger("inferd.server")
 
-SERVICE_NAME = "inferd.v1.Inference"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
 SERVICE_PREFIX = f"/{SERVICE_NAME}/"
 
 
@@ -107,18 +108,19 @@ def add_inference_service(
     server: grpc.aio.Server, servicer: pb_grpc.InferenceServicer, authenticator: Authenticator | None = None
 ) -> None:
     """Registers the Inference service on ``server``, every method wrapped by
-    :func:`wrap_handler` once, here, rather than by an interceptor on every call."""
+    :func:`_wrap_handler` once, here, rather than by an interceptor on every call."""
     generated = _Handlers()
     pb_grpc.add_InferenceServicer_to_server(servicer, generated)  # type: ignore[arg-type]
     if not generated.handlers:
         raise RuntimeError("inferd.v1's generated code registered no handlers: regenerate it (make proto)")
-    handlers = generated.handlers
-    wrapped = {name: wrap_handler(SERVICE_PREFIX + name, handler, authenticator) for name, handler in handlers.items()}
+    wrapped = {
+        name: _wrap_handler(SERVICE_PREFIX + name, handler, authenticator) for name, handler in generated.handlers.items()
+    }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, wrapped),))
     server.add_registered_method_handlers(SERVICE_NAME, wrapped)
 
 
-def wrap_handler(
+def _wrap_handler(
     method: str, handler: grpc.RpcMethodHandler[Any, Any], authenticator: Authenticator | None
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """One method's handler, wrapped: authenticate, call, map errors to status codes."""
