@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +72,12 @@ class _Clock:
         self.timings.append(("total", (time.perf_counter() - self.started) * 1000))
         entry.stats.record_all(self.timings)
         return tuple(self.timings)
+
+
+def _call(stage: tuple[Callable[..., Any], bool], parameters: dict[str, Any], *args: Any) -> Any:
+    """One of :class:`InlineStages`' stages: (function, takes parameters)."""
+    function, takes_parameters = stage
+    return function(*args, parameters=parameters) if takes_parameters else function(*args)
 
 
 def _check_parameters(entry: ModelEntry, parameters: dict[str, Any]) -> None:
@@ -220,26 +226,20 @@ class Engine:
         clock = time.perf_counter
         started = clock()
         inputs = entry.adapter(payload)
-        adapted = clock()
-        timings = [("adapt", (adapted - started) * 1000)]
+        mark = clock()
+        timings = [("adapt", (mark - started) * 1000)]
         features = inputs
-        mark = adapted
         if stages.preprocess is not None:
-            function, takes_parameters = stages.preprocess
-            features = function(inputs, parameters=parameters) if takes_parameters else function(inputs)
+            features = _call(stages.preprocess, parameters, inputs)
             now = clock()
             timings.append(("preprocess", (now - mark) * 1000))
             mark = now
-        function, takes_parameters = stages.run
-        outputs = function(features, parameters=parameters) if takes_parameters else function(features)
+        outputs = _call(stages.run, parameters, features)
         now = clock()
         timings.append(("run", (now - mark) * 1000))
         if stages.postprocess is not None:
             mark = now
-            function, takes_parameters = stages.postprocess
-            outputs = (
-                function(inputs, outputs, parameters=parameters) if takes_parameters else function(inputs, outputs)
-            )
+            outputs = _call(stages.postprocess, parameters, inputs, outputs)
             now = clock()
             timings.append(("postprocess", (now - mark) * 1000))
         timings.append(("total", (now - started) * 1000))

@@ -30,9 +30,15 @@ def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
-def _add_timings(into: Any, timings: Sequence[tuple[str, float]]) -> None:
+def _fill(
+    response: pb.InferResponse | pb.StreamResponse, output: Any, kind: str, timings: Sequence[tuple[str, float]]
+) -> None:
+    """Writes an output, its parameters and the stage timings into a response, in place."""
+    parameters = encode_output(output, kind, response.output)
+    if parameters:
+        response.parameters.CopyFrom(dict_to_struct(parameters))
     for stage, ms in timings:
-        timing = into.add()  # add() then set: cheaper than add(stage=..., ms=...)
+        timing = response.timings.add()  # add() then set: cheaper than add(stage=..., ms=...)
         timing.stage = stage
         timing.ms = ms
 
@@ -93,10 +99,7 @@ class InferenceServicer(pb_grpc.InferenceServicer):
             request.model, payload, struct_to_dict(request.parameters), deadline=_deadline(context)
         )
         response = pb.InferResponse(model=request.model, id=request.id)
-        parameters = encode_output(result.output, payload.kind, response.output)
-        if parameters:
-            response.parameters.CopyFrom(dict_to_struct(parameters))
-        _add_timings(response.timings, result.timings)
+        _fill(response, result.output, payload.kind, result.timings)
         return response
 
     async def Stream(
@@ -109,10 +112,7 @@ class InferenceServicer(pb_grpc.InferenceServicer):
         index = 0
         async for chunk in chunks:
             response = pb.StreamResponse(model=request.model, id=request.id, index=index, final=chunk.final)
-            parameters = encode_output(chunk.output, payload.kind, response.output)
-            if parameters:
-                response.parameters.CopyFrom(dict_to_struct(parameters))
-            _add_timings(response.timings, chunk.timings)
+            _fill(response, chunk.output, payload.kind, chunk.timings)
             yield response
             index += 1
 
