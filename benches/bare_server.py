@@ -3,10 +3,10 @@
 It answers every Infer call with one fixed, precomputed InferResponse: no model, no engine, no
 interceptor, no health or reflection service. The request is still parsed and the response
 still serialized by grpcio (the generated servicer does both), as in inferd, and it runs on the
-same plain asyncio event loop with the same channel options, so the gap between this server and
-inferd is what inferd itself costs.
+event loop that ``inferd serve`` picks (uvloop where installed; ``--loop`` as inferd's) with the
+same channel options, so the gap between this server and inferd is what inferd itself costs.
 
-    .venv/bin/python benches/bare_server.py --address 127.0.0.1:PORT [--response FILE]
+    .venv/bin/python benches/bare_server.py --address 127.0.0.1:PORT [--response FILE] [--loop auto]
 
 ``--response`` names a file holding a serialized InferResponse (benches/serve.py passes the
 answer inferd gave to the same request, so that both send the same bytes); without it the
@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from inferd.server.app import event_loop_factory
 from inferd.v1 import inference_pb2 as pb
 from inferd.v1 import inference_pb2_grpc as pb_grpc
 
@@ -77,9 +78,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--address", default="127.0.0.1:50052")
     parser.add_argument("--response", type=Path, help="a serialized InferResponse to answer with")
+    parser.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
+                        help="event loop, as inferd serve's --loop (default auto: uvloop where installed)")
     args = parser.parse_args()
     response = pb.InferResponse.FromString(args.response.read_bytes()) if args.response else default_response()
-    asyncio.run(serve(args.address, response))
+    with asyncio.Runner(loop_factory=event_loop_factory(args.loop)) as runner:
+        runner.run(serve(args.address, response))
 
 
 if __name__ == "__main__":

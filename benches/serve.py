@@ -17,6 +17,8 @@ Targets (``--targets``; default all but the ``*`` ones):
   inferd-json       inferd, batching off, one JSON record (inferd's own path: the Rust adapter)
   inferd-on-json *  inferd, batching on, one JSON record
   bare              benches/bare_server.py: a fixed answer, no model
+  inferd-asyncio *  inferd-off on asyncio's event loop (server.loop = "asyncio"; default: uvloop)
+  bare-asyncio *    the bare server on asyncio's event loop
   mlserver-default  MLServer 1.7.1 as shipped (debug access log, metrics, 1 parallel worker)
   mlserver-best     MLServer, no access log, no metrics, parallel_workers 0 (in-process)
   mlserver-batching MLServer best + adaptive batching (max_batch_size 32, max_batch_time 2 ms)
@@ -72,16 +74,18 @@ WINE = [13.2, 1.78, 2.14, 11.2, 100.0, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 
 INFERD_INFER = "/inferd.v1.Inference/Infer"
 KSERVE_INFER = "/inference.GRPCInferenceService/ModelInfer"
 ALL_TARGETS = [
-    "inferd-off", "inferd-on", "inferd-json", "inferd-on-json", "bare",
+    "inferd-off", "inferd-on", "inferd-json", "inferd-on-json", "bare", "inferd-asyncio", "bare-asyncio",
     "mlserver-default", "mlserver-best", "mlserver-batching", "mlserver-pw2", "mlp-off", "mlp-on",
 ]  # fmt: skip
-DEFAULT_TARGETS = [t for t in ALL_TARGETS if t not in ("inferd-on-json", "mlserver-pw2")]
+DEFAULT_TARGETS = [t for t in ALL_TARGETS if t not in ("inferd-on-json", "mlserver-pw2", "inferd-asyncio", "bare-asyncio")]
 LABELS = {
     "inferd-off": "inferd, batching off (tensor)",
     "inferd-on": "inferd, batching on (tensor)",
     "inferd-json": "inferd, batching off (JSON record)",
     "inferd-on-json": "inferd, batching on (JSON record)",
     "bare": "bare grpc.aio (fixed answer)",
+    "inferd-asyncio": "inferd, batching off (tensor), asyncio loop",
+    "bare-asyncio": "bare grpc.aio (fixed answer), asyncio loop",
     "mlserver-default": "MLServer 1.7.1, default settings",
     "mlserver-best": "MLServer 1.7.1, best (no log, no metrics, in-process)",
     "mlserver-batching": "MLServer 1.7.1, best + adaptive batching",
@@ -409,19 +413,19 @@ def batching_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) 
     }
 
 
-def start_inferd(name: str, config: Path) -> tuple[Process, str]:
+def start_inferd(name: str, config: Path, loop: str = "auto") -> tuple[Process, str]:
     port = free_port()
     address = f"127.0.0.1:{port}"
-    argv = [str(MAIN_PYTHON), "-m", "inferd", "serve", "--config", str(config), "--address", address]
+    argv = [str(MAIN_PYTHON), "-m", "inferd", "serve", "--config", str(config), "--address", address, "--loop", loop]
     return start_process(name, argv), address
 
 
-def start_bare(response: Path | None) -> tuple[Process, str]:
+def start_bare(name: str, response: Path | None, loop: str = "auto") -> tuple[Process, str]:
     address = f"127.0.0.1:{free_port()}"
-    argv = [str(MAIN_PYTHON), str(BENCHES / "bare_server.py"), "--address", address]
+    argv = [str(MAIN_PYTHON), str(BENCHES / "bare_server.py"), "--address", address, "--loop", loop]
     if response is not None:
         argv += ["--response", str(response)]
-    return start_process("bare", argv), address
+    return start_process(name, argv), address
 
 
 def start_mlserver(variant: str) -> tuple[Process, str]:
@@ -592,7 +596,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found: dict[str, str] = {"python": platform.python_version()}
-    for package in ("inferd", "grpcio", "protobuf", "onnxruntime", "onnxruntime-gpu", "numpy"):
+    for package in ("inferd", "grpcio", "protobuf", "onnxruntime", "onnxruntime-gpu", "numpy", "uvloop"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:
@@ -650,8 +654,8 @@ def build_targets(names: list[str], concurrency: list[int], mlp_concurrency: lis
         elif name in ("inferd-json", "inferd-on-json"):
             server = "inferd-on" if name == "inferd-on-json" else "inferd-off"
             targets.append(Target(name, server, INFERD_INFER, json_request("wine", record), inferd_set, inferd_outputs, wine_want, concurrency))
-        elif name == "bare":
-            targets.append(Target(name, "bare", INFERD_INFER, tensor_request("wine", wine), inferd_set, inferd_outputs, wine_want, concurrency))
+        elif name in ("bare", "bare-asyncio", "inferd-asyncio"):
+            targets.append(Target(name, name, INFERD_INFER, tensor_request("wine", wine), inferd_set, inferd_outputs, wine_want, concurrency))
         elif name.startswith("mlserver"):
             messages = kserve_messages()
             request = messages["inference.ModelInferRequest"](
@@ -692,8 +696,10 @@ def start_server(server: str, bare_response: Path | None) -> tuple[Process, str]
         return start_inferd(server, CONFIGS / "batching-off.toml")
     if server == "inferd-on":
         return start_inferd(server, CONFIGS / "batching-on.toml")
-    if server == "bare":
-        return start_bare(bare_response)
+    if server == "inferd-asyncio":
+        return start_inferd(server, CONFIGS / "batching-off.toml", loop="asyncio")
+    if server in ("bare", "bare-asyncio"):
+        return start_bare(server, bare_response, loop="asyncio" if server == "bare-asyncio" else "auto")
     return start_mlserver(server)
 
 
@@ -709,10 +715,10 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
             if target.server not in order:
                 order.append(target.server)
         # The bare server answers with inferd's own bytes: inferd first when both run.
-        order.sort(key=lambda server: server == "bare")
+        order.sort(key=lambda server: server.startswith("bare"))
         for server in order:
-            if server == "bare" and bare_response is None:
-                bare_response = wine_response(next(t.want for t in targets if t.server == "bare"))
+            if server.startswith("bare") and bare_response is None:
+                bare_response = wine_response(next(t.want for t in targets if t.server == server))
             process, address = start_server(server, bare_response)
             running[server] = (process, address)
             try:
@@ -735,7 +741,7 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
                     for concurrency in target.concurrency:
                         if args.warmup > 0:
                             load(target, address, concurrency, args.warmup, args.cap)
-                        inferd = target.method == INFERD_INFER and server != "bare"
+                        inferd = target.method == INFERD_INFER and not server.startswith("bare")
                         batches_before = batching_snapshot(address, target.model) if inferd else None
                         cpu_before, ticks_before = process.tree_cpu_s(), cpu_ticks()
                         result = load(target, address, concurrency, args.duration, args.cap)
@@ -785,7 +791,7 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
         addresses: dict[str, str] = {}
         bare_response = WORK / "bare-response.bin" if (WORK / "bare-response.bin").exists() else None
         for target in chosen:
-            if target.server == "bare" and bare_response is None:
+            if target.server.startswith("bare") and bare_response is None:
                 bare_response = wine_response(target.want)
             if target.server not in running:
                 running[target.server] = start_server(target.server, bare_response)
@@ -980,7 +986,7 @@ def plot(results_path: Path, png: Path) -> None:
             continue
         xs = [p["concurrency"] for p in points]
         ticks.update(xs)
-        style = ":" if name == "bare" else "--" if name.startswith("mlserver") else "-"
+        style = ":" if name.startswith("bare") else "--" if name.startswith("mlserver") else "-"
         left.plot(xs, [p["rps"] for p in points], style, marker="o", label=points[0]["label"])
         right.plot(xs, [p["p99_ms"] for p in points], style, marker="o", label=points[0]["label"])
     for axis, title, unit in ((left, "throughput (wine, batch-1 requests)", "requests/s"), (right, "p99 latency", "ms")):

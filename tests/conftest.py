@@ -13,7 +13,7 @@ import pytest
 
 from inferd.client import Client
 from inferd.config import ModelConfig, ServiceConfig, load_config
-from inferd.server.app import Server, create_server
+from inferd.server.app import Server, create_server, event_loop_factory
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_CONFIG = ROOT / "service" / "inferd.toml"
@@ -30,10 +30,12 @@ def server_loop() -> asyncio.AbstractEventLoop:
     grpc.aio objects must be created and destroyed on their loop's thread: a garbage collection
     on another thread that finalizes them has crashed the process (SIGSEGV). So automatic
     collection is off in the test process, and this loop's thread collects, every half second.
+
+    It is the loop that ``inferd serve`` runs on by default (``server.loop = "auto"``: uvloop).
     """
     global _server_loop
     if _server_loop is None:
-        loop = asyncio.new_event_loop()
+        loop = event_loop_factory("auto")()
 
         def collect() -> None:
             gc.collect()

@@ -122,6 +122,36 @@ def test_sigterm_drains_the_request_in_flight(tmp_path: Path) -> None:
     finally:
         output = stop_serve(process)
     assert "shutting down" in output and "stopped" in output
+    assert "uvloop event loop" in output  # server.loop = "auto" picks uvloop, a dependency
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_serve_on_the_event_loop_chosen(tmp_path: Path, loop: str) -> None:
+    process, address = start_serve(tmp_path, '[models.echo]\nworkflow = "echo"\n', "--loop", loop)
+    try:
+        with Client(address, timeout=60) as client:
+            for _ in range(600):
+                try:
+                    if client.health(timeout=5) == "SERVING":
+                        break
+                except Exception:
+                    pass  # not listening yet
+                threading.Event().wait(0.05)
+            assert client.infer("echo", "on which loop").output == "on which loop"
+            assert [chunk.output for chunk in client.stream("echo", "a b") if not chunk.final] == ["a", " b"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        output = stop_serve(process)
+    assert f"{loop} event loop" in output
+
+
+def test_serve_refuses_an_unknown_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "inferd.toml"
+    path.write_text('[server]\nloop = "tokio"\n[models.echo]\nworkflow = "echo"\n')
+    result = run("serve", "--config", str(path))
+    assert result.returncode == 1
+    assert "server.loop" in result.stderr and "uvloop" in result.stderr
 
 
 def test_healthcheck_module(server: RunningServer) -> None:
@@ -177,3 +207,18 @@ def test_workers_share_one_port_and_drain_on_sigterm(tmp_path: Path) -> None:
     finally:
         output = stop_serve(process)
     assert "started 2 workers" in output
+
+
+def test_event_loop_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where uvloop is not installed (Windows), auto falls back to asyncio's loop and asking
+    for uvloop is a configuration error that says what to do."""
+    import asyncio
+
+    from inferd.errors import ConfigError
+    from inferd.server.app import event_loop_factory
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # `import uvloop` now raises ImportError
+    assert event_loop_factory("auto") is asyncio.new_event_loop
+    assert event_loop_factory("asyncio") is asyncio.new_event_loop
+    with pytest.raises(ConfigError, match="pip install uvloop"):
+        event_loop_factory("uvloop")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -69,7 +68,7 @@ def _output_text(output: Any) -> str | bytes:
 
 def command_serve(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .server.app import serve, serve_workers
+    from .server.app import run, serve_workers
 
     config = load_config(args.config)
     changes: dict[str, Any] = {}
@@ -77,6 +76,8 @@ def command_serve(args: argparse.Namespace) -> int:
         changes["address"] = args.address
     if args.log_level:
         changes["log_level"] = args.log_level
+    if args.loop:
+        changes["loop"] = args.loop
     if changes:
         config = config.with_server(**changes)
     logging.basicConfig(
@@ -85,7 +86,7 @@ def command_serve(args: argparse.Namespace) -> int:
     )
     if args.workers > 1:
         return serve_workers(config, args.workers)
-    asyncio.run(serve(config))
+    run(config)
     return 0
 
 
@@ -163,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"the service configuration (default: $INFERD_CONFIG or {DEFAULT_CONFIG})")
     serve.add_argument("--address", help="host:port to listen on (default: from the configuration)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
+    serve.add_argument("--loop", choices=["auto", "uvloop", "asyncio"],
+                       help="event loop (default: from the configuration; auto: uvloop where installed)")
     serve.add_argument("--workers", type=int, default=int(os.environ.get("INFERD_WORKERS", "1")),
                        help="server processes sharing the port (SO_REUSEPORT), each with its own "
                             "models (default: $INFERD_WORKERS or 1)")

@@ -93,6 +93,9 @@ class ServerConfig(_Strict):
     #: Serve grpc.reflection so that grpcurl, buf curl and ghz work without the .proto.
     reflection: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: The event loop: ``uvloop`` (libuv, in C), ``asyncio`` (the standard library's), or
+    #: ``auto``: uvloop where it is installed (it is a dependency, except on Windows).
+    loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     auth: AuthConfig | None = None
 
 
@@ -226,6 +229,7 @@ ENVIRONMENT_OVERRIDES = {
     "INFERD_THREADS": "threads",
     "INFERD_REFLECTION": "reflection",
     "INFERD_LOG_LEVEL": "log_level",
+    "INFERD_LOOP": "loop",
 }
 
 

@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -26,7 +27,7 @@ from ..repository import ModelState
 from .interceptors import SERVICE_NAME, Authenticator, add_inference_service
 from .servicer import InferenceServicer
 
-__all__ = ["Server", "create_server", "serve", "serve_workers"]
+__all__ = ["Server", "create_server", "event_loop_factory", "run", "serve", "serve_workers"]
 
 logger = logging.getLogger("inferd.server")
 
@@ -110,7 +111,8 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     await health_servicer.set("", NOT_SERVING)
     await health_servicer.set(SERVICE_NAME, NOT_SERVING)
     await grpc_server.start()
-    logger.info("inferd listening on %s (port %d)", config.server.address, port)
+    loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+    logger.info("inferd listening on %s (port %d, %s event loop)", config.server.address, port, loop)
     if start_models:
         await server.start_models()
     return server
@@ -133,12 +135,34 @@ async def serve(config: ServiceConfig) -> None:
         logger.info("stopped")
 
 
+def event_loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes the event loop that ``server.loop`` names. ``auto`` is uvloop where it is
+    installed, else asyncio's; ``uvloop`` without uvloop installed is a ConfigError."""
+    if loop == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError:
+        if loop == "uvloop":
+            raise ConfigError(
+                'server.loop is "uvloop" but uvloop is not installed: pip install uvloop, or set loop = "asyncio"'
+            ) from None
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+def run(config: ServiceConfig) -> None:
+    """Serves ``config`` on the event loop it names (``server.loop``) until SIGTERM or SIGINT."""
+    with asyncio.Runner(loop_factory=event_loop_factory(config.server.loop)) as runner:
+        runner.run(serve(config))
+
+
 def _worker(config: ServiceConfig) -> None:
     logging.basicConfig(
         level=config.server.log_level.upper(),
         format=f"%(asctime)s %(levelname)s [worker {os.getpid()}] %(name)s: %(message)s",
     )
-    asyncio.run(serve(config))
+    run(config)
 
 
 def serve_workers(config: ServiceConfig, workers: int) -> int:
