@@ -773,7 +773,7 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
 
 
 #: The goals' targets, measured again in the paired phase (see :func:`measure_paired`).
-PAIRED_TARGETS = ["inferd-off", "inferd-on", "mlserver-best", "mlserver-batching", "bare"]
+PAIRED_TARGETS = ["inferd-off", "inferd-on", "mlserver-best", "mlserver-batching", "bare", "inferd-asyncio", "bare-asyncio"]
 
 
 def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int, seconds: float) -> dict[str, Any]:
@@ -828,6 +828,15 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
         if inferd and other:
             per_round = [best(inferd, i) / best(other, i) for i in range(rounds)]
             out[key] = {
+                "median": round(statistics.median(per_round), 3),
+                "min": round(min(per_round), 3),
+                "max": round(max(per_round), 3),
+            }
+    # What uvloop is worth (with the *-asyncio targets): each server on uvloop over asyncio's loop.
+    for uv, plain in (("inferd-off", "inferd-asyncio"), ("bare", "bare-asyncio")):
+        if uv in rps and plain in rps:
+            per_round = [rps[uv][i] / rps[plain][i] for i in range(rounds)]
+            out.setdefault("uvloop_vs_asyncio", {})[uv] = {
                 "median": round(statistics.median(per_round), 3),
                 "min": round(min(per_round), 3),
                 "max": round(max(per_round), 3),
@@ -953,6 +962,11 @@ def table(results: dict[str, Any]) -> str:
             lines.append(
                 f"  - inferd vs the bare server, round by round: **{x['median']:.0%}** median "
                 f"({x['min']:.0%}-{x['max']:.0%}); goal >= 70%"
+            )
+        for name, x in paired.get("uvloop_vs_asyncio", {}).items():
+            lines.append(
+                f"  - {name} on uvloop vs on asyncio's loop, round by round: **{x['median']:.2f}x** median "
+                f"({x['min']:.2f}-{x['max']:.2f})"
             )
     stolen = [p for p in results["points"] if p.get("steal_pct", 0) > STEAL_WARN_PCT]
     if stolen:
