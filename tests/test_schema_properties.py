@@ -10,6 +10,7 @@ Duplicate keys follow ``json.loads``: the last occurrence wins.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -46,11 +47,13 @@ def convert_number(dtype: str, value: Any) -> Any:
     if dtype == "float64":
         return as_float(value)
     if dtype == "float32":
-        try:
-            # Packing to a C float rounds once, and refuses finite values beyond float32.
-            return struct.unpack("f", struct.pack("f", as_float(value)))[0]
-        except OverflowError:
-            raise Invalid from None
+        # Packing to a C float rounds once. A finite value that rounds to infinity is beyond
+        # float32: refused. (struct's native "f" gives inf for it rather than raising.)
+        wide = as_float(value)
+        narrow = struct.unpack("f", struct.pack("f", wide))[0]
+        if math.isinf(narrow) and not math.isinf(wide):
+            raise Invalid
+        return narrow
     if dtype == "bool":
         if isinstance(value, bool):
             return value
