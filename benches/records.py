@@ -16,7 +16,12 @@ equal before anything is timed. Cases:
 
 packflow is optional (``pip install packflow==0.4.1``); without it those cases are skipped.
 
-    python benches/records.py [--records 100000] [--quick] [--out benches/results/records.json]
+Each case is first timed on its own (best of its runs). Then a **paired phase** measures the
+goals' ratios again, robust to a machine whose speed drifts from minute to minute: in each of
+``--paired-rounds`` rounds every case of a goal runs in turn (the fast ones best of 3), and the
+ratios are taken within the round; the report gives their median and range.
+
+    python benches/records.py [--records 100000] [--quick] [--paired-rounds 5] [--out benches/results/records.json]
 """
 
 from __future__ import annotations
@@ -126,6 +131,12 @@ def measure(function: Callable[[], object], min_seconds: float, max_runs: int) -
     return times
 
 
+def once(function: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
 def per_call(function: Callable[[], object], calls: int) -> float:
     best = float("inf")
     for _ in range(5):
@@ -136,12 +147,53 @@ def per_call(function: Callable[[], object], calls: int) -> float:
     return best
 
 
+#: The goals (the native-core issue): (label, slow case, fast case, target, "min" or "max").
+GOALS = [
+    ("native-json vs orjson+listcomp (>= 20x)", "orjson+listcomp", "native-json", 20.0, "min"),
+    ("native-json vs packflow-records (>= 100x)", "packflow-records", "native-json", 100.0, "min"),
+    ("native-json / parse-only (<= 2x)", "native-json", "parse-only", 2.0, "max"),
+    ("native-dicts vs listcomp (>= 5x)", "listcomp", "native-dicts", 5.0, "min"),
+]
+
+
+def measure_paired(timed: dict[str, Callable[[], object]], goals: list[tuple[str, str, str, float, str]], rounds: int) -> dict[str, Any]:
+    """The goals' ratios taken within rounds: each round times every case the goals name, in
+    turn (cases under 0.5 s best of 3), so that a drift of the machine's speed hits both sides
+    of a ratio alike. Returns per goal the ratios of every round, their median and range."""
+    names = [name for name in dict.fromkeys(case for goal in goals for case in goal[1:3]) if name in timed]
+    per_round: dict[str, list[float]] = {goal[0]: [] for goal in goals if goal[1] in timed and goal[2] in timed}
+    print(f"paired: {rounds} rounds of {', '.join(names)}")
+    for round_ in range(rounds):
+        seconds: dict[str, float] = {}
+        for name in names:
+            times = [once(timed[name])]
+            while times[0] < 0.5 and len(times) < 3:
+                times.append(once(timed[name]))
+            seconds[name] = min(times)
+        for label, slow, fast, _, _ in goals:
+            if label in per_round:
+                per_round[label].append(seconds[slow] / seconds[fast])
+        print(f"  round {round_ + 1}: " + ", ".join(f"{label.split(' (')[0]} {values[-1]:.1f}x" for label, values in per_round.items()))
+    out: dict[str, Any] = {"rounds": rounds, "goals": {}}
+    for label, slow, fast, target, kind in goals:
+        values = per_round.get(label)
+        if not values:
+            continue
+        median = statistics.median(values)
+        met = median <= target if kind == "max" else median >= target
+        out["goals"][label] = {"per_round": values, "median": median, "min": min(values), "max": max(values), "target": target, "met": met}
+        print(f"  {label}: median {median:.1f}x ({min(values):.1f}-{max(values):.1f}x)  {'met' if met else 'MISSED'}")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=100_000, help="records per batch (default 100000)")
     parser.add_argument("--quick", action="store_true", help="a small smoke run (2000 records, short timing)")
     parser.add_argument("--out", type=Path, default=Path("benches/results/records.json"), help="where to write results")
+    parser.add_argument("--paired-rounds", type=int, default=None, help="rounds of the paired phase (default 5; --quick 1; 0: none)")
     args = parser.parse_args()
+    rounds = args.paired_rounds if args.paired_rounds is not None else (1 if args.quick else 5)
     count = 2_000 if args.quick else args.records
     min_seconds = 0.05 if args.quick else 1.0
 
@@ -207,6 +259,8 @@ def main() -> int:
         verdict = "" if met is None else ("  met" if met else "  MISSED")
         print(f"  {label}: {value:.1f}x{verdict}")
 
+    paired = measure_paired(timed, GOALS, rounds) if rounds > 0 else None
+
     one_record = records[0]
     one_bytes = json.dumps(one_record).encode()
     overhead = {
@@ -230,6 +284,7 @@ def main() -> int:
         },
         "cases": results,
         "ratios": ratios,
+        "paired": paired,
         "one_record_seconds_per_call": overhead,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
