@@ -24,6 +24,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from inferd.config import EVENT_LOOPS
 from inferd.server.app import event_loop_factory
 from inferd.v1 import inference_pb2 as pb
 from inferd.v1 import inference_pb2_grpc as pb_grpc
@@ -78,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--address", default="127.0.0.1:50052")
     parser.add_argument("--response", type=Path, help="a serialized InferResponse to answer with")
-    parser.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
+    parser.add_argument("--loop", choices=EVENT_LOOPS, default="auto",
                         help="event loop, as inferd serve's --loop (default auto: uvloop where installed)")
     args = parser.parse_args()
     response = pb.InferResponse.FromString(args.response.read_bytes()) if args.response else default_response()

@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -76,6 +76,11 @@ class AuthConfig(_Strict):
     tokens: list[AuthToken] = []
 
 
+#: ``[server] loop``: the event loop to serve on.
+EventLoop = Literal["auto", "uvloop", "asyncio"]
+EVENT_LOOPS: tuple[str, ...] = get_args(EventLoop)
+
+
 class ServerConfig(_Strict):
     """The ``[server]`` table."""
 
@@ -95,7 +100,7 @@ class ServerConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: The event loop: ``uvloop`` (libuv, in C), ``asyncio`` (the standard library's), or
     #: ``auto``: uvloop where it is installed (it is a dependency, except on Windows).
-    loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    loop: EventLoop = "auto"
     auth: AuthConfig | None = None
 
 
