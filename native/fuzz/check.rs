@@ -113,6 +113,15 @@ pub fn check_json_records_cut(data: &[u8], pieces: &[usize]) {
             let threaded = parse_json_pieces(schema, data, count);
             assert_same(data, &result, &threaded, &format!("{count} pieces"));
         }
+        // What the scanner accepts as syntax is JSON as serde_json reads it: one value, or
+        // values one after another (NDJSON). Its fast paths (learnt leads) must not accept more.
+        if !matches!(result, Err(ParseError::Syntax(_))) {
+            let mut values =
+                serde_json::Deserializer::from_slice(data).into_iter::<serde::de::IgnoredAny>();
+            if let Some(Err(error)) = values.find(Result::is_err) {
+                panic!("accepted, but serde_json says {error}: {data:?}");
+            }
+        }
         // The scanner checks UTF-8 only in strings; invalid UTF-8 anywhere must still be the
         // error, at the offset where decoding the whole input fails.
         match (&utf8, &result) {

@@ -1391,11 +1391,12 @@ impl<'a> Scanner<'a> {
         self.enter()?;
         let mut first = true;
         // Where in the object the next member is, for its lead: 0 at the start, `i + 1` after
-        // the member of key i.
-        let mut slot = 0;
+        // the member of key i; none after unknown members that no known one preceded (a lead
+        // learnt there holds a comma, which an object's start must not accept).
+        let mut slot = Some(0);
         loop {
             let start = self.position;
-            let lead = batch.leads[node][slot];
+            let lead = slot.and_then(|slot| batch.leads[node][slot]);
             let found = match lead {
                 Some(lead) if lead.matches(self.data, start) => {
                     self.position = start + lead.len;
@@ -1417,7 +1418,7 @@ impl<'a> Scanner<'a> {
                         &mut batch.key_hints[node],
                     )?;
                     self.colon()?;
-                    if let Some(index) = found {
+                    if let (Some(index), Some(slot)) = (found, slot) {
                         if self.peek().is_some() {
                             batch.leads[node][slot] =
                                 Lead::new(&self.data[start..self.position], index);
@@ -1426,10 +1427,13 @@ impl<'a> Scanner<'a> {
                     found
                 }
             };
+            if first && found.is_none() {
+                slot = None;
+            }
             first = false;
             match found {
                 Some(index) => {
-                    slot = index + 1;
+                    slot = Some(index + 1);
                     let child = target.keys[index].1;
                     // A leaf's value sets its fields' state whatever comes; a container must
                     // forget what an earlier occurrence of its key set below it.
@@ -2510,6 +2514,16 @@ mod tests {
         let bad = format!("[{}, {}]", records[0], r#"{"a": 1, "b": {"c": 2}, "d": }"#);
         match parse_json(&schema, bad.as_bytes()) {
             Err(ParseError::Syntax(error)) => assert_eq!(error.offset, bad.len() - 2),
+            other => panic!("{other:?}"),
+        }
+        // A lead that begins with a comma (an unknown member came first) is never taken at an
+        // object's start, where a comma is an error (found by the fuzz target).
+        let bad = br#"[{"x": 1, "a": 2, "b": {"c": 3}, "d": 4}, {, "a": 2, "b": {"c": 3}, "d": 4}]"#;
+        match parse_json(&schema, bad) {
+            Err(ParseError::Syntax(error)) => {
+                assert_eq!(error.offset, 43);
+                assert_eq!(error.message, "expected a key");
+            }
             other => panic!("{other:?}"),
         }
     }
