@@ -222,3 +222,42 @@ def test_event_loop_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
     assert event_loop_factory("asyncio") is asyncio.new_event_loop
     with pytest.raises(ConfigError, match="pip install uvloop"):
         event_loop_factory("uvloop")
+
+
+SLOW_SETUP = '''
+import time
+
+from inferd.workflow import Workflow
+
+
+class SlowSetup(Workflow):
+    def setup(self) -> None:
+        time.sleep(4)
+
+    def run(self, features):
+        return features
+'''
+
+
+def test_sigterm_while_a_model_still_sets_up_stops_cleanly(tmp_path: Path) -> None:
+    """The setup thread outlives the server's event loop: when it ends, it must not try to
+    reach the closed loop (that printed a traceback at every early Ctrl-C)."""
+    (tmp_path / "slow_setup.py").write_text(SLOW_SETUP)
+    config = '[models.echo]\nworkflow = "echo"\n[models.slow]\nworkflow = "slow_setup:SlowSetup"\n'
+    process, address = start_serve(tmp_path, config)
+    try:
+        with Client(address, timeout=60) as client:
+            for _ in range(600):
+                try:
+                    if client.infer("echo", "up").output == "up":
+                        break
+                except Exception:
+                    pass  # not listening yet
+                threading.Event().wait(0.05)
+        process.send_signal(signal.SIGTERM)  # "slow" is still in its setup
+        assert process.wait(30) == 0
+        threading.Event().wait(5)  # the setup thread ends after the loop has closed
+    finally:
+        output = stop_serve(process)
+    assert "model slow: setting up" in output and "stopped" in output
+    assert "Traceback" not in output, output

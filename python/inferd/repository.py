@@ -240,7 +240,7 @@ class ModelEntry:
         except BaseException:
             slots.release()
             raise
-        future.add_done_callback(lambda _: loop.call_soon_threadsafe(slots.release))
+        future.add_done_callback(functools.partial(_release_on, loop, slots))
         return future
 
     async def in_thread(self, function: Callable[[], Any]) -> Any:
@@ -275,6 +275,15 @@ class ModelEntry:
     @property
     def workflow_name(self) -> str:
         return self.config.workflow
+
+
+def _release_on(loop: asyncio.AbstractEventLoop, slots: asyncio.Semaphore, _: object) -> None:
+    """Frees a model slot on its loop, from the thread that held it. A thread that outlives its
+    loop (the server stopped while a setup ran on) has nothing left to free."""
+    try:
+        loop.call_soon_threadsafe(slots.release)
+    except RuntimeError:
+        pass  # the loop is closed
 
 
 def _retry_hint_ms(entry: ModelEntry) -> int:
