@@ -1389,10 +1389,9 @@ impl<'a> Scanner<'a> {
             return self.skip();
         }
         self.enter()?;
-        let mut first = true;
-        // Where in the object the next member is, for its lead: 0 at the start, `i + 1` after
-        // the member of key i; none after unknown members that no known one preceded (a lead
-        // learnt there holds a comma, which an object's start must not accept).
+        // Where in the object the next member is, for its lead: 0 at the start (no member read
+        // yet), `i + 1` after the member of key i; none after unknown members that no known one
+        // preceded (a lead learnt there holds a comma, which an object's start must not accept).
         let mut slot = Some(0);
         loop {
             let start = self.position;
@@ -1404,7 +1403,7 @@ impl<'a> Scanner<'a> {
                     Some(lead.key)
                 }
                 _ => {
-                    if first {
+                    if slot == Some(0) {
                         if self.empty(b'}') {
                             return Ok(());
                         }
@@ -1427,10 +1426,6 @@ impl<'a> Scanner<'a> {
                     found
                 }
             };
-            if first && found.is_none() {
-                slot = None;
-            }
-            first = false;
             match found {
                 Some(index) => {
                     slot = Some(index + 1);
@@ -1442,7 +1437,12 @@ impl<'a> Scanner<'a> {
                     }
                     self.value(batch, child)?;
                 }
-                None => self.skip()?,
+                None => {
+                    if slot == Some(0) {
+                        slot = None;
+                    }
+                    self.skip()?;
+                }
             }
         }
     }
