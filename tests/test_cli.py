@@ -17,6 +17,7 @@ from conftest import ROOT, RunningServer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inferd.client import Client
+from inferd.errors import InferdError
 
 from test_service import wine_records
 
@@ -125,18 +126,24 @@ def test_sigterm_drains_the_request_in_flight(tmp_path: Path) -> None:
     assert "uvloop event loop" in output  # server.loop = "auto" picks uvloop, a dependency
 
 
+def wait_for_echo(client: Client) -> None:
+    """Until the server's echo model answers (the server may still be starting)."""
+    for _ in range(600):
+        try:
+            if client.infer("echo", "up").output == "up":
+                return
+        except InferdError:
+            pass  # not listening yet, or echo not ready
+        threading.Event().wait(0.05)
+    raise AssertionError("echo never answered")
+
+
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_serve_on_the_event_loop_chosen(tmp_path: Path, loop: str) -> None:
     process, address = start_serve(tmp_path, '[models.echo]\nworkflow = "echo"\n', "--loop", loop)
     try:
         with Client(address, timeout=60) as client:
-            for _ in range(600):
-                try:
-                    if client.health(timeout=5) == "SERVING":
-                        break
-                except Exception:
-                    pass  # not listening yet
-                threading.Event().wait(0.05)
+            wait_for_echo(client)
             assert client.infer("echo", "on which loop").output == "on which loop"
             assert [chunk.output for chunk in client.stream("echo", "a b") if not chunk.final] == ["a", " b"]
         process.send_signal(signal.SIGTERM)
@@ -247,13 +254,7 @@ def test_sigterm_while_a_model_still_sets_up_stops_cleanly(tmp_path: Path) -> No
     process, address = start_serve(tmp_path, config)
     try:
         with Client(address, timeout=60) as client:
-            for _ in range(600):
-                try:
-                    if client.infer("echo", "up").output == "up":
-                        break
-                except Exception:
-                    pass  # not listening yet
-                threading.Event().wait(0.05)
+            wait_for_echo(client)
         process.send_signal(signal.SIGTERM)  # "slow" is still in its setup
         assert process.wait(30) == 0
         threading.Event().wait(5)  # the setup thread ends after the loop has closed
