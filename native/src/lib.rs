@@ -9,8 +9,11 @@
 pub mod batch;
 #[cfg(feature = "python")]
 mod py_records;
+#[cfg(feature = "python")]
+mod py_wire;
 pub mod records;
 pub mod schema;
+pub mod wire;
 
 #[cfg(feature = "python")]
 mod python {
@@ -24,6 +27,7 @@ mod python {
 
     use crate::batch::{self, BatchError, TensorMeta};
     use crate::py_records::{self, NodeKeys};
+    use crate::py_wire::{self, PyRequest, RequestFault};
     use crate::records::{self, Buffer, Column, ParseError, SyntaxError};
     use crate::schema::{self, ConfigValue, FieldSpec, SchemaError, SchemaSpec};
 
@@ -32,6 +36,7 @@ mod python {
         Schema(SchemaError),
         Parse(ParseError),
         Batch(BatchError),
+        Request(RequestFault),
     }
 
     impl From<SchemaError> for CoreError {
@@ -103,6 +108,28 @@ mod python {
                             return error;
                         }
                         ("TensorError", error.to_string(), details)
+                    }
+                    CoreError::Request(RequestFault { tensor, message }) => {
+                        let details = PyDict::new(py);
+                        let Some(tensor) = tensor else {
+                            return match error_class(py, "InvalidInput")
+                                .and_then(|class| class.call1((message,)))
+                            {
+                                Ok(exception) => PyErr::from_value(exception),
+                                Err(import_error) => import_error,
+                            };
+                        };
+                        // The name as Python's repr writes it, as every other tensor message does.
+                        let named = PyString::new(py, &tensor)
+                            .repr()
+                            .map(|name| format!("tensor {name}: {message}"));
+                        let message = match named.and_then(|message| {
+                            details.set_item("tensor", &tensor).map(|()| message)
+                        }) {
+                            Ok(message) => message,
+                            Err(error) => return error,
+                        };
+                        ("TensorError", message, details)
                     }
                 };
                 match error_class(py, class)
@@ -405,9 +432,38 @@ mod python {
             .collect())
     }
 
+    /// Reads an `InferRequest` (the server's request deserializer for Infer and Stream).
+    #[pyfunction]
+    fn decode_request(py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<PyRequest> {
+        py_wire::decode_request(py, data.as_bytes(), |_, fault| {
+            CoreError::Request(fault).into()
+        })
+    }
+
+    /// Writes an `InferResponse` for a tensor output, or returns None (see `py_wire`).
+    #[pyfunction]
+    fn encode_response<'py>(
+        py: Python<'py>,
+        model: &str,
+        id: &str,
+        output: &Bound<'py, PyAny>,
+        timings: Vec<(String, f64)>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        py_wire::encode_response(py, model, id, output, &timings)
+    }
+
     #[pymodule]
     fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module.add_class::<PySchema>()?;
+        module.add_class::<PyRequest>()?;
+        module.add_function(wrap_pyfunction!(decode_request, module)?)?;
+        module.add_function(wrap_pyfunction!(encode_response, module)?)?;
+        module.add(
+            "WIRE_FIELDS",
+            crate::wire::FIELDS
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        )?;
         module.add_function(wrap_pyfunction!(parse_only, module)?)?;
         module.add_function(wrap_pyfunction!(plan_concat, module)?)?;
         module.add_function(wrap_pyfunction!(split_ranges, module)?)?;

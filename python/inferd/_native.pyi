@@ -5,6 +5,9 @@ GIL released; Python records are read with it held (Python objects can only be r
 Errors are raised as :mod:`inferd.errors` classes: ``ConfigError`` for a bad declaration,
 ``RecordError`` for a bad record or malformed JSON, ``TensorError`` for tensors that cannot be
 batched together.
+
+It also reads and writes the two messages of the serving hot path (``decode_request``,
+``encode_response``), which the server uses in place of the generated message classes.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,10 +15,50 @@ from typing import Any, Final, final
 
 import numpy.typing as npt
 
-__all__ = ["PARALLEL_MIN_BYTES", "Schema", "parse_only", "plan_concat", "split_ranges"]
+__all__ = [
+    "PARALLEL_MIN_BYTES",
+    "WIRE_FIELDS",
+    "Request",
+    "Schema",
+    "decode_request",
+    "encode_response",
+    "parse_only",
+    "plan_concat",
+    "split_ranges",
+]
 
 PARALLEL_MIN_BYTES: Final[int]
 """JSON inputs at least this many bytes are parsed by several threads."""
+
+WIRE_FIELDS: Final[dict[str, int]]
+"""The field numbers the wire codec reads and writes, as "Message.field": number."""
+
+@final
+class Request:
+    """An ``inferd.v1.InferRequest``, read by :func:`decode_request`."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def parameters(self) -> bytes | None:
+        """The serialized ``google.protobuf.Struct``, or None when the request has none."""
+
+    def payload(self) -> tuple[str, Any]:
+        """``(kind, value)``: json -> bytes, tensors -> {name: ndarray}, text -> str,
+        blob -> (data, content_type). Raises ``InvalidInput`` for a malformed request or one
+        without input, ``TensorError`` for a tensor whose dtype, shape and data disagree."""
+
+def decode_request(data: bytes) -> Request:
+    """Reads an ``InferRequest``; never raises for what the bytes hold (``payload()`` does)."""
+
+def encode_response(
+    model: str, id: str, output: object, timings: Sequence[tuple[str, float]]
+) -> bytes | None:
+    """An ``InferResponse`` carrying ``output`` (an ndarray, sent as "output", or a dict of
+    them) as tensors; None when an output has no tensor encoding as laid out (the caller's
+    message path handles it)."""
 
 @final
 class Schema:

@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..engine import Engine
 from ..repository import ModelState
 from .interceptors import SERVICE_NAME, Authenticator, add_inference_service
-from .servicer import InferenceServicer
+from .servicer import WIRE_CODECS, InferenceServicer
 
 __all__ = ["Server", "create_server", "event_loop_factory", "run", "serve", "serve_workers"]
 
@@ -88,7 +88,7 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     authenticator = Authenticator(config.server.auth) if config.server.auth else None
     grpc_server = grpc.aio.server(options=options)
     engine = Engine(config)
-    add_inference_service(grpc_server, InferenceServicer(engine), authenticator)
+    add_inference_service(grpc_server, InferenceServicer(engine), authenticator, WIRE_CODECS)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     if config.server.reflection:

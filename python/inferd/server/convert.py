@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
+from google.protobuf.message import DecodeError
 
+from .. import _native
 from ..adapters import Payload
 from ..errors import InternalError, InvalidInput, TensorError
 from ..v1 import inference_pb2 as pb
@@ -16,6 +18,8 @@ from ..workflow import Audio, Blob
 
 __all__ = [
     "decode_payload",
+    "read_payload",
+    "read_parameters",
     "encode_output",
     "fill_tensor",
     "tensor_to_numpy",
@@ -150,6 +154,26 @@ def decode_payload(payload: pb.Payload) -> Payload:
     raise InvalidInput("the request has no input: set one of json, tensors, text, blob")
 
 
+def read_payload(request: _native.Request) -> Payload:
+    """A request's payload as the engine takes it, from the native reader of ``InferRequest``
+    (:func:`inferd._native.decode_request`, the server's request deserializer). Raises what made
+    the request unservable (malformed, no input, a bad tensor) as :func:`decode_payload` does."""
+    kind, value = request.payload()
+    return Payload(kind, Blob(*value) if kind == "blob" else value)  # type: ignore[arg-type]
+
+
+def read_parameters(request: _native.Request) -> dict[str, Any]:
+    """A natively read request's parameters as a plain dict."""
+    raw = request.parameters
+    if raw is None:
+        return {}
+    try:
+        struct = struct_pb2.Struct.FromString(raw)
+    except DecodeError as error:
+        raise InvalidInput(f"malformed request: its parameters are not a google.protobuf.Struct ({error})") from None
+    return struct_to_dict(struct)
+
+
 def _is_tensors(output: Any) -> bool:
     return isinstance(output, np.ndarray) or (
         isinstance(output, Mapping)
@@ -220,22 +244,26 @@ def encode_output(output: Any, request_kind: str, into: pb.Payload) -> dict[str,
 
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """Request parameters as a plain dict (whole numbers become ints)."""
-    if not struct.fields:
-        return {}
-    parameters: dict[str, Any] = json_format.MessageToDict(struct)
-    return {key: _whole(value) for key, value in parameters.items()}
+    """Request parameters as a plain dict (whole numbers become ints; infinities stay floats,
+    which ``json_format`` refuses)."""
+    return {key: _from_value(value) for key, value in struct.fields.items()}
 
 
-def _whole(value: Any) -> Any:
-    # Struct carries every number as a double; 3.0 meant 3.
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, list):
-        return [_whole(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _whole(item) for key, item in value.items()}
-    return value
+def _from_value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        # Struct carries every number as a double; 3.0 meant 3.
+        number = value.number_value
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [_from_value(item) for item in value.list_value.values]
+    return None  # null_value, or unset
 
 
 def dict_to_struct(values: Mapping[str, Any]) -> struct_pb2.Struct:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -104,18 +104,30 @@ class _Handlers:
         self.handlers.update(handlers)
 
 
+Codecs = Mapping[str, tuple[Callable[[bytes], Any] | None, Callable[[Any], bytes] | None]]
+
+
 def add_inference_service(
-    server: grpc.aio.Server, servicer: pb_grpc.InferenceServicer, authenticator: Authenticator | None = None
+    server: grpc.aio.Server,
+    servicer: pb_grpc.InferenceServicer,
+    authenticator: Authenticator | None = None,
+    codecs: Codecs | None = None,
 ) -> None:
     """Registers the Inference service on ``server``, every method wrapped by
-    :func:`_wrap_handler` once, here, rather than by an interceptor on every call."""
+    :func:`_wrap_handler` once, here, rather than by an interceptor on every call. ``codecs``
+    replaces the generated (request deserializer, response serializer) of the methods it names."""
     generated = _Handlers()
     pb_grpc.add_InferenceServicer_to_server(servicer, generated)  # type: ignore[arg-type]
     if not generated.handlers:
         raise RuntimeError("inferd.v1's generated code registered no handlers: regenerate it (make proto)")
-    wrapped = {
-        name: _wrap_handler(SERVICE_PREFIX + name, handler, authenticator) for name, handler in generated.handlers.items()
-    }
+    wrapped = {}
+    for name, handler in generated.handlers.items():
+        deserializer, serializer = (codecs or {}).get(name, (None, None))
+        if deserializer is not None:
+            handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
+        if serializer is not None:
+            handler = handler._replace(response_serializer=serializer)  # type: ignore[attr-defined]
+        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, wrapped),))
     server.add_registered_method_handlers(SERVICE_NAME, wrapped)
 

@@ -1,21 +1,29 @@
-"""The Inference service: proto messages to engine calls and back; no logic of its own."""
+"""The Inference service: proto messages to engine calls and back; no logic of its own.
+
+``Infer`` and ``Stream`` receive their requests already read by the native core
+(:data:`WIRE_CODECS`: ``inferd._native.decode_request`` as the request deserializer), and
+``Infer`` answers a tensor output with bytes that the core wrote (``encode_response``): one
+native call each way instead of a dozen reads and writes through the generated message classes.
+Everything else (JSON answers, parameters in the answer, stream chunks) uses the messages.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
 
+from .. import _native
 from ..batching import BatchStats
 from ..engine import Engine
 from ..repository import ModelEntry, ModelState
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
-from .convert import decode_payload, dict_to_struct, encode_output, struct_to_dict
+from .convert import dict_to_struct, encode_output, read_parameters, read_payload
 
-__all__ = ["InferenceServicer"]
+__all__ = ["InferenceServicer", "WIRE_CODECS"]
 
 _STATES = {
     ModelState.DECLARED: pb.MODEL_STATE_DECLARED,
@@ -85,6 +93,22 @@ def model_info(entry: ModelEntry) -> pb.ModelInfo:
     )
 
 
+def _serialize(response: bytes | pb.InferResponse) -> bytes:
+    """Infer's response serializer: bytes the native core wrote pass as they are."""
+    if type(response) is bytes:
+        return response
+    serialized: bytes = response.SerializeToString()  # type: ignore[union-attr]
+    return serialized
+
+
+#: Per method, the (request deserializer, response serializer) that replace the generated
+#: message classes' (None: keep the generated one).
+WIRE_CODECS: Mapping[str, tuple[Callable[[bytes], Any] | None, Callable[[Any], bytes] | None]] = {
+    "Infer": (_native.decode_request, _serialize),
+    "Stream": (_native.decode_request, None),
+}
+
+
 class InferenceServicer(pb_grpc.InferenceServicer):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -93,21 +117,27 @@ class InferenceServicer(pb_grpc.InferenceServicer):
         entry = await self._engine.setup(request.model)
         return pb.SetupResponse(model=entry.name, state=_STATES[entry.state], setup_ms=entry.setup_ms)
 
-    async def Infer(self, request: pb.InferRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.InferResponse:
-        payload = decode_payload(request.input)
+    async def Infer(  # type: ignore[override]  # takes the native Request, may answer bytes
+        self, request: _native.Request, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.InferResponse | bytes:
+        payload = read_payload(request)
         result = await self._engine.infer(
-            request.model, payload, struct_to_dict(request.parameters), deadline=_deadline(context)
+            request.model, payload, read_parameters(request), deadline=_deadline(context)
         )
+        if payload.kind != "json":  # a JSON request gets JSON records, which the messages write
+            encoded = _native.encode_response(request.model, request.id, result.output, result.timings)
+            if encoded is not None:
+                return encoded
         response = pb.InferResponse(model=request.model, id=request.id)
         _fill(response, result.output, payload.kind, result.timings)
         return response
 
-    async def Stream(
-        self, request: pb.InferRequest, context: grpc.aio.ServicerContext[Any, Any]
+    async def Stream(  # type: ignore[override]  # takes the native Request
+        self, request: _native.Request, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamResponse]:
-        payload = decode_payload(request.input)
+        payload = read_payload(request)
         chunks = self._engine.stream(
-            request.model, payload, struct_to_dict(request.parameters), deadline=_deadline(context)
+            request.model, payload, read_parameters(request), deadline=_deadline(context)
         )
         index = 0
         async for chunk in chunks:

@@ -1,0 +1,418 @@
+//! Bindings of [`crate::wire`]: an `InferRequest`'s bytes to a [`PyRequest`] whose payload is
+//! already the Python values the engine takes, and tensor outputs to an `InferResponse`'s bytes.
+//!
+//! Both run attached to the interpreter (they build or read Python objects) and take
+//! microseconds: they replace the generated message classes on the serving hot path.
+
+use std::ptr;
+
+use half::f16;
+use numpy::{
+    Element, IxDyn, PyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+
+use crate::wire::{self, Input, OutTensor, TensorRef};
+
+/// A request that cannot be served as sent: the class is InvalidInput, or TensorError when a
+/// tensor is named. Raised by [`PyRequest::payload`].
+pub struct RequestFault {
+    pub tensor: Option<String>,
+    pub message: String,
+}
+
+impl RequestFault {
+    fn input(message: impl Into<String>) -> Self {
+        Self {
+            tensor: None,
+            message: message.into(),
+        }
+    }
+
+    fn tensor(name: &str, message: String) -> Self {
+        Self {
+            tensor: Some(name.to_owned()),
+            message,
+        }
+    }
+}
+
+/// A decoded `InferRequest` (what the server's handlers receive instead of the message).
+#[pyclass(frozen, module = "inferd._native", name = "Request")]
+pub struct PyRequest {
+    /// The model's name.
+    #[pyo3(get)]
+    model: Py<PyString>,
+    /// The caller's id.
+    #[pyo3(get)]
+    id: Py<PyString>,
+    /// The serialized `google.protobuf.Struct`, or None when the request has none.
+    #[pyo3(get)]
+    parameters: Option<Py<PyBytes>>,
+    /// `(kind, value)`, or the exception to raise.
+    payload: Result<Py<PyTuple>, Py<PyAny>>,
+}
+
+#[pymethods]
+impl PyRequest {
+    /// `(kind, value)`: json -> bytes, tensors -> {name: ndarray}, text -> str,
+    /// blob -> (data, content_type). Raises what made the request unservable.
+    fn payload(&self, py: Python<'_>) -> PyResult<Py<PyTuple>> {
+        match &self.payload {
+            Ok(payload) => Ok(payload.clone_ref(py)),
+            Err(error) => Err(PyErr::from_value(error.bind(py).clone())),
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Request(model={}, id={})",
+            self.model.bind(py),
+            self.id.bind(py)
+        )
+    }
+}
+
+/// Reads an `InferRequest`. Never raises for what a client sent: a malformed message or a bad
+/// tensor is kept and raised by `payload()`, so that the handler maps it to INVALID_ARGUMENT.
+pub fn decode_request(
+    py: Python<'_>,
+    data: &[u8],
+    fault: impl Fn(Python<'_>, RequestFault) -> PyErr,
+) -> PyResult<PyRequest> {
+    let request = match wire::decode_request(data) {
+        Ok(request) => request,
+        Err(error) => {
+            let empty = PyString::new(py, "").unbind();
+            let error = fault(
+                py,
+                RequestFault::input(format!("malformed request: {error}")),
+            );
+            return Ok(PyRequest {
+                model: empty.clone_ref(py),
+                id: empty,
+                parameters: None,
+                payload: Err(error.into_value(py).into_any()),
+            });
+        }
+    };
+    let parameters = match request.parameters.as_slice() {
+        [] => None,
+        [one] => Some(PyBytes::new(py, one).unbind()),
+        many => Some(PyBytes::new(py, &many.concat()).unbind()),
+    };
+    let payload = match payload(py, &request.input)? {
+        Ok(payload) => Ok(payload.unbind()),
+        Err(error) => Err(fault(py, error).into_value(py).into_any()),
+    };
+    Ok(PyRequest {
+        model: PyString::new(py, request.model).unbind(),
+        id: PyString::new(py, request.id).unbind(),
+        parameters,
+        payload,
+    })
+}
+
+type Built<'py, T> = PyResult<Result<T, RequestFault>>;
+
+fn payload<'py>(py: Python<'py>, input: &Input<'_>) -> Built<'py, Bound<'py, PyTuple>> {
+    let (kind, value) = match input {
+        Input::Missing => {
+            return Ok(Err(RequestFault::input(
+                "the request has no input: set one of json, tensors, text, blob",
+            )))
+        }
+        Input::Json(bytes) => ("json", PyBytes::new(py, bytes).into_any()),
+        Input::Text(text) => ("text", PyString::new(py, text).into_any()),
+        Input::Blob { data, content_type } => (
+            "blob",
+            PyTuple::new(
+                py,
+                [
+                    PyBytes::new(py, data).into_any(),
+                    PyString::new(py, content_type).into_any(),
+                ],
+            )?
+            .into_any(),
+        ),
+        Input::Tensors(tensors) => {
+            let arrays = PyDict::new(py);
+            for tensor in tensors {
+                let array = match tensor_array(py, tensor)? {
+                    Ok(array) => array,
+                    Err(fault) => return Ok(Err(fault)),
+                };
+                if arrays.contains(tensor.name)? {
+                    return Ok(Err(RequestFault::tensor(tensor.name, "given twice".into())));
+                }
+                arrays.set_item(tensor.name, array)?;
+            }
+            ("tensors", arrays.into_any())
+        }
+    };
+    Ok(Ok(PyTuple::new(
+        py,
+        [PyString::new(py, kind).into_any(), value],
+    )?))
+}
+
+/// numpy's name for each numeric `DataType` (also the messages' wording), by code.
+const DTYPE_NAMES: [&str; 13] = [
+    "", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64",
+];
+const DATA_TYPE_STRING: i32 = 13;
+
+/// One request tensor as a new numpy array (a copy of its bytes), checked against its shape.
+fn tensor_array<'py>(py: Python<'py>, tensor: &TensorRef<'_>) -> Built<'py, Bound<'py, PyAny>> {
+    let fault = |message: String| Ok(Err(RequestFault::tensor(tensor.name, message)));
+    let mut dims = Vec::with_capacity(tensor.shape.len());
+    let mut count = Some(1usize);
+    for &size in &tensor.shape {
+        let Ok(size) = usize::try_from(size) else {
+            return fault(format!("negative size in shape {:?}", tensor.shape));
+        };
+        dims.push(size);
+        count = count.and_then(|count| count.checked_mul(size));
+    }
+    let Some(count) = count else {
+        return fault(format!(
+            "shape {:?} has more elements than memory can hold",
+            tensor.shape
+        ));
+    };
+    let build = match tensor.dtype {
+        1 => typed::<bool>,
+        2 => typed::<i8>,
+        3 => typed::<i16>,
+        4 => typed::<i32>,
+        5 => typed::<i64>,
+        6 => typed::<u8>,
+        7 => typed::<u16>,
+        8 => typed::<u32>,
+        9 => typed::<u64>,
+        10 => typed::<f16>,
+        11 => typed::<f32>,
+        12 => typed::<f64>,
+        DATA_TYPE_STRING => return strings(py, tensor, dims, count),
+        other => return fault(format!("dtype is unset or unknown ({other})")),
+    };
+    let itemsize = DTYPE_ITEMSIZE[tensor.dtype as usize];
+    let needed = count.checked_mul(itemsize);
+    if needed != Some(tensor.data.len()) {
+        let needed = needed.map_or_else(|| "more".to_owned(), |needed| needed.to_string());
+        return fault(format!(
+            "shape {:?} of {} needs {needed} bytes, got {}",
+            tensor.shape,
+            DTYPE_NAMES[tensor.dtype as usize],
+            tensor.data.len()
+        ));
+    }
+    Ok(Ok(build(py, tensor.data, &dims)))
+}
+
+const DTYPE_ITEMSIZE: [usize; 13] = [0, 1, 1, 2, 4, 8, 1, 2, 4, 8, 2, 4, 8];
+
+// The wire is little-endian; so is every host this is built for.
+#[cfg(target_endian = "big")]
+compile_error!("inferd's wire codec copies little-endian tensor data as is: big-endian hosts are not supported");
+
+fn typed<'py, T: Element>(py: Python<'py>, data: &[u8], dims: &[usize]) -> Bound<'py, PyAny> {
+    // SAFETY: a new, C-ordered array of exactly `data.len()` bytes (the caller checked the
+    // size), every byte of which is written before anyone can see it. Any bit pattern is a
+    // valid value of these element types, bool included (numpy reads any nonzero byte as True,
+    // as it does for np.frombuffer).
+    unsafe {
+        let array = PyArray::<T, IxDyn>::new(py, IxDyn(dims), false);
+        ptr::copy_nonoverlapping(data.as_ptr(), array.data().cast::<u8>(), data.len());
+        array.into_any()
+    }
+}
+
+/// A STRING tensor: each element a 4-byte little-endian length and that many UTF-8 bytes.
+fn strings<'py>(
+    py: Python<'py>,
+    tensor: &TensorRef<'_>,
+    dims: Vec<usize>,
+    count: usize,
+) -> Built<'py, Bound<'py, PyAny>> {
+    let fault = |message: String| Ok(Err(RequestFault::tensor(tensor.name, message)));
+    let data = tensor.data;
+    let mut items: Vec<Py<PyAny>> = Vec::new();
+    let mut offset = 0usize;
+    for index in 0..count {
+        let Some(prefix) = data.get(offset..offset + 4) else {
+            return fault(format!(
+                "string data ends after {index} of {count} elements"
+            ));
+        };
+        let length = u32::from_le_bytes(prefix.try_into().expect("4 bytes")) as usize;
+        offset += 4;
+        let Some(bytes) = data.get(offset..).and_then(|rest| rest.get(..length)) else {
+            return fault(format!("string element {index} runs past the data"));
+        };
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return fault(format!("string element {index} is not UTF-8"));
+        };
+        items.push(PyString::new(py, text).into_any().unbind());
+        offset += length;
+    }
+    if offset != data.len() {
+        return fault(format!(
+            "{} bytes left after {count} strings",
+            data.len() - offset
+        ));
+    }
+    Ok(Ok(PyArray::from_vec(py, items).reshape(dims)?.into_any()))
+}
+
+/// One output's data, in the wire layout: borrowed from a numeric array, or made (strings).
+enum Data<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+struct Output<'py> {
+    name: Bound<'py, PyString>,
+    dtype: i32,
+    shape: Vec<usize>,
+    data: Data<'py>,
+    _array: Bound<'py, PyUntypedArray>,
+}
+
+/// Writes an `InferResponse` for a model's tensor output (an ndarray, answered as "output", or
+/// a dict of them). Returns None for anything else, or any array without a wire encoding that
+/// is already laid out as the wire wants it: the caller's general path handles those.
+pub fn encode_response<'py>(
+    py: Python<'py>,
+    model: &str,
+    id: &str,
+    output: &Bound<'py, PyAny>,
+    timings: &[(String, f64)],
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let mut outputs = Vec::new();
+    if let Ok(array) = output.cast::<PyUntypedArray>() {
+        let Some(one) = wire_output(py, PyString::new(py, "output"), array)? else {
+            return Ok(None);
+        };
+        outputs.push(one);
+    } else if let Ok(dict) = output.cast_exact::<PyDict>() {
+        if dict.is_empty() {
+            return Ok(None);
+        }
+        for (name, value) in dict.iter() {
+            let (Ok(name), Ok(array)) =
+                (name.cast_into::<PyString>(), value.cast::<PyUntypedArray>())
+            else {
+                return Ok(None);
+            };
+            let Some(one) = wire_output(py, name, array)? else {
+                return Ok(None);
+            };
+            outputs.push(one);
+        }
+    } else {
+        return Ok(None);
+    }
+    let names = outputs
+        .iter()
+        .map(|output| output.name.to_str())
+        .collect::<PyResult<Vec<_>>>()?;
+    let tensors: Vec<OutTensor<'_>> = outputs
+        .iter()
+        .zip(&names)
+        .map(|(output, name)| OutTensor {
+            name,
+            dtype: output.dtype,
+            shape: &output.shape,
+            data: match &output.data {
+                Data::Borrowed(bytes) => bytes,
+                Data::Owned(bytes) => bytes,
+            },
+        })
+        .collect();
+    let timings: Vec<(&str, f64)> = timings
+        .iter()
+        .map(|(stage, ms)| (stage.as_str(), *ms))
+        .collect();
+    let encoded = wire::encode_response(model, id, &tensors, &timings);
+    Ok(Some(PyBytes::new(py, &encoded)))
+}
+
+fn wire_output<'py>(
+    py: Python<'py>,
+    name: Bound<'py, PyString>,
+    array: &Bound<'py, PyUntypedArray>,
+) -> PyResult<Option<Output<'py>>> {
+    if !array.is_c_contiguous() {
+        return Ok(None);
+    }
+    let dtype = array.dtype();
+    let shape = array.shape().to_vec();
+    let code = match (dtype.kind(), dtype.itemsize()) {
+        (b'O', _) => {
+            let Ok(objects) = array.cast::<PyArrayDyn<Py<PyAny>>>() else {
+                return Ok(None);
+            };
+            let objects = objects.readonly();
+            let mut data = Vec::new();
+            for item in objects.as_slice()? {
+                let Ok(text) = item.bind(py).cast::<PyString>() else {
+                    return Ok(None);
+                };
+                let Ok(text) = text.to_str() else {
+                    return Ok(None);
+                };
+                data.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                data.extend_from_slice(text.as_bytes());
+            }
+            return Ok(Some(Output {
+                name,
+                dtype: DATA_TYPE_STRING,
+                shape,
+                data: Data::Owned(data),
+                _array: array.clone(),
+            }));
+        }
+        (b'b', 1) => 1,
+        (b'i', 1) => 2,
+        (b'i', 2) => 3,
+        (b'i', 4) => 4,
+        (b'i', 8) => 5,
+        (b'u', 1) => 6,
+        (b'u', 2) => 7,
+        (b'u', 4) => 8,
+        (b'u', 8) => 9,
+        (b'f', 2) => 10,
+        (b'f', 4) => 11,
+        (b'f', 8) => 12,
+        _ => return Ok(None),
+    };
+    if dtype.byteorder() == b'>' {
+        return Ok(None);
+    }
+    let length = shape.iter().product::<usize>() * dtype.itemsize();
+    // SAFETY: a C-contiguous array holds `length` bytes at `data`; `_array` keeps it alive, and
+    // nothing runs Python code (which could resize it) while the response is written.
+    let data = unsafe {
+        let start = (*array.as_array_ptr())
+            .fields
+            .data
+            .cast::<u8>()
+            .cast_const();
+        if length == 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(start, length)
+        }
+    };
+    Ok(Some(Output {
+        name,
+        dtype: code,
+        shape,
+        data: Data::Borrowed(data),
+        _array: array.clone(),
+    }))
+}

@@ -1,0 +1,202 @@
+"""The native wire codec of Infer and Stream agrees with the generated message classes.
+
+The server reads every request with ``inferd._native.decode_request`` and writes tensor answers
+with ``encode_response`` (python/inferd/server/servicer.py). Here random requests, serialized by
+the generated classes, must read the same through both paths: the same payload and parameters,
+or the same error class and message. Random outputs written natively must parse, with the
+generated classes, into the message the classes' own path builds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inferd import _native
+from inferd.errors import InferdError, InvalidInput, TensorError
+from inferd.server.convert import DTYPES, decode_payload, read_parameters, read_payload, struct_to_dict
+from inferd.server.servicer import _fill
+from inferd.v1 import inference_pb2 as pb
+from inferd.v1 import inference_pb2_grpc as pb_grpc
+
+from conftest import RunningServer
+
+texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
+dtype_codes = st.sampled_from([*DTYPES, pb.DATA_TYPE_STRING, pb.DATA_TYPE_UNSPECIFIED, 99])
+
+
+def _string_data(items: list[str]) -> bytes:
+    return b"".join(len(item.encode()).to_bytes(4, "little") + item.encode() for item in items)
+
+
+@st.composite
+def tensors(draw: st.DrawFn) -> pb.Tensor:
+    """Mostly consistent tensors; some with a bad shape, dtype or data length."""
+    code = draw(dtype_codes)
+    shape = draw(st.lists(st.integers(0, 3), max_size=3))
+    if draw(st.integers(0, 9)) == 0:
+        shape = [*shape, draw(st.integers(-3, -1))]
+    count = int(np.prod(shape)) if shape and min(shape) >= 0 else 1
+    if code == pb.DATA_TYPE_STRING:
+        data = _string_data(draw(st.lists(texts, min_size=count, max_size=count)))
+    else:
+        itemsize = DTYPES[code].itemsize if code in DTYPES else 4
+        data = draw(st.binary(min_size=count * itemsize, max_size=count * itemsize))
+    if draw(st.integers(0, 9)) == 0:
+        data = data[: draw(st.integers(0, max(len(data) - 1, 0)))] + draw(st.binary(max_size=3))
+    return pb.Tensor(name=draw(st.sampled_from(["input", "x", "ü", ""])), dtype=code, shape=shape, data=data)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> pb.InferRequest:
+    request = pb.InferRequest(model=draw(texts), id=draw(texts))
+    kind = draw(st.sampled_from(["tensors", "json", "text", "blob", None]))
+    if kind == "tensors":
+        request.input.tensors.tensors.extend(draw(st.lists(tensors(), max_size=3)))
+    elif kind == "json":
+        request.input.json = draw(st.binary(max_size=20))
+    elif kind == "text":
+        request.input.text = draw(texts)
+    elif kind == "blob":
+        request.input.blob.data = draw(st.binary(max_size=20))
+        request.input.blob.content_type = draw(texts)
+    values = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False), texts)
+    parameters = draw(st.dictionaries(texts, values, max_size=3))
+    if parameters:
+        request.parameters.update(parameters)
+    return request
+
+
+def _outcome(read: Any) -> Any:
+    try:
+        payload = read()
+    except InferdError as error:
+        return (type(error), str(error), error.details)
+    value = payload.value
+    if payload.kind == "tensors":
+        value = {name: (array.dtype, array.shape, array.tobytes() if array.dtype != object else array.tolist())
+                 for name, array in value.items()}  # fmt: skip
+    return (payload.kind, value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(requests())
+def test_requests_read_natively_as_the_message_classes_read_them(request: pb.InferRequest) -> None:
+    data = request.SerializeToString()
+    native = _native.decode_request(data)
+    assert (native.model, native.id) == (request.model, request.id)
+    assert read_parameters(native) == struct_to_dict(request.parameters)
+    assert _outcome(lambda: read_payload(native)) == _outcome(lambda: decode_payload(request.input))
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_read_as_a_request_or_a_clear_error(data: bytes) -> None:
+    """Never a crash: whatever the bytes, payload() gives a payload or InvalidInput."""
+    request = _native.decode_request(data)
+    try:
+        read_payload(request)
+        read_parameters(request)
+    except InvalidInput:
+        pass
+
+
+def test_repeated_and_unknown_fields_follow_protobuf() -> None:
+    first = pb.InferRequest(model="a", input=pb.Payload(text="hi"))
+    second = pb.InferRequest(model="b", input=pb.Payload(tensors=pb.Tensors(tensors=[pb.Tensor(name="x", dtype=pb.DATA_TYPE_INT8, shape=[1], data=b"\1")])))
+    unknown = b"\xf8\x01\x05" + b"\xfa\x01\x02hi"  # fields 31 (varint) and 31 (bytes)
+    data = first.SerializeToString() + unknown + second.SerializeToString() + second.SerializeToString()
+    merged = pb.InferRequest.FromString(data)
+    native = _native.decode_request(data)
+    assert native.model == merged.model == "b"
+    assert _outcome(lambda: read_payload(native)) == (TensorError, "tensor 'x': given twice", {"tensor": "x"})
+    assert _outcome(lambda: decode_payload(merged.input)) == _outcome(lambda: read_payload(native))
+
+
+def test_field_numbers_match_the_proto() -> None:
+    for name, number in _native.WIRE_FIELDS.items():
+        message, field = name.split(".")
+        assert pb.DESCRIPTOR.message_types_by_name[message].fields_by_name[field].number == number, name
+
+
+arrays = st.one_of(
+    st.sampled_from([np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+                     np.float16, np.float32, np.float64]).flatmap(  # fmt: skip
+        lambda dtype: st.lists(st.integers(0, 3), max_size=3).map(
+            lambda shape: (np.arange(int(np.prod(shape))) * 7 % 5).astype(dtype).reshape(shape)
+        )
+    ),
+    st.lists(texts, max_size=4).map(lambda items: np.array(items, dtype=object)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(arrays, st.dictionaries(st.sampled_from(["label", "probabilities", "ü", ""]), arrays, min_size=1, max_size=3)),
+    texts,
+    st.lists(st.tuples(st.sampled_from(["adapt", "run", "total"]), st.floats(allow_nan=False)), max_size=4),
+)
+def test_responses_written_natively_parse_as_the_message_classes_write_them(
+    output: Any, request_id: str, timings: list[tuple[str, float]]
+) -> None:
+    encoded = _native.encode_response("wine", request_id, output, timings)
+    assert encoded is not None
+    expected = pb.InferResponse(model="wine", id=request_id)
+    _fill(expected, output, "tensors", timings)
+    assert pb.InferResponse.FromString(encoded) == expected
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        np.arange(6, dtype=np.float32).reshape(2, 3).T,  # not C-contiguous
+        np.arange(3, dtype=">f4"),  # big-endian
+        np.array(["a", "b"]),  # numpy unicode, not objects
+        np.array(["a", 1], dtype=object),  # an object that is not a string
+        {"a": np.zeros(1), "b": [1, 2]},  # not all arrays
+        {},
+        [1, 2],
+        "text",
+    ],
+)
+def test_outputs_the_codec_does_not_write_are_left_to_the_messages(output: Any) -> None:
+    assert _native.encode_response("m", "", output, []) is None
+
+
+def _raw_infer(server: RunningServer, data: bytes) -> grpc.RpcError:
+    with grpc.insecure_channel(server.address) as channel:
+        call = channel.unary_unary("/inferd.v1.Inference/Infer")  # bytes in, bytes out
+        with pytest.raises(grpc.RpcError) as error:
+            call(data, timeout=30)
+    return error.value
+
+
+def test_a_malformed_request_is_invalid_argument_naming_the_byte(server: RunningServer) -> None:
+    error = _raw_infer(server, b"\x0a\x05ab")
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert error.details() == "malformed request: field runs past the end of its message (at byte 2)"  # type: ignore[attr-defined]
+
+
+def test_malformed_parameters_are_invalid_argument(server: RunningServer) -> None:
+    request = pb.InferRequest(model="echo", input=pb.Payload(text="hi")).SerializeToString()
+    error = _raw_infer(server, request + b"\x22\x02\x0a\x09")  # parameters: a truncated map entry
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert "parameters" in error.details()  # type: ignore[attr-defined]
+
+
+def test_wine_answers_the_same_bytes_as_the_message_classes_would(server: RunningServer) -> None:
+    features = np.array([[13.2, 1.78, 2.14, 11.2, 100, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 1050]], np.float32)
+    tensor = pb.Tensor(name="input", dtype=pb.DATA_TYPE_FLOAT32, shape=[1, 13], data=features.tobytes())
+    request = pb.InferRequest(model="wine", id="r-1", input=pb.Payload(tensors=pb.Tensors(tensors=[tensor])))
+    with grpc.insecure_channel(server.address) as channel:
+        raw = channel.unary_unary("/inferd.v1.Inference/Infer")(request.SerializeToString(), timeout=30)
+        response = pb_grpc.InferenceStub(channel).Infer(request, timeout=30)
+    parsed = pb.InferResponse.FromString(raw)
+    assert (parsed.model, parsed.id) == ("wine", "r-1")
+    assert [t.name for t in parsed.output.tensors.tensors] == [t.name for t in response.output.tensors.tensors]
+    assert [t.data for t in parsed.output.tensors.tensors] == [t.data for t in response.output.tensors.tensors]
+    assert [t.stage for t in parsed.timings] == ["adapt", "preprocess", "run", "total"]
