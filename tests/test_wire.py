@@ -18,13 +18,36 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferd import _native
+from inferd.adapters import Payload
 from inferd.errors import InferdError, InvalidInput, TensorError
-from inferd.server.convert import DTYPES, decode_payload, read_parameters, read_payload, struct_to_dict
+from inferd.server.convert import DTYPES, read_parameters, read_payload, struct_to_dict, tensor_to_numpy
 from inferd.server.servicer import _fill
 from inferd.v1 import inference_pb2 as pb
 from inferd.v1 import inference_pb2_grpc as pb_grpc
+from inferd.workflow import Blob
 
 from conftest import RunningServer
+
+
+def decode_payload(payload: pb.Payload) -> Payload:
+    """The reference: a payload read through the generated classes (as the client reads answers)."""
+    kind = payload.WhichOneof("kind")
+    if kind == "tensors":
+        tensors: dict[str, np.ndarray] = {}
+        for tensor in payload.tensors.tensors:
+            array = tensor_to_numpy(tensor)
+            if tensor.name in tensors:
+                raise TensorError(f"tensor {tensor.name!r}: given twice", tensor=tensor.name)
+            tensors[tensor.name] = array
+        return Payload("tensors", tensors)
+    if kind == "json":
+        return Payload("json", payload.json)
+    if kind == "text":
+        return Payload("text", payload.text)
+    if kind == "blob":
+        return Payload("blob", Blob(payload.blob.data, payload.blob.content_type))
+    raise InvalidInput("the request has no input: set one of json, tensors, text, blob")
+
 
 texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
 dtype_codes = st.sampled_from([*DTYPES, pb.DATA_TYPE_STRING, pb.DATA_TYPE_UNSPECIFIED, 99])

@@ -17,7 +17,6 @@ from ..v1 import inference_pb2 as pb
 from ..workflow import Audio, Blob
 
 __all__ = [
-    "decode_payload",
     "read_payload",
     "read_parameters",
     "encode_output",
@@ -133,31 +132,11 @@ def numpy_to_tensor(name: str, array: np.ndarray) -> pb.Tensor:
     return tensor
 
 
-def decode_payload(payload: pb.Payload) -> Payload:
-    """A request's payload as the engine takes it."""
-    kind = payload.WhichOneof("kind")
-    if kind == "tensors":
-        tensors: dict[str, np.ndarray] = {}
-        for tensor in payload.tensors.tensors:
-            array = tensor_to_numpy(tensor)
-            name = tensor.name
-            if name in tensors:
-                raise TensorError(f"tensor {name!r}: given twice", tensor=name)
-            tensors[name] = array
-        return Payload("tensors", tensors)
-    if kind == "json":
-        return Payload("json", payload.json)
-    if kind == "text":
-        return Payload("text", payload.text)
-    if kind == "blob":
-        return Payload("blob", Blob(payload.blob.data, payload.blob.content_type))
-    raise InvalidInput("the request has no input: set one of json, tensors, text, blob")
-
-
 def read_payload(request: _native.Request) -> Payload:
     """A request's payload as the engine takes it, from the native reader of ``InferRequest``
     (:func:`inferd._native.decode_request`, the server's request deserializer). Raises what made
-    the request unservable (malformed, no input, a bad tensor) as :func:`decode_payload` does."""
+    the request unservable: InvalidInput for a malformed one or one without input, TensorError
+    for a tensor whose dtype, shape and data disagree."""
     kind, value = request.payload()
     return Payload(kind, Blob(*value) if kind == "blob" else value)  # type: ignore[arg-type]
 
