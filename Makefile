@@ -16,6 +16,7 @@ PROTO_SOURCES := $(shell find proto -name '*.proto')
 .PHONY: help setup models serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
 
 FUZZ_SECONDS ?= 30
+FUZZ_WIRE_SECONDS ?= 10
 PACKFLOW := benches/.packflow
 
 help: ## list the targets
@@ -48,9 +49,11 @@ test: setup models ## set up, then run every check: Rust tests, clippy, proto, m
 test-rust: ## cargo test on the native core
 	cargo test --quiet --manifest-path $(CARGO_MANIFEST)
 
-fuzz: ## fuzz the JSON records path for FUZZ_SECONDS (stable Rust; no crash, no disagreement allowed)
+fuzz: ## fuzz the JSON records path for FUZZ_SECONDS, the request reader for FUZZ_WIRE_SECONDS (no crash allowed)
 	INFERD_FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
 	  --test fuzz_json_records -- --nocapture
+	INFERD_FUZZ_SECONDS=$(FUZZ_WIRE_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
+	  --test fuzz_wire -- --nocapture
 
 test-python: setup models ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
