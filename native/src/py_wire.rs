@@ -158,10 +158,22 @@ fn payload<'py>(py: Python<'py>, input: &Input<'_>) -> Built<'py, Bound<'py, PyT
     )?))
 }
 
-/// numpy's name for each numeric `DataType` (also the messages' wording), by code.
-const DTYPE_NAMES: [&str; 13] = [
-    "", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64",
+/// numpy's name (also the messages' wording), kind and item size of each numeric `DataType`,
+/// by code; 0 is unset.
+const NUMERIC: [(&str, u8, usize); 13] = [
+    ("", 0, 0),
+    ("bool", b'b', 1),
+    ("int8", b'i', 1),
+    ("int16", b'i', 2),
+    ("int32", b'i', 4),
+    ("int64", b'i', 8),
+    ("uint8", b'u', 1),
+    ("uint16", b'u', 2),
+    ("uint32", b'u', 4),
+    ("uint64", b'u', 8),
+    ("float16", b'f', 2),
+    ("float32", b'f', 4),
+    ("float64", b'f', 8),
 ];
 const DATA_TYPE_STRING: i32 = 13;
 
@@ -199,21 +211,19 @@ fn tensor_array<'py>(py: Python<'py>, tensor: &TensorRef<'_>) -> Built<'py, Boun
         DATA_TYPE_STRING => return strings(py, tensor, dims, count),
         other => return fault(format!("dtype is unset or unknown ({other})")),
     };
-    let itemsize = DTYPE_ITEMSIZE[tensor.dtype as usize];
+    let (dtype_name, _, itemsize) = NUMERIC[tensor.dtype as usize];
     let needed = count.checked_mul(itemsize);
     if needed != Some(tensor.data.len()) {
         let needed = needed.map_or_else(|| "more".to_owned(), |needed| needed.to_string());
         return fault(format!(
             "shape {:?} of {} needs {needed} bytes, got {}",
             tensor.shape,
-            DTYPE_NAMES[tensor.dtype as usize],
+            dtype_name,
             tensor.data.len()
         ));
     }
     Ok(Ok(build(py, tensor.data, &dims)))
 }
-
-const DTYPE_ITEMSIZE: [usize; 13] = [0, 1, 1, 2, 4, 8, 1, 2, 4, 8, 2, 4, 8];
 
 // The wire is little-endian; so is every host this is built for.
 #[cfg(target_endian = "big")]
@@ -376,19 +386,13 @@ fn wire_output<'py>(
                 _array: array.clone(),
             }));
         }
-        (b'b', 1) => 1,
-        (b'i', 1) => 2,
-        (b'i', 2) => 3,
-        (b'i', 4) => 4,
-        (b'i', 8) => 5,
-        (b'u', 1) => 6,
-        (b'u', 2) => 7,
-        (b'u', 4) => 8,
-        (b'u', 8) => 9,
-        (b'f', 2) => 10,
-        (b'f', 4) => 11,
-        (b'f', 8) => 12,
-        _ => return Ok(None),
+        (kind, itemsize) => match NUMERIC
+            .iter()
+            .position(|&(_, wanted, size)| (wanted, size) == (kind, itemsize))
+        {
+            Some(code) if code > 0 => code as i32,
+            _ => return Ok(None),
+        },
     };
     if dtype.byteorder() == b'>' {
         return Ok(None);

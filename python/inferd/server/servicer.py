@@ -10,7 +10,7 @@ Everything else (JSON answers, parameters in the answer, stream chunks) uses the
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -22,6 +22,7 @@ from ..repository import ModelEntry, ModelState
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
 from .convert import dict_to_struct, encode_output, read_parameters, read_payload
+from .interceptors import Codecs
 
 __all__ = ["InferenceServicer", "WIRE_CODECS"]
 
@@ -95,15 +96,15 @@ def model_info(entry: ModelEntry) -> pb.ModelInfo:
 
 def _serialize(response: bytes | pb.InferResponse) -> bytes:
     """Infer's response serializer: bytes the native core wrote pass as they are."""
-    if type(response) is bytes:
+    if isinstance(response, bytes):
         return response
-    serialized: bytes = response.SerializeToString()  # type: ignore[union-attr]
+    serialized: bytes = response.SerializeToString()
     return serialized
 
 
 #: Per method, the (request deserializer, response serializer) that replace the generated
 #: message classes' (None: keep the generated one).
-WIRE_CODECS: Mapping[str, tuple[Callable[[bytes], Any] | None, Callable[[Any], bytes] | None]] = {
+WIRE_CODECS: Codecs = {
     "Infer": (_native.decode_request, _serialize),
     "Stream": (_native.decode_request, None),
 }
