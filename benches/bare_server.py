@@ -2,9 +2,10 @@
 
 It answers every Infer call with one fixed, precomputed InferResponse: no model, no engine, no
 interceptor, no health or reflection service. The request is still parsed and the response
-still serialized by grpcio (the generated servicer does both), as in inferd, and it runs on the
-event loop that ``inferd serve`` picks (uvloop where installed; ``--loop`` as inferd's) with the
-same channel options, so the gap between this server and inferd is what inferd itself costs.
+still serialized (by the generated message classes; inferd does both with its native codec), and
+it runs on the event loop that ``inferd serve`` picks (uvloop where installed; ``--loop`` as
+inferd's) with the same channel options, so the gap between this server and inferd is what
+inferd itself costs.
 
     .venv/bin/python benches/bare_server.py --address 127.0.0.1:PORT [--response FILE] [--loop auto]
 
