@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from inferd import _native
 from inferd.adapters import Payload
 from inferd.errors import InferdError, InvalidInput, TensorError
-from inferd.server.convert import DTYPES, read_parameters, read_payload, struct_to_dict, tensor_to_numpy
+from inferd.server.convert import DTYPES, json_answer, read_parameters, read_payload, struct_to_dict, tensor_to_numpy
 from inferd.server.servicer import _fill
 from inferd.v1 import inference_pb2 as pb
 from inferd.v1 import inference_pb2_grpc as pb_grpc
-from inferd.workflow import Blob
+from inferd.workflow import Audio, Blob
 
 from conftest import RunningServer
 
@@ -171,6 +171,42 @@ def test_responses_written_natively_parse_as_the_message_classes_write_them(
     expected = pb.InferResponse(model="wine", id=request_id)
     _fill(expected, output, "tensors", timings)
     assert pb.InferResponse.FromString(encoded) == expected
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False), texts),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(texts, inner, max_size=3)),
+    max_leaves=8,
+)
+numeric_arrays = st.sampled_from([np.int64, np.float32, np.float64, np.bool_]).flatmap(
+    lambda dtype: st.lists(st.integers(0, 3), min_size=1, max_size=2).map(
+        lambda shape: (np.arange(int(np.prod(shape))) * 7 % 5).astype(dtype).reshape(shape)
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(numeric_arrays, st.dictionaries(st.sampled_from(["label", "scores", "ü"]), numeric_arrays, min_size=1, max_size=3), json_values),
+    texts,
+    st.lists(st.tuples(st.sampled_from(["adapt", "run", "total"]), st.floats(allow_nan=False)), max_size=4),
+)
+def test_json_answers_written_natively_parse_as_the_message_classes_write_them(
+    output: Any, request_id: str, timings: list[tuple[str, float]]
+) -> None:
+    answer = json_answer(output)
+    expected = pb.InferResponse(model="wine", id=request_id)
+    _fill(expected, output, "json", timings)
+    if output is None or isinstance(output, str):
+        assert answer is None  # no output, or text: written by the messages
+        return
+    assert answer is not None
+    assert pb.InferResponse.FromString(_native.encode_json_response("wine", request_id, answer, timings)) == expected
+
+
+@pytest.mark.parametrize("output", [None, "text", b"bytes", Blob(b"x", "image/png"), Audio(b"x", 16000)])
+def test_outputs_of_their_own_kind_answer_a_json_request_in_that_kind(output: Any) -> None:
+    assert json_answer(output) is None
 
 
 @pytest.mark.parametrize(

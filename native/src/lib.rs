@@ -452,12 +452,25 @@ mod python {
         py_wire::encode_response(py, model, id, output, &timings)
     }
 
+    /// Writes an `InferResponse` whose output is the given UTF-8 JSON.
+    #[pyfunction]
+    fn encode_json_response<'py>(
+        py: Python<'py>,
+        model: &str,
+        id: &str,
+        json: &[u8],
+        timings: Vec<(String, f64)>,
+    ) -> Bound<'py, PyBytes> {
+        py_wire::encode_json_response(py, model, id, json, &timings)
+    }
+
     #[pymodule]
     fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module.add_class::<PySchema>()?;
         module.add_class::<PyRequest>()?;
         module.add_function(wrap_pyfunction!(decode_request, module)?)?;
         module.add_function(wrap_pyfunction!(encode_response, module)?)?;
+        module.add_function(wrap_pyfunction!(encode_json_response, module)?)?;
         module.add(
             "WIRE_FIELDS",
             crate::wire::FIELDS

@@ -1,5 +1,6 @@
 //! Bindings of [`crate::wire`]: an `InferRequest`'s bytes to a [`PyRequest`] whose payload is
-//! already the Python values the engine takes, and tensor outputs to an `InferResponse`'s bytes.
+//! already the Python values the engine takes, and tensor or JSON answers to an
+//! `InferResponse`'s bytes.
 //!
 //! Both run attached to the interpreter (they build or read Python objects) and take
 //! microseconds: they replace the generated message classes on the serving hot path.
@@ -14,7 +15,7 @@ use numpy::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
-use crate::wire::{self, Input, OutTensor, TensorRef};
+use crate::wire::{self, Answer, Input, OutTensor, TensorRef};
 
 /// A request that cannot be served as sent: the class is InvalidInput, or TensorError when a
 /// tensor is named. Raised by [`PyRequest::payload`].
@@ -343,12 +344,38 @@ pub fn encode_response<'py>(
             },
         })
         .collect();
+    Ok(Some(write(
+        py,
+        model,
+        id,
+        &Answer::Tensors(&tensors),
+        timings,
+    )))
+}
+
+/// Writes an `InferResponse` whose output is `json` (UTF-8 JSON, as is).
+pub fn encode_json_response<'py>(
+    py: Python<'py>,
+    model: &str,
+    id: &str,
+    json: &[u8],
+    timings: &[(String, f64)],
+) -> Bound<'py, PyBytes> {
+    write(py, model, id, &Answer::Json(json), timings)
+}
+
+fn write<'py>(
+    py: Python<'py>,
+    model: &str,
+    id: &str,
+    answer: &Answer<'_>,
+    timings: &[(String, f64)],
+) -> Bound<'py, PyBytes> {
     let timings: Vec<(&str, f64)> = timings
         .iter()
         .map(|(stage, ms)| (stage.as_str(), *ms))
         .collect();
-    let encoded = wire::encode_response(model, id, &tensors, &timings);
-    Ok(Some(PyBytes::new(py, &encoded)))
+    PyBytes::new(py, &wire::encode_response(model, id, answer, &timings))
 }
 
 fn wire_output<'py>(

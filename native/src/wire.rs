@@ -1,10 +1,10 @@
 //! The protobuf wire format of the two messages on the serving hot path: `inferd.v1.InferRequest`
-//! (read) and `inferd.v1.InferResponse` with a tensors output (written).
+//! (read) and `inferd.v1.InferResponse` with a tensors or JSON output (written).
 //!
 //! The server reads every `Infer` and `Stream` request with [`decode_request`] instead of the
 //! generated message class, and writes tensor answers with [`encode_response`]: one call each
-//! instead of a dozen attribute reads and writes through the message classes. Anything else (a
-//! JSON answer, parameters in the answer, streamed chunks) still goes through the generated code.
+//! instead of a dozen attribute reads and writes through the message classes. Anything else (text,
+//! blobs, parameters in the answer, streamed chunks) still goes through the generated code.
 //!
 //! Field numbers are those of `proto/inferd/v1/inference.proto`; [`FIELDS`] lists them so that a
 //! test can compare them with the generated descriptors. Reading follows protobuf's rules:
@@ -15,7 +15,7 @@
 use std::fmt;
 
 /// (message.field, number) for every field this module reads or writes.
-pub const FIELDS: [(&str, u32); 17] = [
+pub const FIELDS: [(&str, u32); 21] = [
     ("InferRequest.model", 1),
     ("InferRequest.id", 2),
     ("InferRequest.input", 3),
@@ -24,6 +24,8 @@ pub const FIELDS: [(&str, u32); 17] = [
     ("InferResponse.id", 2),
     ("InferResponse.output", 3),
     ("InferResponse.timings", 5),
+    ("StageTiming.stage", 1),
+    ("StageTiming.ms", 2),
     ("Payload.json", 1),
     ("Payload.tensors", 2),
     ("Payload.text", 3),
@@ -33,6 +35,8 @@ pub const FIELDS: [(&str, u32); 17] = [
     ("Tensor.dtype", 2),
     ("Tensor.shape", 3),
     ("Tensor.data", 4),
+    ("Blob.data", 1),
+    ("Blob.content_type", 2),
 ];
 
 // The same numbers, by name, for the code below.
@@ -383,18 +387,29 @@ fn timing_size(stage: &str, ms: f64) -> usize {
     bytes_size(stage.as_bytes()) + if ms.to_bits() == 0 { 0 } else { 9 }
 }
 
-/// Writes an `InferResponse` whose output is `tensors`, with the stage timings.
+/// What an `InferResponse` written here carries as its output.
+pub enum Answer<'a> {
+    Tensors(&'a [OutTensor<'a>]),
+    /// UTF-8 JSON, written as is.
+    Json(&'a [u8]),
+}
+
+/// Writes an `InferResponse` with `answer` as its output and the stage timings.
 pub fn encode_response(
     model: &str,
     id: &str,
-    tensors: &[OutTensor<'_>],
+    answer: &Answer<'_>,
     timings: &[(&str, f64)],
 ) -> Vec<u8> {
-    let tensors_size: usize = tensors
-        .iter()
-        .map(|tensor| len_field(tensor_size(tensor)))
-        .sum();
-    let payload_size = len_field(tensors_size);
+    let answer_size = match answer {
+        Answer::Tensors(tensors) => tensors
+            .iter()
+            .map(|tensor| len_field(tensor_size(tensor)))
+            .sum(),
+        Answer::Json(json) => json.len(),
+    };
+    // A oneof member is written even when empty: that it is set is what it says.
+    let payload_size = len_field(answer_size);
     let timings_size: usize = timings
         .iter()
         .map(|&(stage, ms)| len_field(timing_size(stage, ms)))
@@ -408,8 +423,17 @@ pub fn encode_response(
     put_bytes_if_any(&mut out, RESPONSE_ID, id.as_bytes());
     put_tag(&mut out, RESPONSE_OUTPUT, LEN);
     put_varint(&mut out, payload_size as u64);
-    put_tag(&mut out, PAYLOAD_TENSORS, LEN);
-    put_varint(&mut out, tensors_size as u64);
+    let tensors = match answer {
+        Answer::Json(json) => {
+            put_bytes(&mut out, PAYLOAD_JSON, json);
+            &[][..]
+        }
+        Answer::Tensors(tensors) => {
+            put_tag(&mut out, PAYLOAD_TENSORS, LEN);
+            put_varint(&mut out, answer_size as u64);
+            tensors
+        }
+    };
     for tensor in tensors {
         put_tag(&mut out, TENSORS_TENSORS, LEN);
         put_varint(&mut out, tensor_size(tensor) as u64);
@@ -630,15 +654,16 @@ mod tests {
     fn writes_what_it_reads_back() {
         let data = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
         let shape = [1usize, 3];
+        let tensors = [OutTensor {
+            name: "probabilities",
+            dtype: 11,
+            shape: &shape,
+            data: &data,
+        }];
         let out = encode_response(
             "wine",
             "",
-            &[OutTensor {
-                name: "probabilities",
-                dtype: 11,
-                shape: &shape,
-                data: &data,
-            }],
+            &Answer::Tensors(&tensors),
             &[("run", 0.25), ("total", 0.0)],
         );
         // Read it back with the request reader's field walker: model, output, two timings.
@@ -675,6 +700,16 @@ mod tests {
                 RESPONSE_TIMINGS
             ]
         );
+    }
+
+    #[test]
+    fn writes_json_answers_even_empty() {
+        for json in [&b"[{\"label\": 1}]"[..], b""] {
+            let out = encode_response("m", "id", &Answer::Json(json), &[]);
+            let request = decode_request(&out).unwrap(); // the same field numbers for 1 to 3
+            assert_eq!((request.model, request.id), ("m", "id"));
+            assert_eq!(request.input, Input::Json(json));
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ __all__ = [
     "Request",
     "Schema",
     "decode_request",
+    "encode_json_response",
     "encode_response",
     "parse_only",
     "plan_concat",
@@ -59,6 +60,9 @@ def encode_response(
     """An ``InferResponse`` carrying ``output`` (an ndarray, sent as "output", or a dict of
     them) as tensors; None when an output has no tensor encoding as laid out (the caller's
     message path handles it)."""
+
+def encode_json_response(model: str, id: str, json: bytes, timings: Sequence[tuple[str, float]]) -> bytes:
+    """An ``InferResponse`` carrying ``json`` (UTF-8 JSON, written as is) as its output."""
 
 @final
 class Schema:

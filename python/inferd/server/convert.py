@@ -20,6 +20,7 @@ __all__ = [
     "read_payload",
     "read_parameters",
     "encode_output",
+    "json_answer",
     "fill_tensor",
     "tensor_to_numpy",
     "numpy_to_tensor",
@@ -177,29 +178,42 @@ def _json(value: Any) -> bytes:
         raise InternalError(f"the model's output cannot be encoded as JSON: {error}") from error
 
 
+def json_answer(output: Any) -> bytes | None:
+    """The JSON that answers a JSON request with ``output``: tensors as JSON records (one per
+    row), anything else as JSON; None for an output that keeps a kind of its own (text, bytes,
+    blobs, audio) and for None."""
+    if output is None or isinstance(output, (str, bytes, bytearray, memoryview, Blob, Audio)):
+        return None
+    if isinstance(output, np.ndarray):
+        return _json(output)
+    if _is_tensors(output):
+        return _json(_records(output))
+    return _json(output)
+
+
 def encode_output(output: Any, request_kind: str, into: pb.Payload) -> dict[str, Any]:
     """Writes a model's output into ``into`` (a response's payload, in place: no message is
     built and copied) and returns metadata for the response's parameters. ``None`` writes
     nothing.
 
-    Tensors answer a JSON request as JSON records (one per row) and any other request as
-    tensors; text, bytes, blobs and audio keep their kind; anything else becomes JSON.
+    Tensors answer a JSON request as JSON records (one per row, :func:`json_answer`) and any
+    other request as tensors; text, bytes, blobs and audio keep their kind; anything else
+    becomes JSON.
     """
+    if request_kind == "json":
+        answer = json_answer(output)
+        if answer is not None:
+            into.json = answer
+            return {}
     if output is None:
         return {}
     if isinstance(output, np.ndarray):
-        if request_kind == "json":
-            into.json = _json(output)
-        else:
-            fill_tensor(into.tensors.tensors.add(), "output", output)
+        fill_tensor(into.tensors.tensors.add(), "output", output)
         return {}
-    if isinstance(output, dict) and output and all(isinstance(value, np.ndarray) for value in output.values()):
-        if request_kind == "json":
-            into.json = _json(_records(output))
-        else:
-            tensors = into.tensors.tensors
-            for name, array in output.items():
-                fill_tensor(tensors.add(), name, array)
+    if _is_tensors(output):
+        tensors = into.tensors.tensors
+        for name, array in output.items():
+            fill_tensor(tensors.add(), name, array)
         return {}
     if isinstance(output, Audio):
         into.blob.data = output.data
@@ -216,8 +230,6 @@ def encode_output(output: Any, request_kind: str, into: pb.Payload) -> dict[str,
     if isinstance(output, str):
         into.text = output
         return {}
-    if _is_tensors(output):  # a mapping of tensors that is not a dict
-        return encode_output(dict(output), request_kind, into)
     into.json = _json(output)
     return {}
 

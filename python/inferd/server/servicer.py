@@ -2,9 +2,10 @@
 
 ``Infer`` and ``Stream`` receive their requests already read by the native core
 (:data:`WIRE_CODECS`: ``inferd._native.decode_request`` as the request deserializer), and
-``Infer`` answers a tensor output with bytes that the core wrote (``encode_response``): one
-native call each way instead of a dozen reads and writes through the generated message classes.
-Everything else (JSON answers, parameters in the answer, stream chunks) uses the messages.
+``Infer`` answers with bytes that the core wrote when the answer is tensors or JSON
+(``encode_response``, ``encode_json_response``): one native call each way instead of a dozen
+reads and writes through the generated message classes. Everything else (text, blobs, audio
+and its parameters, stream chunks) uses the messages.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..engine import Engine
 from ..repository import ModelEntry, ModelState
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
-from .convert import dict_to_struct, encode_output, read_parameters, read_payload
+from .convert import dict_to_struct, encode_output, json_answer, read_parameters, read_payload
 from .interceptors import Codecs
 
 __all__ = ["InferenceServicer", "WIRE_CODECS"]
@@ -125,7 +126,11 @@ class InferenceServicer(pb_grpc.InferenceServicer):
         result = await self._engine.infer(
             request.model, payload, read_parameters(request), deadline=_deadline(context)
         )
-        if payload.kind != "json":  # a JSON request gets JSON records, which the messages write
+        if payload.kind == "json":
+            answer = json_answer(result.output)
+            if answer is not None:
+                return _native.encode_json_response(request.model, request.id, answer, result.timings)
+        else:
             encoded = _native.encode_response(request.model, request.id, result.output, result.timings)
             if encoded is not None:
                 return encoded
