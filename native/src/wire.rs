@@ -14,32 +14,7 @@
 
 use std::fmt;
 
-/// (message.field, number) for every field this module reads or writes.
-pub const FIELDS: [(&str, u32); 21] = [
-    ("InferRequest.model", 1),
-    ("InferRequest.id", 2),
-    ("InferRequest.input", 3),
-    ("InferRequest.parameters", 4),
-    ("InferResponse.model", 1),
-    ("InferResponse.id", 2),
-    ("InferResponse.output", 3),
-    ("InferResponse.timings", 5),
-    ("StageTiming.stage", 1),
-    ("StageTiming.ms", 2),
-    ("Payload.json", 1),
-    ("Payload.tensors", 2),
-    ("Payload.text", 3),
-    ("Payload.blob", 4),
-    ("Tensors.tensors", 1),
-    ("Tensor.name", 1),
-    ("Tensor.dtype", 2),
-    ("Tensor.shape", 3),
-    ("Tensor.data", 4),
-    ("Blob.data", 1),
-    ("Blob.content_type", 2),
-];
-
-// The same numbers, by name, for the code below.
+// The field numbers of inference.proto that this module reads or writes.
 const REQUEST_MODEL: u32 = 1;
 const REQUEST_ID: u32 = 2;
 const REQUEST_INPUT: u32 = 3;
@@ -61,6 +36,32 @@ const BLOB_DATA: u32 = 1;
 const BLOB_CONTENT_TYPE: u32 = 2;
 const TIMING_STAGE: u32 = 1;
 const TIMING_MS: u32 = 2;
+
+/// (message.field, number) for every field above, so that a test can compare them with the
+/// generated descriptors.
+pub const FIELDS: [(&str, u32); 21] = [
+    ("InferRequest.model", REQUEST_MODEL),
+    ("InferRequest.id", REQUEST_ID),
+    ("InferRequest.input", REQUEST_INPUT),
+    ("InferRequest.parameters", REQUEST_PARAMETERS),
+    ("InferResponse.model", RESPONSE_MODEL),
+    ("InferResponse.id", RESPONSE_ID),
+    ("InferResponse.output", RESPONSE_OUTPUT),
+    ("InferResponse.timings", RESPONSE_TIMINGS),
+    ("StageTiming.stage", TIMING_STAGE),
+    ("StageTiming.ms", TIMING_MS),
+    ("Payload.json", PAYLOAD_JSON),
+    ("Payload.tensors", PAYLOAD_TENSORS),
+    ("Payload.text", PAYLOAD_TEXT),
+    ("Payload.blob", PAYLOAD_BLOB),
+    ("Tensors.tensors", TENSORS_TENSORS),
+    ("Tensor.name", TENSOR_NAME),
+    ("Tensor.dtype", TENSOR_DTYPE),
+    ("Tensor.shape", TENSOR_SHAPE),
+    ("Tensor.data", TENSOR_DATA),
+    ("Blob.data", BLOB_DATA),
+    ("Blob.content_type", BLOB_CONTENT_TYPE),
+];
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
