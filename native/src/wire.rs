@@ -494,6 +494,17 @@ mod tests {
         out
     }
 
+    /// A `Payload` holding these tensors (each an encoded `Tensor`).
+    fn tensors_payload(tensors: &[Vec<u8>]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for tensor in tensors {
+            field(&mut list, TENSORS_TENSORS, tensor);
+        }
+        let mut payload = Vec::new();
+        field(&mut payload, PAYLOAD_TENSORS, &list);
+        payload
+    }
+
     fn request_with(payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         field(&mut out, REQUEST_MODEL, b"wine");
@@ -504,19 +515,10 @@ mod tests {
 
     #[test]
     fn reads_tensors_packed_or_not_and_skips_unknown_fields() {
-        let mut tensors = Vec::new();
-        field(
-            &mut tensors,
-            TENSORS_TENSORS,
-            &tensor("a", 11, &[1, 2], &[0; 8], true),
-        );
-        field(
-            &mut tensors,
-            TENSORS_TENSORS,
-            &tensor("b", 5, &[3], &[1; 24], false),
-        );
-        let mut payload = Vec::new();
-        field(&mut payload, PAYLOAD_TENSORS, &tensors);
+        let payload = tensors_payload(&[
+            tensor("a", 11, &[1, 2], &[0; 8], true),
+            tensor("b", 5, &[3], &[1; 24], false),
+        ]);
         let mut buf = request_with(&payload);
         put_tag(&mut buf, 99, VARINT); // unknown fields of every wire type
         put_varint(&mut buf, 300);
@@ -546,14 +548,7 @@ mod tests {
     fn later_members_replace_earlier_ones_and_messages_merge() {
         let mut first = Vec::new();
         field(&mut first, PAYLOAD_TEXT, "hello".as_bytes());
-        let mut second = Vec::new();
-        let mut tensors = Vec::new();
-        field(
-            &mut tensors,
-            TENSORS_TENSORS,
-            &tensor("a", 11, &[0], b"", true),
-        );
-        field(&mut second, PAYLOAD_TENSORS, &tensors);
+        let second = tensors_payload(&[tensor("a", 11, &[0], b"", true)]);
         let mut buf = request_with(&first);
         field(&mut buf, REQUEST_INPUT, &second);
         field(&mut buf, REQUEST_INPUT, &second); // the same member again: its lists append
@@ -630,15 +625,13 @@ mod tests {
     #[test]
     fn no_input_of_any_bytes_panics() {
         // Every prefix of a valid request, and every single-byte change to it.
-        let mut tensors = Vec::new();
-        field(
-            &mut tensors,
-            TENSORS_TENSORS,
-            &tensor("input", 11, &[1, 13], &[7; 52], true),
-        );
-        let mut payload = Vec::new();
-        field(&mut payload, PAYLOAD_TENSORS, &tensors);
-        let buf = request_with(&payload);
+        let buf = request_with(&tensors_payload(&[tensor(
+            "input",
+            11,
+            &[1, 13],
+            &[7; 52],
+            true,
+        )]));
         for end in 0..buf.len() {
             let _ = decode_request(&buf[..end]);
         }
