@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 
 #[path = "../fuzz/check.rs"]
 mod check;
+mod common;
 
 const SEEDS: &[&str] = &[
     r#"[{"a": 1, "b": {"c": 2.5}, "l": [1, 2]}, {"a": -0.0, "b": null}]"#,
@@ -110,14 +111,7 @@ fn mutate(rng: &mut SmallRng, input: &mut Vec<u8>) {
 
 #[test]
 fn random_and_mutated_json_never_panics() {
-    let seconds: u64 = std::env::var("INFERD_FUZZ_SECONDS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(2);
-    let seed: u64 = std::env::var("INFERD_FUZZ_SEED")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(0);
+    let (seconds, seed) = common::fuzz_settings();
     let mut rng = SmallRng::seed_from_u64(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut runs = 0u64;

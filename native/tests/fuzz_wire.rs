@@ -8,6 +8,8 @@
 use std::time::{Duration, Instant};
 
 use _native::wire::{decode_request, Input};
+mod common;
+
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -113,14 +115,7 @@ fn mutate(rng: &mut SmallRng, bytes: &mut Vec<u8>, other: &[u8]) {
 
 #[test]
 fn fuzz_wire() {
-    let seconds: u64 = std::env::var("INFERD_FUZZ_SECONDS")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(2);
-    let seed: u64 = std::env::var("INFERD_FUZZ_SEED")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0);
+    let (seconds, seed) = common::fuzz_settings();
     let mut rng = SmallRng::seed_from_u64(seed);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut runs = 0u64;
