@@ -1,13 +1,17 @@
 """A bare grpc.aio server for inferd.v1.Inference/Infer: the limit of the Python gRPC stack.
 
-It answers every Infer call with one fixed, precomputed InferResponse: no model, no engine, no
-interceptor, no health or reflection service. The request is still parsed and the response
+It answers every Infer call with one fixed, precomputed InferResponse: no engine, no
+interceptor, no health or reflection service, and by default no model. With ``--model`` it also
+runs that ONNX file on each call's first tensor (ONNX Runtime's CPU provider, inline on the event
+loop, as inferd's default service runs wine) before it answers the same fixed bytes: the stack's
+limit for a server that runs the model at all. The request is still parsed and the response
 still serialized (by the generated message classes; inferd does both with its native codec), and
 it runs on the event loop that ``inferd serve`` picks (uvloop where installed; ``--loop`` as
 inferd's) with the same channel options, so the gap between this server and inferd is what
 inferd itself costs.
 
     .venv/bin/python benches/bare_server.py --address 127.0.0.1:PORT [--response FILE] [--loop auto]
+                                            [--model service/models/wine.onnx]
 
 ``--response`` names a file holding a serialized InferResponse (benches/serve.py passes the
 answer inferd gave to the same request, so that both send the same bytes); without it the
@@ -56,14 +60,33 @@ class BareInference(pb_grpc.InferenceServicer):
         return self._response
 
 
-async def serve(address: str, response: pb.InferResponse) -> None:
+class BareModelInference(BareInference):
+    """Runs the model on the request's first tensor (float32), then answers the fixed bytes."""
+
+    def __init__(self, response: pb.InferResponse, model: Path) -> None:
+        import onnxruntime as ort
+
+        super().__init__(response)
+        options = ort.SessionOptions()
+        self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        self._outputs = [output.name for output in self._session.get_outputs()]
+
+    async def Infer(self, request: pb.InferRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.InferResponse:
+        tensor = request.input.tensors.tensors[0]
+        features = np.frombuffer(tensor.data, dtype="<f4").reshape(tuple(tensor.shape))
+        self._session.run(self._outputs, {self._input: features})
+        return self._response
+
+
+async def serve(address: str, servicer: BareInference) -> None:
     options = [
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ("grpc.so_reuseport", 1),
     ]
     server = grpc.aio.server(options=options)
-    pb_grpc.add_InferenceServicer_to_server(BareInference(response), server)  # type: ignore[abstract]
+    pb_grpc.add_InferenceServicer_to_server(servicer, server)
     if server.add_insecure_port(address) == 0:
         raise SystemExit(f"bare_server: cannot listen on {address}")
     await server.start()
@@ -82,10 +105,12 @@ def main() -> None:
     parser.add_argument("--response", type=Path, help="a serialized InferResponse to answer with")
     parser.add_argument("--loop", choices=EVENT_LOOPS, default="auto",
                         help="event loop, as inferd serve's --loop (default auto: uvloop where installed)")
+    parser.add_argument("--model", type=Path, help="an ONNX file to run on each call's first tensor before answering")
     args = parser.parse_args()
     response = pb.InferResponse.FromString(args.response.read_bytes()) if args.response else default_response()
+    servicer = BareModelInference(response, args.model) if args.model else BareInference(response)  # type: ignore[abstract]
     with asyncio.Runner(loop_factory=event_loop_factory(args.loop)) as runner:
-        runner.run(serve(args.address, response))
+        runner.run(serve(args.address, servicer))
 
 
 if __name__ == "__main__":

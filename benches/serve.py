@@ -17,6 +17,8 @@ Targets (``--targets``; default all but the ``*`` ones):
   inferd-json       inferd, batching off, one JSON record (inferd's own path: the Rust adapter)
   inferd-on-json *  inferd, batching on, one JSON record
   bare              benches/bare_server.py: a fixed answer, no model
+  bare-model        the bare server that also runs wine.onnx on each request (ONNX Runtime,
+                    inline), then gives the same fixed answer: the stack plus the model's run
   inferd-asyncio *  inferd-off on asyncio's event loop (server.loop = "asyncio"; default: uvloop)
   bare-asyncio *    the bare server on asyncio's event loop
   mlserver-default  MLServer 1.7.1 as shipped (debug access log, metrics, 1 parallel worker)
@@ -74,7 +76,7 @@ WINE = [13.2, 1.78, 2.14, 11.2, 100.0, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 
 INFERD_INFER = "/inferd.v1.Inference/Infer"
 KSERVE_INFER = "/inference.GRPCInferenceService/ModelInfer"
 ALL_TARGETS = [
-    "inferd-off", "inferd-on", "inferd-json", "inferd-on-json", "bare", "inferd-asyncio", "bare-asyncio",
+    "inferd-off", "inferd-on", "inferd-json", "inferd-on-json", "bare", "bare-model", "inferd-asyncio", "bare-asyncio",
     "mlserver-default", "mlserver-best", "mlserver-batching", "mlserver-pw2", "mlp-off", "mlp-on",
 ]  # fmt: skip
 DEFAULT_TARGETS = [t for t in ALL_TARGETS if t not in ("inferd-on-json", "mlserver-pw2", "inferd-asyncio", "bare-asyncio")]
@@ -84,6 +86,7 @@ LABELS = {
     "inferd-json": "inferd, batching off (JSON record)",
     "inferd-on-json": "inferd, batching on (JSON record)",
     "bare": "bare grpc.aio (fixed answer)",
+    "bare-model": "bare grpc.aio + the model's run (fixed answer)",
     "inferd-asyncio": "inferd, batching off (tensor), asyncio loop",
     "bare-asyncio": "bare grpc.aio (fixed answer), asyncio loop",
     "mlserver-default": "MLServer 1.7.1, default settings",
@@ -276,6 +279,32 @@ def reference(model: Path, array: Any) -> dict[str, Any]:
     return {name: np.asarray(value) for name, value in zip(names, session.run(names, {"input": array}))}
 
 
+def cold_cache_probe(model: Path = WINE_ONNX, calls: int = 200) -> dict[str, float]:
+    """ONNX Runtime's run of ``model`` (one row, CPU, in this process): its median time when
+    called back to back, and after this thread has spun on the clock, touching no memory, for
+    1 ms and 3 ms. On a core of its own the three are close. Where they are far apart, something
+    outside the process evicts the caches between calls, and a loaded server's model calls pay
+    the slow price: a fact of the machine, recorded with each run."""
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    names = [node.name for node in session.get_outputs()]
+    feed = {session.get_inputs()[0].name: np.array([WINE], dtype=np.float32)}
+    out: dict[str, float] = {}
+    for label, gap in (("back_to_back", 0.0), ("after_1ms_spin", 1e-3), ("after_3ms_spin", 3e-3)):
+        times = []
+        for _ in range(calls):
+            until = time.perf_counter() + gap
+            while time.perf_counter() < until:
+                pass
+            started = time.perf_counter()
+            session.run(names, feed)
+            times.append(time.perf_counter() - started)
+        out[f"{label}_us"] = round(statistics.median(times) * 1e6, 1)
+    return out
+
+
 def same_answer(got: dict[str, Any], want: dict[str, Any]) -> str | None:
     """None when ``got`` has ``want``'s outputs with the same values; else what differs."""
     import numpy as np
@@ -420,11 +449,13 @@ def start_inferd(name: str, config: Path, loop: str = "auto") -> tuple[Process, 
     return start_process(name, argv), address
 
 
-def start_bare(name: str, response: Path | None, loop: str = "auto") -> tuple[Process, str]:
+def start_bare(name: str, response: Path | None, loop: str = "auto", model: Path | None = None) -> tuple[Process, str]:
     address = f"127.0.0.1:{free_port()}"
     argv = [str(MAIN_PYTHON), str(BENCHES / "bare_server.py"), "--address", address, "--loop", loop]
     if response is not None:
         argv += ["--response", str(response)]
+    if model is not None:
+        argv += ["--model", str(model)]
     return start_process(name, argv), address
 
 
@@ -654,7 +685,7 @@ def build_targets(names: list[str], concurrency: list[int], mlp_concurrency: lis
         elif name in ("inferd-json", "inferd-on-json"):
             server = "inferd-on" if name == "inferd-on-json" else "inferd-off"
             targets.append(Target(name, server, INFERD_INFER, json_request("wine", record), inferd_set, inferd_outputs, wine_want, concurrency))
-        elif name in ("bare", "bare-asyncio", "inferd-asyncio"):
+        elif name in ("bare", "bare-model", "bare-asyncio", "inferd-asyncio"):
             targets.append(Target(name, name, INFERD_INFER, tensor_request("wine", wine), inferd_set, inferd_outputs, wine_want, concurrency))
         elif name.startswith("mlserver"):
             messages = kserve_messages()
@@ -700,6 +731,8 @@ def start_server(server: str, bare_response: Path | None) -> tuple[Process, str]
         return start_inferd(server, CONFIGS / "batching-off.toml", loop="asyncio")
     if server in ("bare", "bare-asyncio"):
         return start_bare(server, bare_response, loop="asyncio" if server == "bare-asyncio" else "auto")
+    if server == "bare-model":
+        return start_bare(server, bare_response, model=WINE_ONNX)
     return start_mlserver(server)
 
 
@@ -773,7 +806,7 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
 
 
 #: The goals' targets, measured again in the paired phase (see :func:`measure_paired`).
-PAIRED_TARGETS = ["inferd-off", "inferd-on", "mlserver-best", "mlserver-batching", "bare", "inferd-asyncio", "bare-asyncio"]
+PAIRED_TARGETS = ["inferd-off", "inferd-on", "mlserver-best", "mlserver-batching", "bare", "bare-model", "inferd-asyncio", "bare-asyncio"]
 
 
 def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int, seconds: float) -> dict[str, Any]:
@@ -824,7 +857,11 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
         "median_rps": {name: statistics.median(values) for name, values in rps.items()},
         "median_p99_ms": {name: statistics.median(values) for name, values in p99.items()},
     }
-    for key, other in (("inferd_vs_mlserver", mlserver), ("inferd_vs_bare", ["bare"] if "bare" in rps else [])):
+    for key, other in (
+        ("inferd_vs_mlserver", mlserver),
+        ("inferd_vs_bare", ["bare"] if "bare" in rps else []),
+        ("inferd_vs_bare_model", ["bare-model"] if "bare-model" in rps else []),
+    ):
         if inferd and other:
             per_round = [best(inferd, i) / best(other, i) for i in range(rounds)]
             out[key] = {
@@ -858,6 +895,7 @@ def ratios(points: list[dict[str, Any]], concurrency: list[int], mlp_concurrency
     inferd = best_at(points, ["inferd-off", "inferd-on"], at)
     mlserver = best_at(points, ["mlserver-default", "mlserver-best", "mlserver-batching", "mlserver-pw2"], at)
     bare = best_at(points, ["bare"], at)
+    bare_model = best_at(points, ["bare-model"], at)
     if inferd and mlserver:
         out["inferd_vs_mlserver"] = {
             "concurrency": at,
@@ -885,6 +923,20 @@ def ratios(points: list[dict[str, Any]], concurrency: list[int], mlp_concurrency
                 for c in concurrency
                 if (i := best_at(points, ["inferd-off", "inferd-on"], c)) and (b := best_at(points, ["bare"], c))
             },
+        }
+    if inferd and bare_model:
+        # No goal: what inferd costs over a server that runs the same model and nothing else.
+        out["inferd_vs_bare_model"] = {
+            "concurrency": at,
+            "inferd": inferd["target"],
+            "fraction": round(inferd["rps"] / bare_model["rps"], 3),
+            "cpu_fraction": round(bare_model["server_cpu_ms_per_request"] / inferd["server_cpu_ms_per_request"], 3),
+        }
+    if bare and bare_model:
+        out["model_run_cost"] = {
+            "concurrency": at,
+            "bare_model_vs_bare": round(bare_model["rps"] / bare["rps"], 3),
+            "server_cpu_ms_per_request_added": round(bare_model["server_cpu_ms_per_request"] - bare["server_cpu_ms_per_request"], 4),
         }
     top = max(mlp_concurrency)
     off, on = best_at(points, ["mlp-off"], top), best_at(points, ["mlp-on"], top)
@@ -936,6 +988,19 @@ def table(results: dict[str, Any]) -> str:
             + ", ".join(f"{c}: {f:.0%}" for c, f in x["by_concurrency"].items())
             + f"; by server CPU a request: {x['cpu_fraction']:.0%}"
         )
+    if "model_run_cost" in r:
+        x = r["model_run_cost"]
+        lines.append(
+            f"- the model's run alone (bare-model vs bare) at concurrency {x['concurrency']}: "
+            f"**{x['bare_model_vs_bare']:.0%}** of the bare server's throughput; "
+            f"+{x['server_cpu_ms_per_request_added']:.3f} ms of server CPU a request"
+        )
+    if "inferd_vs_bare_model" in r:
+        x = r["inferd_vs_bare_model"]
+        lines.append(
+            f"- inferd ({x['inferd']}) vs the bare server running the same model at concurrency {x['concurrency']}: "
+            f"**{x['fraction']:.0%}** (no goal); by server CPU a request: {x['cpu_fraction']:.0%}"
+        )
     if "batching_pays" in r:
         x = r["batching_pays"]
         lines.append(
@@ -963,11 +1028,24 @@ def table(results: dict[str, Any]) -> str:
                 f"  - inferd vs the bare server, round by round: **{x['median']:.0%}** median "
                 f"({x['min']:.0%}-{x['max']:.0%}); goal >= 70%"
             )
+        if "inferd_vs_bare_model" in paired:
+            x = paired["inferd_vs_bare_model"]
+            lines.append(
+                f"  - inferd vs the bare server running the same model, round by round: **{x['median']:.0%}** "
+                f"median ({x['min']:.0%}-{x['max']:.0%}); no goal"
+            )
         for name, x in paired.get("uvloop_vs_asyncio", {}).items():
             lines.append(
                 f"  - {name} on uvloop vs on asyncio's loop, round by round: **{x['median']:.2f}x** median "
                 f"({x['min']:.2f}-{x['max']:.2f})"
             )
+    probe = results["machine"].get("wine_run_us")
+    if probe:
+        lines.append(
+            f"- ONNX Runtime's wine run in the bench's own process, median: {probe['back_to_back_us']} µs back to back, "
+            f"{probe['after_1ms_spin_us']} µs after 1 ms and {probe['after_3ms_spin_us']} µs after 3 ms of spinning "
+            "that touches no memory (what the machine's caches do between a server's calls)"
+        )
     stolen = [p for p in results["points"] if p.get("steal_pct", 0) > STEAL_WARN_PCT]
     if stolen:
         names = ", ".join(f"{p['target']} c={p['concurrency']}" for p in stolen)
@@ -1103,6 +1181,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = _dt.datetime.now(_dt.timezone.utc)
     facts = machine()
+    facts["wine_run_us"] = cold_cache_probe()
+    log(f"ONNX Runtime's wine run, median: {facts['wine_run_us']}")
     targets = build_targets(names, concurrency, mlp_concurrency)
     log(f"{len(targets)} targets, concurrency {concurrency}, {args.duration} s a point after {args.warmup} s warm-up, load: {args.loadgen}")
     points, checks = measure(args, targets)
