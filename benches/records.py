@@ -27,6 +27,7 @@ ratios are taken within the round; the report gives their median and range.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -48,6 +49,16 @@ TOP_LEVEL = [f"f{index}" for index in range(16)]
 NESTED = [f"n{index}" for index in range(8)]
 LIST_LENGTH = 8
 COLUMNS = len(TOP_LEVEL) + len(NESTED) + LIST_LENGTH
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def make_records(count: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -277,11 +288,13 @@ def main() -> int:
         print(f"  {name:18} {seconds * 1e6:8.2f} us")
 
     report = {
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "records": count,
         "json_bytes": len(data),
         "columns": COLUMNS,
         "machine": {
             "cpus": os.cpu_count(),
+            "cpu": cpu_model(),
             "python": platform.python_version(),
             "numpy": np.__version__,
             "platform": platform.platform(),
