@@ -1024,24 +1024,16 @@ def table(results: dict[str, Any]) -> str:
                 f"  - inferd (better of off/on) vs MLServer (better of best/batching), round by round: "
                 f"**{x['median']:.2f}x** median ({x['min']:.2f}-{x['max']:.2f}); goal >= 2x"
             )
-        if "inferd_vs_bare" in paired:
-            x = paired["inferd_vs_bare"]
-            lines.append(
-                f"  - inferd vs the bare server, round by round: **{x['median']:.0%}** median "
-                f"({x['min']:.0%}-{x['max']:.0%}); goal >= 70%"
-            )
-        if "bare_model_vs_bare" in paired:
-            x = paired["bare_model_vs_bare"]
-            lines.append(
-                f"  - the model's run alone (bare-model vs bare), round by round: **{x['median']:.0%}** "
-                f"median ({x['min']:.0%}-{x['max']:.0%}); no goal"
-            )
-        if "inferd_vs_bare_model" in paired:
-            x = paired["inferd_vs_bare_model"]
-            lines.append(
-                f"  - inferd vs the bare server running the same model, round by round: **{x['median']:.0%}** "
-                f"median ({x['min']:.0%}-{x['max']:.0%}); no goal"
-            )
+        for key, what, goal in (
+            ("inferd_vs_bare", "inferd vs the bare server", "goal >= 70%"),
+            ("bare_model_vs_bare", "the model's run alone (bare-model vs bare)", "no goal"),
+            ("inferd_vs_bare_model", "inferd vs the bare server running the same model", "no goal"),
+        ):
+            if key in paired:
+                x = paired[key]
+                lines.append(
+                    f"  - {what}, round by round: **{x['median']:.0%}** median ({x['min']:.0%}-{x['max']:.0%}); {goal}"
+                )
         for name, x in paired.get("uvloop_vs_asyncio", {}).items():
             lines.append(
                 f"  - {name} on uvloop vs on asyncio's loop, round by round: **{x['median']:.2f}x** median "
