@@ -4,6 +4,7 @@ each batch was released. Each test counts what ran; none relies on timing."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from conftest import RunningServer, service_config
 from workflows_for_tests import Doubler
 
 from inferd import DeadlineExceeded, InternalError, InvalidInput, ResourceExhausted
+from inferd.adapters import Payload
 from inferd.config import ModelConfig
 
 
@@ -28,6 +30,7 @@ def batching_server() -> Iterator[RunningServer]:
     models = {
         "double": ModelConfig.model_validate(table),
         "double-small-queue": ModelConfig.model_validate({**table, "limits": {"max_queue": 2}}),
+        "double-inline": ModelConfig.model_validate({**table, "workflow": "workflows_for_tests:InlineDoubler"}),
     }
     running = RunningServer(service_config().model_copy(update={"models": models}))
     yield running
@@ -209,3 +212,36 @@ def test_a_lone_request_does_not_wait_for_company(batching_server: RunningServer
         assert client.infer("double", rows(4)).output["y"][0, 0] == 8.0
     after = batching(batching_server, "double")["releases"]["idle"]
     assert int(after) == int(before) + 1  # released at once: nothing else was on its way
+
+
+def test_an_inline_model_batches_on_the_loop(batching_server: RunningServer, doubler: type[Doubler]) -> None:
+    """A model whose stages all run on the event loop: requests that reach the queue in one turn
+    of the loop share batches (a burst of engine calls on the server's loop makes that exact),
+    the batcher runs each batch itself, and failures stay within their batch."""
+    engine = batching_server.server.engine
+
+    async def burst(*values: float) -> list[Any]:
+        calls = (engine.infer("double-inline", Payload("tensors", rows(value))) for value in values)
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    results = batching_server.call(burst(*range(19)))
+    assert [result.output["y"][0, 0] for result in results] == [2.0 * i for i in range(19)]
+    assert [len(batch) for batch in doubler.batches] == [8, 8, 3]  # full, full, idle
+    assert [stage for stage, _ in results[0].timings] == ["adapt", "preprocess", "queue", "run", "total"]
+    # A model exception fails its batch and no other (the server answers INTERNAL, below); the
+    # batcher carries on.
+    results = batching_server.call(burst(1, -1, *range(2, 10)))
+    assert all(isinstance(result, RuntimeError) and "failed on this batch" in str(result) for result in results[:8])
+    assert [result.output["y"][0, 0] for result in results[8:]] == [16.0, 18.0]
+    # Outputs that do not match the batch's rows: a clear INTERNAL error for that batch alone.
+    results = batching_server.call(burst(-2, 3))
+    assert all(isinstance(result, InternalError) and "1 rows of output 'y' for a batch of 2" in str(result) for result in results)
+    assert batching_server.call(burst(5))[0].output["y"][0, 0] == 10.0
+    # Through gRPC: the answer, and the batcher's report.
+    with batching_server.client(timeout=60) as client:
+        with pytest.raises(InternalError):
+            client.infer("double-inline", rows(-1))
+        assert client.infer("double-inline", rows(7)).output["y"][0, 0] == 14.0
+    report = batching(batching_server, "double-inline")
+    assert int(report["batches"]) == 3 + 2 + 1 + 1 + 2 and int(report["rows"]) == 19 + 10 + 2 + 1 + 2
+    assert int(report["running"]) == 0 and int(report["waiting"]) == 0

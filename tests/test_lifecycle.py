@@ -113,7 +113,7 @@ def test_a_model_whose_stages_all_run_inline_is_served_in_one_go(server: Running
     assert list(result.timings) == ["adapt", "preprocess", "run", "postprocess", "total"]
     entry = engine.repository.get("counted-inline")
     assert entry.inline_stages() is not None
-    # Not for batching, async stages or stages in threads: those may wait, so take the full path.
+    # Not for async stages or stages in threads: those may wait, so take the full path.
     assert engine.repository.get("threads").inline_stages() is None
     assert engine.repository.get("echo").inline_stages() is None
     runs = CountedInline.runs
@@ -131,10 +131,11 @@ def test_a_model_whose_stages_all_run_inline_is_served_in_one_go(server: Running
     assert {stage: stages[stage]["count"] for stage in ("adapt", "preprocess", "run", "postprocess", "total")} == {
         "adapt": 2, "preprocess": 2, "run": 2, "postprocess": 2, "total": 2,
     }  # fmt: skip
-    # The same workflow with batching on goes through the batcher.
+    # The same workflow with batching on runs on the loop too, but each request waits for its
+    # batch, which the batcher runs there (test_batching.py: an inline model batches on the loop).
     client.setup("counted-inline-batched")
     batched = engine.repository.get("counted-inline-batched")
-    assert batched.workflow is not None and batched.inline_stages() is None
+    assert batched.workflow is not None and batched.inline_stages() is not None
 
 
 def test_eager_failure_keeps_the_server_up_and_health_not_serving() -> None:

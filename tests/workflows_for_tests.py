@@ -132,6 +132,27 @@ class Doubler(Workflow):
         return {"y": rows * 2}
 
 
+class InlineDoubler(Doubler):
+    """:class:`Doubler` with every stage inline: its batches run on the event loop (no gate:
+    an inline stage that waited would stop the server)."""
+
+    from inferd import inline as _inline
+
+    @_inline
+    def preprocess(self, inputs: Any) -> Any:
+        return super().preprocess(inputs)
+
+    @_inline
+    def run(self, features: Any) -> Any:
+        rows = features["x"]
+        type(self).batches.append([float(value) for value in rows[:, 0]])
+        if (rows[:, 0] == -1).any():
+            raise RuntimeError("the model failed on this batch")
+        if (rows[:, 0] == -2).any():
+            return {"y": rows[1:] * 2}
+        return {"y": rows * 2}
+
+
 class CountedInline(Workflow):
     """Counts its runs; every stage inline, parameters taken by postprocess (the engine's
     one-go path for models that never leave the event loop)."""

@@ -41,6 +41,7 @@ logger = logging.getLogger("inferd.batching")
 
 Tensors = dict[str, np.ndarray]
 RunBatch = Callable[[Tensors], Awaitable[Any]]
+RunBatchInline = Callable[[Tensors], Any]
 
 
 @dataclass
@@ -69,7 +70,7 @@ class BatchStats:
 class _Item:
     features: Tensors
     rows: int
-    signature: tuple[tuple[str, str, tuple[int, ...]], ...]
+    signature: Signature
     future: asyncio.Future[Tensors]
     enqueued: float
     deadline: float | None
@@ -82,6 +83,10 @@ def as_tensors(features: Any, model: str) -> Tensors:
     """A request's features as named tensors that share their first axis (rows)."""
     if isinstance(features, np.ndarray):
         features = {"input": features}
+    if type(features) is dict and len(features) == 1:  # the common case, checked cheaply
+        (value,) = features.values()
+        if isinstance(value, np.ndarray) and value.ndim:
+            return features
     if not isinstance(features, Mapping) or not features or not all(
         isinstance(value, np.ndarray) for value in features.values()
     ):
@@ -98,12 +103,25 @@ def as_tensors(features: Any, model: str) -> Tensors:
     return dict(features)
 
 
-def _signature(features: Tensors) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
-    return tuple(sorted((name, value.dtype.str, value.shape[1:]) for name, value in features.items()))
+Signature = tuple[tuple[str, np.dtype[Any], tuple[int, ...]], ...]
+
+
+def _signature(features: Tensors) -> Signature:
+    """What requests must share to join one batch: tensor names, dtypes and shapes after the
+    first axis (dtype objects compare as their names do, and far cheaper than their strings)."""
+    if len(features) == 1:
+        ((name, value),) = features.items()
+        return ((name, value.dtype, value.shape[1:]),)
+    return tuple(sorted(((name, value.dtype, value.shape[1:]) for name, value in features.items()), key=_first))
+
+
+def _first(entry: tuple[str, Any, Any]) -> str:
+    return entry[0]
 
 
 class Batcher:
-    """The batching queue of one model. ``run`` runs one batch (the model's ``run`` stage)."""
+    """The batching queue of one model. ``run`` runs one batch (the model's ``run`` stage);
+    ``run_inline``, where given, is the same stage as a plain call that runs on the loop."""
 
     def __init__(
         self,
@@ -114,12 +132,16 @@ class Batcher:
         max_queue: int,
         max_running: int,
         arriving: Callable[[], bool] = lambda: True,
+        run_inline: RunBatchInline | None = None,
     ) -> None:
         self.model = model
         self.config = config
         self.max_queue = max_queue
         self.stats = BatchStats()
         self._run = run
+        #: The model's run as a plain call on the event loop (an inline model): the collector
+        #: runs each batch itself, as soon as it forms, instead of in a task of its own.
+        self._run_inline = run_inline
         #: Whether another request of the model is on its way to the queue (adapt, preprocess).
         self._arriving = arriving
         self._items: deque[_Item] = deque()
@@ -226,6 +248,9 @@ class Batcher:
                 self._running.release()
                 continue
             batch, reason = await self._fill(first)
+            if self._run_inline is not None:
+                self._run_batch_inline(batch, reason)
+                continue
             task = asyncio.ensure_future(self._run_batch(batch, reason))
             self._batch_tasks.add(task)
             task.add_done_callback(self._batch_tasks.discard)
@@ -234,13 +259,13 @@ class Batcher:
         limit = self.config.max_batch_size
         batch = [first]
         rows = first.rows
-        release_at = first.enqueued + self.config.max_delay_ms / 1000
+        delay_at = first.enqueued + self.config.max_delay_ms / 1000
+        earliest = first.deadline  # the batch's earliest deadline (None: none has one)
         reason = "delay"
         while True:
             if rows >= limit:
                 reason = "full"
                 break
-            release_at, deadline_bound = self._release_time(batch, release_at)
             item = self._next_live()
             if item is None:
                 if rows in self._preferred:
@@ -249,6 +274,7 @@ class Batcher:
                 if not self._arriving():
                     reason = "idle"
                     break
+                release_at, deadline_bound = (delay_at, False) if earliest is None else self._release_time(earliest, delay_at)
                 remaining = release_at - time.perf_counter()
                 if remaining <= 0:
                     reason = "deadline" if deadline_bound else "delay"
@@ -267,19 +293,19 @@ class Batcher:
                 break
             batch.append(item)
             rows += item.rows
+            if item.deadline is not None and (earliest is None or item.deadline < earliest):
+                earliest = item.deadline
         live = [item for item in batch if not item.future.done()]
         for item in live:
             self._take(item)
         return live, reason
 
-    def _release_time(self, batch: list[_Item], release_at: float) -> tuple[float, bool]:
-        """The delay's release time, or earlier if a request's deadline needs it."""
-        deadlines = [item.deadline for item in batch if item.deadline is not None]
-        if not deadlines:
-            return release_at, False
+    def _release_time(self, earliest: float, delay_at: float) -> tuple[float, bool]:
+        """When the batch must go: at ``delay_at`` (the delay), or earlier if the ``earliest``
+        deadline among its requests needs it; and whether the deadline set it."""
         # Deadlines are monotonic-clock instants; the delay is on the perf counter.
-        latest_start = min(deadlines) - time.monotonic() + time.perf_counter() - self._run_estimate
-        return (latest_start, True) if latest_start < release_at else (release_at, False)
+        latest_start = earliest - time.monotonic() + time.perf_counter() - self._run_estimate
+        return (latest_start, True) if latest_start < delay_at else (delay_at, False)
 
     # -- running batches -----------------------------------------------------------------
 
@@ -287,31 +313,79 @@ class Batcher:
         try:
             if not batch:
                 return
-            rows = sum(item.rows for item in batch)
-            self._record(batch, rows, reason)
-            self.stats.running += 1
-            started = time.perf_counter()
+            begun = self._begin(batch, reason)
+            if begun is None:
+                return
+            started, offsets, inputs = begun
             try:
-                inputs, offsets = concat_tensors([item.features for item in batch])
-                outputs = as_outputs(await self._run(inputs), rows, self.model)
-                parts = split_tensors(outputs, offsets)
+                outputs = await self._run(inputs)
             except BaseException as error:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(error if isinstance(error, Exception) else Unavailable("cancelled"))
+                self._fail(batch, error)
                 if not isinstance(error, Exception):
                     raise
                 return
-            elapsed = time.perf_counter() - started
-            self._run_estimate = elapsed if not self._run_estimate else 0.8 * self._run_estimate + 0.2 * elapsed
-            for item, part in zip(batch, parts):
-                item.run_ms = elapsed * 1000
-                if not item.future.done():
-                    item.future.set_result(part)
+            self._deliver(batch, outputs, offsets, started)
         finally:
             if batch:
                 self.stats.running -= 1
             self._running.release()
+
+    def _run_batch_inline(self, batch: list[_Item], reason: str) -> None:
+        """:meth:`_run_batch` for a model whose run is a plain call on the loop."""
+        assert self._run_inline is not None
+        try:
+            if not batch:
+                return
+            begun = self._begin(batch, reason)
+            if begun is None:
+                return
+            started, offsets, inputs = begun
+            try:
+                outputs = self._run_inline(inputs)
+            except BaseException as error:
+                self._fail(batch, error)
+                if not isinstance(error, Exception):
+                    raise
+                return
+            self._deliver(batch, outputs, offsets, started)
+        finally:
+            if batch:
+                self.stats.running -= 1
+            self._running.release()
+
+    def _begin(self, batch: list[_Item], reason: str) -> tuple[float, list[int], Tensors] | None:
+        """Records a batch and joins its requests' tensors: (start time, offsets, inputs), or
+        None when they cannot be joined (the batch's requests have failed)."""
+        self._record(batch, sum(item.rows for item in batch), reason)
+        self.stats.running += 1
+        started = time.perf_counter()
+        try:
+            inputs, offsets = concat_tensors([item.features for item in batch])
+        except Exception as error:  # the signature check makes this a bug: fail the batch
+            self._fail(batch, error)
+            return None
+        return started, offsets, inputs
+
+    def _deliver(self, batch: list[_Item], outputs: Any, offsets: list[int], started: float) -> None:
+        """Splits a batch's outputs back to its requests (or fails them with a clear error)."""
+        try:
+            parts = split_tensors(as_outputs(outputs, offsets[-1], self.model), offsets)
+        except Exception as error:
+            self._fail(batch, error)
+            return
+        elapsed = time.perf_counter() - started
+        self._run_estimate = elapsed if not self._run_estimate else 0.8 * self._run_estimate + 0.2 * elapsed
+        run_ms = elapsed * 1000
+        for item, part in zip(batch, parts):
+            item.run_ms = run_ms
+            if not item.future.done():
+                item.future.set_result(part)
+
+    @staticmethod
+    def _fail(batch: list[_Item], error: BaseException) -> None:
+        for item in batch:
+            if not item.future.done():
+                item.future.set_exception(error if isinstance(error, Exception) else Unavailable("cancelled"))
 
     def _record(self, batch: list[_Item], rows: int, reason: str) -> None:
         stats = self.stats

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
@@ -78,6 +79,52 @@ def _call(stage: tuple[Callable[..., Any], bool], parameters: dict[str, Any], *a
     """One of :class:`InlineStages`' stages: (function, takes parameters)."""
     function, takes_parameters = stage
     return function(*args, parameters=parameters) if takes_parameters else function(*args)
+
+
+def _inline_prepare(
+    entry: ModelEntry, stages: InlineStages, payload: Payload, parameters: dict[str, Any], deadline: float | None
+) -> tuple[Any, Any, list[tuple[str, float]], float]:
+    """The inline path's start: deadline and parameters checked, input adapted, preprocessed.
+    Returns (inputs, features, timings so far, start time)."""
+    if deadline is not None and deadline <= time.monotonic():
+        raise DeadlineExceeded(f"model {entry.name!r}: deadline exceeded", model=entry.name)
+    _check_parameters(entry, parameters)
+    clock = time.perf_counter
+    started = clock()
+    inputs = entry.adapter(payload)
+    mark = clock()
+    timings = [("adapt", (mark - started) * 1000)]
+    features = inputs
+    if stages.preprocess is not None:
+        features = _call(stages.preprocess, parameters, inputs)
+        timings.append(("preprocess", (clock() - mark) * 1000))
+    return inputs, features, timings, started
+
+
+def _inline_finish(
+    entry: ModelEntry,
+    stages: InlineStages,
+    parameters: dict[str, Any],
+    inputs: Any,
+    outputs: Any,
+    timings: list[tuple[str, float]],
+    started: float,
+) -> Result:
+    """The inline path's end: postprocess, the total, the model's stage statistics."""
+    if stages.postprocess is not None:
+        mark = time.perf_counter()
+        outputs = _call(stages.postprocess, parameters, inputs, outputs)
+        timings.append(("postprocess", (time.perf_counter() - mark) * 1000))
+    timings.append(("total", (time.perf_counter() - started) * 1000))
+    entry.stats.record_all(timings)
+    return Result(outputs, tuple(timings))
+
+
+def _run_inline(entry: ModelEntry, batch: Any) -> Any:
+    """A batch through a model whose stages all run on the loop (its workflow as it is now)."""
+    stages = entry.inline_stages()
+    assert stages is not None
+    return _call(stages.run, {}, batch)
 
 
 def _check_parameters(entry: ModelEntry, parameters: dict[str, Any]) -> None:
@@ -183,7 +230,9 @@ class Engine:
             if entry.state is ModelState.READY:
                 stages = entry.inline_stages()
                 if stages is not None and not (payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES):
-                    return self._infer_inline(entry, stages, payload, parameters, deadline)
+                    if entry.config.batching is None:
+                        return self._infer_inline(entry, stages, payload, parameters, deadline)
+                    return await self._infer_inline_batched(entry, stages, payload, parameters, deadline)
             if deadline is None:
                 return await self._infer(entry, payload, parameters, deadline)
             try:
@@ -220,31 +269,35 @@ class Engine:
         """A request whose every stage runs on the event loop (:meth:`ModelEntry.inline_stages`):
         in one go, as nothing can suspend it. Its deadline is checked before it starts; once
         started it cannot be stopped, as a stage in a thread cannot."""
-        if deadline is not None and deadline <= time.monotonic():
-            raise DeadlineExceeded(f"model {entry.name!r}: deadline exceeded", model=entry.name)
-        _check_parameters(entry, parameters)
-        clock = time.perf_counter
-        started = clock()
-        inputs = entry.adapter(payload)
-        mark = clock()
-        timings = [("adapt", (mark - started) * 1000)]
-        features = inputs
-        if stages.preprocess is not None:
-            features = _call(stages.preprocess, parameters, inputs)
-            now = clock()
-            timings.append(("preprocess", (now - mark) * 1000))
-            mark = now
+        inputs, features, timings, started = _inline_prepare(entry, stages, payload, parameters, deadline)
+        mark = time.perf_counter()
         outputs = _call(stages.run, parameters, features)
-        now = clock()
-        timings.append(("run", (now - mark) * 1000))
-        if stages.postprocess is not None:
-            mark = now
-            outputs = _call(stages.postprocess, parameters, inputs, outputs)
-            now = clock()
-            timings.append(("postprocess", (now - mark) * 1000))
-        timings.append(("total", (now - started) * 1000))
-        entry.stats.record_all(timings)
-        return Result(outputs, tuple(timings))
+        timings.append(("run", (time.perf_counter() - mark) * 1000))
+        return _inline_finish(entry, stages, parameters, inputs, outputs, timings, started)
+
+    async def _infer_inline_batched(
+        self,
+        entry: ModelEntry,
+        stages: InlineStages,
+        payload: Payload,
+        parameters: dict[str, Any],
+        deadline: float | None,
+    ) -> Result:
+        """:meth:`_infer_inline` for a model that batches: it suspends only to wait for its
+        batch, which the batcher runs on the loop too (the deadline bounds that wait)."""
+        inputs, features, timings, started = _inline_prepare(entry, stages, payload, parameters, deadline)
+        batcher = self._batcher(entry)
+        if deadline is None:
+            outputs, queue_ms, run_ms = await batcher.submit(features, None)
+        else:
+            try:
+                async with asyncio.timeout(_remaining(deadline)):
+                    outputs, queue_ms, run_ms = await batcher.submit(features, deadline)
+            except TimeoutError:
+                raise DeadlineExceeded(f"model {entry.name!r}: deadline exceeded", model=entry.name) from None
+        timings.append(("queue", queue_ms))
+        timings.append(("run", run_ms))
+        return _inline_finish(entry, stages, parameters, inputs, outputs, timings, started)
 
     def _batcher(self, entry: ModelEntry) -> Batcher:
         if entry.batcher is None:
@@ -257,6 +310,7 @@ class Engine:
                 max_queue=limits.max_queue,
                 max_running=entry.config.batching.max_running,
                 arriving=lambda: entry.preparing > 0,
+                run_inline=functools.partial(_run_inline, entry) if entry.inline_stages() is not None else None,
             )
         return entry.batcher
 

@@ -199,17 +199,19 @@ class ModelEntry:
 
     def inline_stages(self) -> InlineStages | None:
         """The model's unary stages as plain calls on the event loop, when every one it has
-        runs there (inline, not async) and batching is off; else None.
+        runs there (inline, not async); else None.
 
-        Such a request cannot suspend between its stages, so the engine runs it in one go,
-        without the machinery a request that waits needs (timeouts, stage threads).
+        Without batching, such a request cannot suspend between its stages, so the engine runs
+        it in one go, without the machinery a request that waits needs (timeouts, stage
+        threads); with batching, it suspends only to wait for its batch, and the batcher runs
+        the batch on the loop too.
         """
         workflow = self.workflow
         cached = self._inline
         if cached is not None and cached[0] is workflow:
             return cached[1]
         plan: InlineStages | None = None
-        if workflow is not None and self.spec is not None and self.spec.unary and self.config.batching is None:
+        if workflow is not None and self.spec is not None and self.spec.unary:
             calls: list[tuple[Callable[..., Any], bool] | None] = []
             for name in ("preprocess", "run", "postprocess"):
                 stage = self.spec.stages.get(name)

@@ -232,7 +232,20 @@ def _meta(name: str, array: object, request: int) -> tuple[str, str, list[int]]:
             tensor=name,
             request=request,
         )
-    return (name, str(array.dtype), list(array.shape))
+    return (name, _dtype_name(array.dtype), list(array.shape))
+
+
+#: dtype -> its name (``str(dtype)`` costs microseconds, a batch asks for it once per request)
+_DTYPE_NAMES: dict[np.dtype[Any], str] = {}
+
+
+def _dtype_name(dtype: np.dtype[Any]) -> str:
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = str(dtype)
+        if len(_DTYPE_NAMES) < 256:  # structured dtypes are endless: keep the common ones
+            _DTYPE_NAMES[dtype] = name
+    return name
 
 
 def concat_batches(arrays: Sequence[npt.NDArray[Any]]) -> tuple[npt.NDArray[Any], list[int]]:
