@@ -88,7 +88,8 @@ def _inline_prepare(
     Returns (inputs, features, timings so far, start time)."""
     if deadline is not None and deadline <= time.monotonic():
         raise DeadlineExceeded(f"model {entry.name!r}: deadline exceeded", model=entry.name)
-    _check_parameters(entry, parameters)
+    if parameters:
+        _check_parameters(entry, parameters)
     clock = time.perf_counter
     started = clock()
     inputs = entry.adapter(payload)
@@ -213,6 +214,27 @@ class Engine:
         finally:
             entry.preparing -= 1
         return inputs, features
+
+    def infer_now(
+        self,
+        model: str,
+        payload: Payload,
+        parameters: dict[str, Any] | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> Result | None:
+        """:meth:`infer` for a request that is served in one go, without suspending: a ready
+        model whose stages all run on the loop, batching off. Returns None for any other
+        request, which :meth:`infer` serves (the servicer tries this first: it saves a
+        coroutine a request, which microsecond models feel)."""
+        entry = self.repository.get(model)
+        if entry.state is not ModelState.READY or entry.config.batching is not None:
+            return None
+        stages = entry.inline_stages()
+        if stages is None or (payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES):
+            return None
+        with entry.admit():
+            return self._infer_inline(entry, stages, payload, parameters or {}, self._deadline(entry, deadline))
 
     async def infer(
         self,

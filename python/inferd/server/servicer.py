@@ -123,9 +123,11 @@ class InferenceServicer(pb_grpc.InferenceServicer):
         self, request: _native.Request, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.InferResponse | bytes:
         payload = read_payload(request)
-        result = await self._engine.infer(
-            request.model, payload, read_parameters(request), deadline=_deadline(context)
-        )
+        parameters = read_parameters(request)
+        deadline = _deadline(context)
+        result = self._engine.infer_now(request.model, payload, parameters, deadline=deadline)
+        if result is None:
+            result = await self._engine.infer(request.model, payload, parameters, deadline=deadline)
         if payload.kind == "json":
             answer = json_answer(result.output)
             if answer is not None:
