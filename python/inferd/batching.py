@@ -249,7 +249,7 @@ class Batcher:
                 continue
             batch, reason = await self._fill(first)
             if self._run_inline is not None:
-                self._run_batch_inline(batch, reason)
+                await self._run_batch(batch, reason)  # never suspends: runs here, at once
                 continue
             task = asyncio.ensure_future(self._run_batch(batch, reason))
             self._batch_tasks.add(task)
@@ -310,6 +310,7 @@ class Batcher:
     # -- running batches -----------------------------------------------------------------
 
     async def _run_batch(self, batch: list[_Item], reason: str) -> None:
+        """Runs one batch and settles its requests; with ``run_inline``, without suspending."""
         try:
             if not batch:
                 return
@@ -318,30 +319,7 @@ class Batcher:
                 return
             started, offsets, inputs = begun
             try:
-                outputs = await self._run(inputs)
-            except BaseException as error:
-                self._fail(batch, error)
-                if not isinstance(error, Exception):
-                    raise
-                return
-            self._deliver(batch, outputs, offsets, started)
-        finally:
-            if batch:
-                self.stats.running -= 1
-            self._running.release()
-
-    def _run_batch_inline(self, batch: list[_Item], reason: str) -> None:
-        """:meth:`_run_batch` for a model whose run is a plain call on the loop."""
-        assert self._run_inline is not None
-        try:
-            if not batch:
-                return
-            begun = self._begin(batch, reason)
-            if begun is None:
-                return
-            started, offsets, inputs = begun
-            try:
-                outputs = self._run_inline(inputs)
+                outputs = self._run_inline(inputs) if self._run_inline is not None else await self._run(inputs)
             except BaseException as error:
                 self._fail(batch, error)
                 if not isinstance(error, Exception):
