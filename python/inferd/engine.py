@@ -14,10 +14,10 @@ import concurrent.futures
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .adapters import Payload
 from .batching import Batcher
@@ -34,6 +34,7 @@ logger = logging.getLogger("inferd.engine")
 INLINE_ADAPT_BYTES = 64 * 1024
 
 Timings = tuple[tuple[str, float], ...]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 1 µs a request more
@@ -134,6 +135,18 @@ def _check_parameters(entry: ModelEntry, parameters: dict[str, Any]) -> None:
     if parameters and not any(stage.takes_parameters for stage in entry.spec.stages.values()):
         names = ", ".join(sorted(parameters))
         raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
+
+
+async def _by(deadline: float | None, model: str, work: Coroutine[Any, Any, T]) -> T:
+    """Awaits ``work``, cancelled when ``deadline`` (``time.monotonic()``) passes: then
+    DeadlineExceeded."""
+    if deadline is None:
+        return await work
+    try:
+        async with asyncio.timeout(_remaining(deadline)):
+            return await work
+    except TimeoutError:
+        raise DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model) from None
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -255,13 +268,7 @@ class Engine:
                     if entry.config.batching is None:
                         return self._infer_inline(entry, stages, payload, parameters, deadline)
                     return await self._infer_inline_batched(entry, stages, payload, parameters, deadline)
-            if deadline is None:
-                return await self._infer(entry, payload, parameters, deadline)
-            try:
-                async with asyncio.timeout(_remaining(deadline)):
-                    return await self._infer(entry, payload, parameters, deadline)
-            except TimeoutError:
-                raise DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model) from None
+            return await _by(deadline, model, self._infer(entry, payload, parameters, deadline))
 
     async def _infer(
         self, entry: ModelEntry, payload: Payload, parameters: dict[str, Any], deadline: float | None
@@ -308,15 +315,7 @@ class Engine:
         """:meth:`_infer_inline` for a model that batches: it suspends only to wait for its
         batch, which the batcher runs on the loop too (the deadline bounds that wait)."""
         inputs, features, timings, started = _inline_prepare(entry, stages, payload, parameters, deadline)
-        batcher = self._batcher(entry)
-        if deadline is None:
-            outputs, queue_ms, run_ms = await batcher.submit(features, None)
-        else:
-            try:
-                async with asyncio.timeout(_remaining(deadline)):
-                    outputs, queue_ms, run_ms = await batcher.submit(features, deadline)
-            except TimeoutError:
-                raise DeadlineExceeded(f"model {entry.name!r}: deadline exceeded", model=entry.name) from None
+        outputs, queue_ms, run_ms = await _by(deadline, entry.name, self._batcher(entry).submit(features, deadline))
         timings.append(("queue", queue_ms))
         timings.append(("run", run_ms))
         return _inline_finish(entry, stages, parameters, inputs, outputs, timings, started)
@@ -354,11 +353,7 @@ class Engine:
         with entry.admit():
             deadline = self._deadline(entry, deadline)
             clock = _Clock()
-            try:
-                async with asyncio.timeout(_remaining(deadline)):
-                    _, features = await self._prepare(entry, payload, parameters, clock, streaming=True)
-            except TimeoutError:
-                raise DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model) from None
+            _, features = await _by(deadline, model, self._prepare(entry, payload, parameters, clock, streaming=True))
             chunks = _chunks(entry, features, parameters)
             try:
                 while True:
