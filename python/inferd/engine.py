@@ -82,6 +82,17 @@ def _call(stage: tuple[Callable[..., Any], bool], parameters: dict[str, Any], *a
     return function(*args, parameters=parameters) if takes_parameters else function(*args)
 
 
+def _inline_plan(entry: ModelEntry, payload: Payload) -> InlineStages | None:
+    """The model's stages when this request runs them all on the loop (a ready model whose
+    stages all run there, and no JSON too large to parse inline); else None."""
+    if entry.state is not ModelState.READY:
+        return None
+    stages = entry.inline_stages()
+    if stages is None or (payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES):
+        return None
+    return stages
+
+
 def _inline_prepare(
     entry: ModelEntry, stages: InlineStages, payload: Payload, parameters: dict[str, Any], deadline: float | None
 ) -> tuple[Any, Any, list[tuple[str, float]], float]:
@@ -241,10 +252,8 @@ class Engine:
         request, which :meth:`infer` serves (the servicer tries this first: it saves a
         coroutine a request, which microsecond models feel)."""
         entry = self.repository.get(model)
-        if entry.state is not ModelState.READY or entry.config.batching is not None:
-            return None
-        stages = entry.inline_stages()
-        if stages is None or (payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES):
+        stages = _inline_plan(entry, payload) if entry.config.batching is None else None
+        if stages is None:
             return None
         with entry.admit():
             return self._infer_inline(entry, stages, payload, parameters or {}, self._deadline(entry, deadline))
@@ -262,12 +271,11 @@ class Engine:
         parameters = parameters or {}
         with entry.admit():
             deadline = self._deadline(entry, deadline)
-            if entry.state is ModelState.READY:
-                stages = entry.inline_stages()
-                if stages is not None and not (payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES):
-                    if entry.config.batching is None:
-                        return self._infer_inline(entry, stages, payload, parameters, deadline)
-                    return await self._infer_inline_batched(entry, stages, payload, parameters, deadline)
+            stages = _inline_plan(entry, payload)
+            if stages is not None:
+                if entry.config.batching is None:
+                    return self._infer_inline(entry, stages, payload, parameters, deadline)
+                return await self._infer_inline_batched(entry, stages, payload, parameters, deadline)
             return await _by(deadline, model, self._infer(entry, payload, parameters, deadline))
 
     async def _infer(
