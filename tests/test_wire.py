@@ -64,6 +64,8 @@ def tensors(draw: st.DrawFn) -> pb.Tensor:
     shape = draw(st.lists(st.integers(0, 3), max_size=3))
     if draw(st.integers(0, 9)) == 0:
         shape = [*shape, draw(st.integers(-3, -1))]
+    elif draw(st.integers(0, 19)) == 0:
+        shape = [1] * draw(st.integers(63, 66))  # numpy's limit is 64 dimensions
     count = int(np.prod(shape)) if shape and min(shape) >= 0 else 1
     if code == pb.DATA_TYPE_STRING:
         data = _string_data(draw(st.lists(texts, min_size=count, max_size=count)))
@@ -238,6 +240,25 @@ def test_a_malformed_request_is_invalid_argument_naming_the_byte(server: Running
     error = _raw_infer(server, b"\x0a\x05ab")
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert error.details() == "malformed request: field runs past the end of its message (at byte 2)"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("method", ["Infer", "Stream"])
+@pytest.mark.parametrize("dtype, data", [(pb.DATA_TYPE_FLOAT32, b"\0\0\0\0"), (pb.DATA_TYPE_STRING, b"\1\0\0\0a")])
+def test_a_tensor_of_too_many_dimensions_is_invalid_argument_at_once(
+    server: RunningServer, method: str, dtype: int, data: bytes
+) -> None:
+    """More dimensions than numpy allows: refused naming the tensor, not left unanswered (a
+    panic in the request reader once left the call open until the client's deadline)."""
+    tensor = pb.Tensor(name="x", dtype=dtype, shape=[1] * 65, data=data)
+    request = pb.InferRequest(model="echo", input=pb.Payload(tensors=pb.Tensors(tensors=[tensor])))
+    with grpc.insecure_channel(server.address) as channel:
+        call = getattr(pb_grpc.InferenceStub(channel), method)
+        with pytest.raises(grpc.RpcError) as caught:
+            answer = call(request, timeout=30)
+            if method == "Stream":
+                list(answer)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert caught.value.details() == "tensor 'x': shape has 65 dimensions, at most 64 are allowed"  # type: ignore[attr-defined]
 
 
 def test_malformed_parameters_are_invalid_argument(server: RunningServer) -> None:

@@ -5,6 +5,7 @@
 //! Both run attached to the interpreter (they build or read Python objects) and take
 //! microseconds: they replace the generated message classes on the serving hot path.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
 use half::f16;
@@ -12,6 +13,7 @@ use numpy::{
     Element, IxDyn, PyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
     PyUntypedArrayMethods,
 };
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
@@ -76,27 +78,56 @@ impl PyRequest {
     }
 }
 
-/// Reads an `InferRequest`. Never raises for what a client sent: a malformed message or a bad
-/// tensor is kept and raised by `payload()`, so that the handler maps it to INVALID_ARGUMENT.
+/// Reads an `InferRequest`. Never raises: a malformed message or a bad tensor is kept and
+/// raised by `payload()`, so that the handler maps it to INVALID_ARGUMENT. So is any other
+/// failure, a panic included (a bug of inferd's: the handler answers INTERNAL and logs it).
+/// grpc gives a deserializer's exception no status of its own, and leaves a call whose
+/// deserializer raised a `BaseException` (as a panic is in Python) unanswered.
 pub fn decode_request(
     py: Python<'_>,
     data: &[u8],
     fault: impl Fn(Python<'_>, RequestFault) -> PyErr,
 ) -> PyResult<PyRequest> {
+    let read = panic::catch_unwind(AssertUnwindSafe(|| read_request(py, data, &fault)));
+    let error = match read {
+        Ok(Ok(request)) => return Ok(request),
+        Ok(Err(error)) => error,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            PyRuntimeError::new_err(format!("the request reader failed: {what}"))
+        }
+    };
+    Ok(unservable(py, error))
+}
+
+/// A request that only raises `error`.
+fn unservable(py: Python<'_>, error: PyErr) -> PyRequest {
+    let empty = PyString::new(py, "").unbind();
+    PyRequest {
+        model: empty.clone_ref(py),
+        id: empty,
+        parameters: None,
+        payload: Err(error.into_value(py).into_any()),
+    }
+}
+
+fn read_request(
+    py: Python<'_>,
+    data: &[u8],
+    fault: &impl Fn(Python<'_>, RequestFault) -> PyErr,
+) -> PyResult<PyRequest> {
     let request = match wire::decode_request(data) {
         Ok(request) => request,
         Err(error) => {
-            let empty = PyString::new(py, "").unbind();
             let error = fault(
                 py,
                 RequestFault::input(format!("malformed request: {error}")),
             );
-            return Ok(PyRequest {
-                model: empty.clone_ref(py),
-                id: empty,
-                parameters: None,
-                payload: Err(error.into_value(py).into_any()),
-            });
+            return Ok(unservable(py, error));
         }
     };
     let parameters = match request.parameters.as_slice() {
@@ -177,10 +208,19 @@ const NUMERIC: [(&str, u8, usize); 13] = [
     ("float64", b'f', 8),
 ];
 const DATA_TYPE_STRING: i32 = 13;
+/// numpy's limit on an array's dimensions (NPY_MAXDIMS, numpy 2): more would make numpy
+/// refuse the array, which rust-numpy turns into a panic.
+const MAX_DIMS: usize = 64;
 
 /// One request tensor as a new numpy array (a copy of its bytes), checked against its shape.
 fn tensor_array<'py>(py: Python<'py>, tensor: &TensorRef<'_>) -> Built<'py, Bound<'py, PyAny>> {
     let fault = |message: String| Ok(Err(RequestFault::tensor(tensor.name, message)));
+    if tensor.shape.len() > MAX_DIMS {
+        return fault(format!(
+            "shape has {} dimensions, at most {MAX_DIMS} are allowed",
+            tensor.shape.len()
+        ));
+    }
     let mut dims = Vec::with_capacity(tensor.shape.len());
     let mut count = Some(1usize);
     for &size in &tensor.shape {

@@ -74,12 +74,19 @@ def _encode_strings(items: list[Any]) -> bytes:
         parts.append(encoded)
     return b"".join(parts)
 
+#: numpy's limit on an array's dimensions (NPY_MAXDIMS, numpy 2).
+MAX_DIMS = 64
+
 
 def tensor_to_numpy(tensor: pb.Tensor) -> np.ndarray:
     """A request tensor as a read-only numpy array over the message's bytes, checked against
     its shape."""
     name = tensor.name
     shape = tuple(tensor.shape)
+    if len(shape) > MAX_DIMS:
+        raise TensorError(
+            f"tensor {name!r}: shape has {len(shape)} dimensions, at most {MAX_DIMS} are allowed", tensor=name
+        )
     count = 1
     for size in shape:
         if size < 0:
