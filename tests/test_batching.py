@@ -30,6 +30,9 @@ def batching_server() -> Iterator[RunningServer]:
     models = {
         "double": ModelConfig.model_validate(table),
         "double-small-queue": ModelConfig.model_validate({**table, "limits": {"max_queue": 2}}),
+        "double-slices": ModelConfig.model_validate(
+            {**table, "batching": {"max_batch_size": 2, "max_delay_ms": 20}, "limits": {"max_queue": 4}}
+        ),
         "double-inline": ModelConfig.model_validate({**table, "workflow": "workflows_for_tests:InlineDoubler"}),
     }
     running = RunningServer(service_config().model_copy(update={"models": models}))
@@ -204,6 +207,39 @@ def test_a_full_queue_is_resource_exhausted(batching_server: RunningServer, doub
         first.join(60)
     info = next(m for m in batching_server.client().models() if m.name == "double-small-queue")
     assert info.batching is not None and int(info.batching["refused"]) == 1
+
+
+def test_a_request_larger_than_the_queue_is_invalid_and_never_runs(
+    batching_server: RunningServer, doubler: type[Doubler]
+) -> None:
+    """No retry could ever serve it: INVALID_ARGUMENT, not RESOURCE_EXHAUSTED with a hint."""
+    with batching_server.client(timeout=60) as client, pytest.raises(InvalidInput) as error:
+        client.infer("double-small-queue", rows(1, 2, 3))
+    assert str(error.value) == (
+        "model 'double-small-queue': a request of 3 rows is more than its batch queue holds "
+        "(2 rows, limits.max_queue); send at most 2 rows a request"
+    )
+    assert doubler.batches == []
+
+
+def test_a_split_request_joins_the_queue_whole_or_not_at_all(
+    batching_server: RunningServer, doubler: type[Doubler]
+) -> None:
+    """A request of more rows than a batch runs in slices; when the queue cannot take all of
+    them, none is queued, so the model never runs work that nobody receives."""
+    first = hold_first_batch(batching_server, doubler, "double-slices")
+    with batching_server.client(timeout=60) as client:
+        waiting = threading.Thread(target=lambda: client.infer("double-slices", rows(1, 2)))
+        waiting.start()
+        wait_until(lambda: queued(batching_server, "double-slices") == 1)
+        with pytest.raises(ResourceExhausted):
+            client.infer("double-slices", rows(3, 4, 5))  # 2 + 3 rows > max_queue 4
+        assert queued(batching_server, "double-slices") == 1
+        doubler.gate.set()
+        waiting.join(60)
+        first.join(60)
+        assert client.infer("double-slices", rows(6, 7, 8)).output["y"][:, 0].tolist() == [12.0, 14.0, 16.0]
+    assert doubler.batches == [[100.0], [1.0, 2.0], [6.0, 7.0], [8.0]]
 
 
 def test_a_lone_request_does_not_wait_for_company(batching_server: RunningServer, doubler: type[Doubler]) -> None:

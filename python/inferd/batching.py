@@ -166,12 +166,14 @@ class Batcher:
         """
         tensors = as_tensors(features, self.model)
         rows = next(iter(tensors.values())).shape[0]
+        self._admit(rows)
         limit = self.config.max_batch_size
         if rows <= limit:
             item = self._enqueue(tensors, rows, deadline)
             outputs = await item.future
             return outputs, item.queue_ms, item.run_ms
-        # Larger than a batch: run it in slices (views, no copy) and join the outputs.
+        # Larger than a batch: run it in slices (views, no copy) and join the outputs. The
+        # whole request was admitted: every slice joins the queue, or none.
         items = [
             self._enqueue({name: value[start : start + limit] for name, value in tensors.items()}, min(limit, rows - start), deadline)
             for start in range(0, rows, limit)
@@ -185,9 +187,18 @@ class Batcher:
         joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         return joined, max(i.queue_ms for i in items), sum(i.run_ms for i in items)
 
-    def _enqueue(self, features: Tensors, rows: int, deadline: float | None) -> _Item:
+    def _admit(self, rows: int) -> None:
+        """Refuses a request that the queue cannot take now (RESOURCE_EXHAUSTED, with a retry
+        hint), or ever (INVALID_ARGUMENT: more rows than the whole queue holds)."""
         if self._closed:
             raise Unavailable(f"model {self.model!r} is shutting down", model=self.model)
+        if rows > self.max_queue:
+            self.stats.refused += 1
+            raise InvalidInput(
+                f"model {self.model!r}: a request of {rows} rows is more than its batch queue holds "
+                f"({self.max_queue} rows, limits.max_queue); send at most {self.max_queue} rows a request",
+                model=self.model,
+            )
         if self._queued_rows + rows > self.max_queue:
             self.stats.refused += 1
             raise ResourceExhausted(
@@ -196,6 +207,8 @@ class Batcher:
                 retry_after_ms=max(1, int(self.config.max_delay_ms + self._run_estimate * 1000)),
                 model=self.model,
             )
+
+    def _enqueue(self, features: Tensors, rows: int, deadline: float | None) -> _Item:
         loop = asyncio.get_running_loop()
         item = _Item(features, rows, _signature(features), loop.create_future(), time.perf_counter(), deadline)
         item.future.add_done_callback(lambda _: self._leave_queue(item))
