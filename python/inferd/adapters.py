@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from .errors import ConfigError, InvalidInput, RecordError
 from .schema import Schema
 from .workflow import Blob
 
-__all__ = ["Payload", "Adapter", "make_adapter", "decode_json"]
+__all__ = ["Payload", "Adapter", "make_adapter", "decode_json", "decode_records"]
 
 PayloadKind = Literal["json", "tensors", "text", "blob"]
 
@@ -47,6 +48,34 @@ def decode_json(data: bytes) -> Any:
         raise InvalidInput(f"malformed JSON at byte {error.pos}: {error.msg}", offset=error.pos) from None
 
 
+def decode_records(data: bytes) -> Any:
+    """Parses JSON records: an array of objects, one object, or NDJSON (one object a line, as
+    the tensor adapter reads them). A syntax error names its byte offset."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        if error.msg != "unexpected content after document":
+            raise InvalidInput(f"malformed JSON at byte {error.pos}: {error.msg}", offset=error.pos) from None
+    records = []
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        line = data[start:end]
+        if line.strip():
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError as error:
+                offset = start + error.pos
+                raise InvalidInput(f"malformed JSON at byte {offset}: {error.msg}", offset=offset) from None
+        start = end + 1
+    return records
+
+
+_preview = reprlib.Repr()  # a record's start for an error message, however deep it nests
+_preview.maxlevel = 3
+
+
 def _passthrough(payload: Payload) -> Any:
     return decode_json(payload.value) if payload.kind == "json" else payload.value
 
@@ -69,19 +98,26 @@ def _records(value: Any) -> list[dict[str, Any]]:
                 f"record {index}: expected an object, got {type(record).__name__}",
                 record=index,
                 expected="object",
-                value=repr(record)[:40],
+                value=_preview.repr(record)[:40],
             )
     return value
 
 
-def _flatten(record: Mapping[str, Any], delimiter: str, prefix: str = "") -> dict[str, Any]:
+def _flatten(record: Mapping[str, Any], delimiter: str) -> dict[str, Any]:
+    """Nested objects' members as top-level keys joined by ``delimiter``, depth first, in
+    order. A loop, not a recursion: JSON nests deeper than Python's recursion limit."""
     flat: dict[str, Any] = {}
-    for key, value in record.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, delimiter, path + delimiter))
-        else:
+    stack = [("", iter(record.items()))]
+    while stack:
+        prefix, members = stack[-1]
+        for key, value in members:
+            path = f"{prefix}{key}"
+            if isinstance(value, dict) and value:
+                stack.append((path + delimiter, iter(value.items())))
+                break
             flat[path] = value
+        else:
+            stack.pop()
     return flat
 
 
@@ -90,7 +126,7 @@ def _records_adapter(config: RecordsInput) -> Adapter:
     select = list(config.select) if config.select is not None else None
 
     def adapt(payload: Payload) -> list[dict[str, Any]]:
-        records = _records(decode_json(_need_json(payload, "records")))
+        records = _records(decode_records(_need_json(payload, "records")))
         if config.flatten:
             records = [_flatten(record, config.delimiter) for record in records]
         if rename:
