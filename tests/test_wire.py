@@ -261,6 +261,17 @@ def test_a_tensor_of_too_many_dimensions_is_invalid_argument_at_once(
     assert caught.value.details() == "tensor 'x': shape has 65 dimensions, at most 64 are allowed"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("method", ["Setup", "ListModels"])
+def test_the_other_methods_answer_malformed_bytes_with_invalid_argument(server: RunningServer, method: str) -> None:
+    """The methods the message classes read map a DecodeError as Infer maps its own."""
+    with grpc.insecure_channel(server.address) as channel:
+        call = channel.unary_unary(f"/inferd.v1.Inference/{method}")
+        with pytest.raises(grpc.RpcError) as error:
+            call(b"\x0a\x05ab", timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert error.value.details().startswith("malformed request: Error parsing message")  # type: ignore[attr-defined]
+
+
 def test_malformed_parameters_are_invalid_argument(server: RunningServer) -> None:
     request = pb.InferRequest(model="echo", input=pb.Payload(text="hi")).SerializeToString()
     error = _raw_infer(server, request + b"\x22\x02\x0a\x09")  # parameters: a truncated map entry

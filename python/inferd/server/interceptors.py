@@ -22,7 +22,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from ..config import AuthConfig
-from ..errors import InferdError, PermissionDenied, ResourceExhausted, Unauthenticated
+from ..errors import InferdError, InvalidInput, PermissionDenied, ResourceExhausted, Unauthenticated
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
 
@@ -91,6 +91,27 @@ def _model_of(request: Any) -> str | None:
     return model if isinstance(model, str) else None
 
 
+class _Unreadable:
+    """What a method's request deserializer gives for bytes it cannot read: the handler's
+    wrapper raises ``error``, so that the caller gets INVALID_ARGUMENT (grpc answers a
+    deserializer's own exception with UNKNOWN, and a ``BaseException`` not at all)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: InferdError) -> None:
+        self.error = error
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def read(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as error:  # the message classes raise DecodeError, and others
+            return _Unreadable(InvalidInput(f"malformed request: {error}"))
+
+    return read
+
+
 class _Handlers:
     """Stands in for a server to take the method handlers that the generated code registers."""
 
@@ -123,8 +144,9 @@ def add_inference_service(
     wrapped = {}
     for name, handler in generated.handlers.items():
         deserializer, serializer = (codecs or {}).get(name, (None, None))
-        if deserializer is not None:
-            handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
+        if deserializer is None:
+            deserializer = _tolerant(handler.request_deserializer)
+        handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
         if serializer is not None:
             handler = handler._replace(response_serializer=serializer)  # type: ignore[attr-defined]
         wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator)
@@ -141,6 +163,8 @@ def _wrap_handler(
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
+                if type(request) is _Unreadable:
+                    raise request.error
                 if authenticator is not None:
                     authenticator.check(context.invocation_metadata(), _model_of(request))
                 return await inner_unary(request, context)
@@ -155,6 +179,8 @@ def _wrap_handler(
 
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             try:
+                if type(request) is _Unreadable:
+                    raise request.error
                 if authenticator is not None:
                     authenticator.check(context.invocation_metadata(), _model_of(request))
                 async for response in inner_stream(request, context):
