@@ -144,9 +144,10 @@ def add_inference_service(
     wrapped = {}
     for name, handler in generated.handlers.items():
         deserializer, serializer = (codecs or {}).get(name, (None, None))
-        if deserializer is None:
+        if deserializer is None and handler.request_deserializer is not None:
             deserializer = _tolerant(handler.request_deserializer)
-        handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
+        if deserializer is not None:
+            handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
         if serializer is not None:
             handler = handler._replace(response_serializer=serializer)  # type: ignore[attr-defined]
         wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator)
