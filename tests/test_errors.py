@@ -22,7 +22,9 @@ from inferd import (
     ModelFailed,
     ModelNotFound,
     ModelNotReady,
+    RecordError,
     ResourceExhausted,
+    TensorError,
 )
 from inferd.client import Client, JsonBytes
 from inferd.v1 import inference_pb2 as pb
@@ -53,12 +55,13 @@ def test_malformed_json_names_the_byte_offset(client: Client) -> None:
 def test_missing_field_names_record_and_field(client: Client) -> None:
     records, _ = wine_records(3)
     del records[2]["proline"]
-    with pytest.raises(InvalidInput) as error:
+    with pytest.raises(RecordError) as error:  # the class the server raised, not only its status's
         client.infer("wine", records)
     message = str(error.value)
     assert status_of(error) == "INVALID_ARGUMENT"
     assert "proline" in message and "2" in message
-    assert error.value.details["record"] == "2" and error.value.details["path"] == "proline"
+    assert (error.value.record, error.value.path) == (2, "proline")
+    assert error.value.details["record"] == 2 and error.value.details["path"] == "proline"
 
 
 def test_ill_typed_field_names_record_field_and_value(client: Client) -> None:
@@ -85,9 +88,10 @@ def test_records_not_objects(client: Client) -> None:
     ],
 )
 def test_wrong_tensor_names_the_tensor(client: Client, tensors: dict[str, np.ndarray], words: list[str]) -> None:
-    with pytest.raises(InvalidInput) as error:
+    with pytest.raises(TensorError) as error:
         client.infer("digits", tensors)
     assert status_of(error) == "INVALID_ARGUMENT"
+    assert error.value.tensor == words[0]
     for word in words:
         assert word in str(error.value)
 
@@ -129,11 +133,12 @@ def test_explicit_model_before_setup_is_failed_precondition(client: Client) -> N
 
 
 def test_failed_setup_is_failed_precondition_with_reason(client: Client) -> None:
-    with pytest.raises(ModelNotReady) as error:  # FAILED_PRECONDITION maps to this class
+    with pytest.raises(ModelFailed) as error:
         client.infer("broken", "x")
     assert status_of(error) == "FAILED_PRECONDITION"
     assert "weights not found: /models/missing.bin" in str(error.value)
-    with pytest.raises(ModelNotReady) as error:
+    assert "missing.bin" in error.value.details["reason"]  # the setup's failure, as the server said
+    with pytest.raises(ModelFailed) as error:
         client.setup("broken")  # Setup tries again, and says why it failed again
     assert "FileNotFoundError" in str(error.value)
     broken = next(model for model in client.models() if model.name == "broken")
@@ -260,3 +265,14 @@ def test_the_wrong_call_for_a_model_is_unimplemented(client: Client) -> None:
     with pytest.raises(Unimplemented) as error:
         client.infer("endless", "x")
     assert "call Stream" in str(error.value)
+
+
+def test_a_client_raises_the_servers_class_only_where_it_fits_the_status() -> None:
+    from inferd.errors import error_from_status
+
+    error = error_from_status("INVALID_ARGUMENT", "m", "RecordError", {"record": "3", "path": "a.b", "offset": "x"})
+    assert type(error) is RecordError and (error.record, error.path, error.offset) == (3, "a.b", "x")
+    assert type(error_from_status("INVALID_ARGUMENT", "m", "ModelFailed")) is InvalidInput  # not that status's class
+    assert type(error_from_status("FAILED_PRECONDITION", "m", "NoSuchError")) is ModelNotReady
+    exhausted = error_from_status("RESOURCE_EXHAUSTED", "m", "ResourceExhausted", {"retry_after_ms": "250"})
+    assert isinstance(exhausted, ResourceExhausted) and exhausted.retry_after_ms == 250

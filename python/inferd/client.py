@@ -22,7 +22,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .errors import InferdError, ResourceExhausted, error_for_code
+from .errors import InferdError, error_from_status
 from .server.convert import dict_to_struct, numpy_to_tensor, struct_to_dict, tensor_to_numpy
 from .v1 import inference_pb2 as pb
 from .v1 import inference_pb2_grpc as pb_grpc
@@ -174,12 +174,14 @@ def _model_info(info: pb.ModelInfo) -> ModelInfo:
 
 
 def _error(error: grpc.RpcError) -> InferdError:
-    """The inferd error for a failed call, with the details the server attached."""
+    """The inferd error for a failed call: the class the server raised, with the details it
+    attached (see :func:`inferd.errors.error_from_status`)."""
     call: Any = error  # the RpcError of a call is also a grpc.Call
     code: grpc.StatusCode = call.code()
     message: str = call.details() or code.name
     trailers: dict[str, Any] = dict(call.trailing_metadata() or ())
-    details: dict[str, Any] = {}
+    name = ""
+    details: dict[str, str] = {}
     raw = trailers.get("grpc-status-details-bin")
     if isinstance(raw, bytes):
         status = status_pb2.Status.FromString(raw)
@@ -188,15 +190,13 @@ def _error(error: grpc.RpcError) -> InferdError:
                 info = error_details_pb2.ErrorInfo()
                 item.Unpack(info)
                 details.update(info.metadata)
-                details["reason"] = details.get("reason", info.reason)
-    cls = error_for_code(code.name)
-    result: InferdError
-    if cls is ResourceExhausted:
-        retry = trailers.get("retry-after-ms")
-        result = ResourceExhausted(message, retry_after_ms=int(retry) if isinstance(retry, str) else 100)
-    else:
-        result = cls(message)
-    result.details.update(details)
+                if info.domain == "inferd":
+                    name = info.reason
+                details.setdefault("reason", info.reason)
+    retry = trailers.get("retry-after-ms")
+    if isinstance(retry, str):
+        details["retry_after_ms"] = retry
+    result = error_from_status(code.name, message, name, details)
     result.details["status"] = code.name
     return result
 

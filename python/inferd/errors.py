@@ -9,6 +9,7 @@ caller sees a generic message and the traceback goes to the log.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "InternalError",
     "ConfigError",
     "error_for_code",
+    "error_from_status",
 ]
 
 
@@ -112,10 +114,9 @@ class ModelNotReady(InferdError):
     code = "FAILED_PRECONDITION"
 
 
-class ModelFailed(InferdError):
-    """The model's setup failed; ``details["reason"]`` says why."""
-
-    code = "FAILED_PRECONDITION"
+class ModelFailed(ModelNotReady):
+    """The model's setup failed; ``details["reason"]`` says why. (A kind of
+    :class:`ModelNotReady`: ``except ModelNotReady`` catches both.)"""
 
 
 class ResourceExhausted(InferdError):
@@ -194,3 +195,45 @@ _BY_CODE: dict[str, type[InferdError]] = {
 def error_for_code(code: str) -> type[InferdError]:
     """The error class a client raises for a status code name (``InferdError`` if unknown)."""
     return _BY_CODE.get(code, InferdError)
+
+
+#: Every error class a server raises, by name (what a status's ErrorInfo.reason carries).
+_BY_NAME: dict[str, type[InferdError]] = {
+    cls.__name__: cls
+    for cls in (
+        InvalidInput, RecordError, TensorError, ModelNotFound, ModelNotReady, ModelFailed, ResourceExhausted,
+        DeadlineExceeded, Cancelled, Unauthenticated, PermissionDenied, Unavailable, Unimplemented, InternalError,
+    )
+}  # fmt: skip
+_INTEGER_DETAILS = ("record", "offset", "retry_after_ms")
+
+
+def error_from_status(code: str, message: str, name: str = "", details: Mapping[str, str] | None = None) -> InferdError:
+    """The error a client raises for a failed call: the class the server raised (``name``, the
+    ErrorInfo's reason) where it is one of these with that status, else the status's class
+    (:func:`error_for_code`). ``details`` are the ErrorInfo's metadata (strings): the numbers
+    among them (record, offset, retry_after_ms) come back as ints, and the attributes of
+    :class:`RecordError`, :class:`TensorError` and :class:`ResourceExhausted` are set."""
+    cls = _BY_NAME.get(name)
+    if cls is None or cls.code != code:
+        cls = error_for_code(code)
+    typed: dict[str, Any] = dict(details or {})
+    for key in _INTEGER_DETAILS:
+        value = typed.get(key)
+        if isinstance(value, str):
+            try:
+                typed[key] = int(value)
+            except ValueError:
+                pass
+    error = cls.__new__(cls)
+    InferdError.__init__(error, message, **typed)
+    if isinstance(error, RecordError):
+        for key in ("record", "path", "expected", "value", "offset"):
+            setattr(error, key, typed.get(key))
+    if isinstance(error, TensorError):
+        error.tensor = str(typed.get("tensor", ""))
+    if isinstance(error, ResourceExhausted):
+        retry = typed.get("retry_after_ms")
+        error.retry_after_ms = retry if isinstance(retry, int) else 100
+        error.details["retry_after_ms"] = error.retry_after_ms
+    return error
