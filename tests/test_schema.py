@@ -238,6 +238,18 @@ class TestValues:
             assert caught.value.offset is not None and abs(caught.value.offset - offset) <= 3, caught.value
             assert "malformed JSON at byte" in str(caught.value)
 
+    def test_a_number_beyond_every_type_is_the_fields_error(self) -> None:
+        """Valid JSON (json.loads reads 1e400 as inf): refused by the field that reads it,
+        naming the record, never an infinity in the tensor."""
+        schema = Schema(["a"])
+        with pytest.raises(RecordError) as caught:
+            schema.parse_json(b'[{"a": 1}, {"a": 1e400}]')
+        assert str(caught.value) == 'record 1, field "a": expected float32, got 1e400'
+        with pytest.raises(RecordError) as from_dicts:
+            schema.parse_records([{"a": 1}, {"a": 10**400}])
+        assert (from_dicts.value.record, from_dicts.value.path) == (1, "a")
+        np.testing.assert_array_equal(schema.parse_json(b'{"a": 1, "b": -1e999}')["input"], [[1]])
+
     def test_malformed_json_is_reported_before_a_bad_record(self) -> None:
         with pytest.raises(RecordError) as caught:
             Schema(["a"]).parse_json(b'[{"a": "x"}, {"a": ]')

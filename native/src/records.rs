@@ -1224,14 +1224,14 @@ impl<'a> Scanner<'a> {
     /// fit 64 bits stay integers (as in `json.loads`); others, and all numbers with a fraction
     /// or exponent, become the correctly rounded float64.
     #[inline(always)]
-    fn number(&mut self) -> Scan<Scalar<'static>> {
+    fn number(&mut self) -> Scan<Scalar<'a>> {
         self.number_or_skip::<true>()
     }
 
     /// [`Self::number`], or with `DECODE` false only its syntax checked (as serde_json skips
-    /// numbers: 1e400 is out of range only where it is read).
+    /// numbers: 1e400 is refused only where a field reads it).
     #[inline(always)]
-    fn number_or_skip<const DECODE: bool>(&mut self) -> Scan<Scalar<'static>> {
+    fn number_or_skip<const DECODE: bool>(&mut self) -> Scan<Scalar<'a>> {
         let data = self.data;
         let start = self.position;
         let mut position = start;
@@ -1333,7 +1333,8 @@ impl<'a> Scanner<'a> {
         }
         match fast_float2::parse::<f64, _>(&data[start..position]) {
             Ok(value) if value.is_finite() => Ok(Scalar::Float(value)),
-            _ => Err(self.error(start, "number out of range")),
+            // Valid JSON that no numeric type holds: the field that reads it names it.
+            _ => Ok(Scalar::Huge(text_at(data, start..position))),
         }
     }
 
@@ -2562,6 +2563,29 @@ mod tests {
     }
 
     #[test]
+    fn a_number_beyond_every_type_is_its_fields_error() {
+        let mut scores = FieldSpec::new("l");
+        scores.shape = Some(vec![2]);
+        let schema = schema(vec![FieldSpec::new("a"), scores]);
+        let error = record_error(parse_json(
+            &schema,
+            br#"[{"a": 1, "l": [1, 2]}, {"a": 1e400, "l": [1, 2]}]"#,
+        ));
+        assert_eq!(
+            error.to_string(),
+            r#"record 1, field "a": expected float32, got 1e400"#
+        );
+        let long = format!(r#"{{"a": 1, "l": [1, -{}]}}"#, "9".repeat(400));
+        let error = record_error(parse_json(&schema, long.as_bytes()));
+        assert_eq!((error.record, error.path.as_deref()), (0, Some("l")));
+        assert!(error.got.starts_with("-999"), "{}", error.got);
+        // A number no field reads is only checked as JSON.
+        let skipped = parse_json(&schema, br#"{"a": 1, "l": [1, 2], "x": 1e999}"#).unwrap();
+        let name = skipped[0].name.clone();
+        assert_eq!(floats(&skipped, &name), (vec![1, 3], vec![1.0, 1.0, 2.0]));
+    }
+
+    #[test]
     fn malformed_json_reports_its_byte_offset() {
         let schema = schema(vec![FieldSpec::new("a")]);
         for (input, offset) in [
@@ -2893,10 +2917,11 @@ mod tests {
             let ok = scanner.number().is_ok() && scanner.end().is_ok();
             assert!(!ok, "{bad} is not a JSON number");
         }
-        let mut scanner = Scanner::new(b"1e400", 0, 0);
-        assert!(
-            scanner.number().is_err(),
-            "1e400 is out of range, as serde_json has it"
+        let mut scanner = Scanner::new(b"-1e400", 0, 0);
+        assert_eq!(
+            scanner.number(),
+            Ok(Scalar::Huge("-1e400")),
+            "valid JSON, out of every type's range: left for the field to refuse"
         );
     }
 

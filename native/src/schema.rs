@@ -92,6 +92,9 @@ pub enum Scalar<'a> {
     UInt(u64),
     Float(f64),
     Str(&'a str),
+    /// A JSON number beyond every numeric type's range (1e400, a 400-digit integer), as
+    /// written: no field takes it, and the error shows it.
+    Huge(&'a str),
 }
 
 /// A configuration value (a default or pad value) as the user wrote it.
@@ -206,6 +209,7 @@ pub fn render_scalar(scalar: Scalar<'_>) -> String {
         // Debug switches to exponent notation for very large or small numbers (1e308).
         Scalar::Float(value) => format!("{value:?}"),
         Scalar::Str(value) => format!("{value:?}"),
+        Scalar::Huge(value) => value.to_owned(),
     };
     truncate(text)
 }
