@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 from conftest import RunningServer, service_config
@@ -16,6 +17,8 @@ from workflows_for_tests import CountedSetup
 from inferd import ConfigError, InternalError, InvalidInput, PermissionDenied, ResourceExhausted, Unauthenticated
 from inferd.client import Client, JsonBytes
 from inferd.config import ModelConfig, load_config
+from inferd.v1 import inference_pb2 as pb
+from inferd.v1 import inference_pb2_grpc as pb_grpc
 from inferd.workflow import Blob
 
 
@@ -204,6 +207,10 @@ def test_authentication(secured: RunningServer) -> None:
         assert denied.value.details["status"] == "PERMISSION_DENIED" and "wine" in str(denied.value)
     with secured.client(token="t-all") as full:
         assert full.infer("echo", "y").output == "y"
+    with grpc.insecure_channel(secured.address) as channel:  # the scheme's name in any case
+        request = pb.InferRequest(model="echo", input=pb.Payload(text="z"))
+        answer = pb_grpc.InferenceStub(channel).Infer(request, metadata=(("authorization", "bearer t-all"),), timeout=30)
+        assert answer.output.text == "z"
     with secured.client() as anonymous:
         assert anonymous.health() == "SERVING"  # health stays open for probes
 

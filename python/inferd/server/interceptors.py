@@ -42,9 +42,10 @@ class Authenticator:
 
     def check(self, metadata: Any, model: str | None) -> None:
         header = next((value for key, value in metadata or () if key == "authorization"), None)
-        if not isinstance(header, str) or not header.startswith("Bearer "):
+        # The scheme's name is case-insensitive (RFC 9110, 11.1): "bearer" is "Bearer".
+        if not isinstance(header, str) or header[:7].lower() != "bearer ":
             raise Unauthenticated("missing credentials: send 'authorization: Bearer <token>'")
-        presented = header[len("Bearer ") :].encode()
+        presented = header[7:].strip().encode()
         for secret, name, models in self._tokens:
             # Compare against every token so that timing says nothing about which matched.
             if hmac.compare_digest(presented, secret):
