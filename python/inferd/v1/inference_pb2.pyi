@@ -539,9 +539,11 @@ class ModelInfo(_message.Message):
     input_format: _builtins.str
     """The input adapter: "passthrough", "records" or "tensor"."""
     streaming: _builtins.bool
-    """True when the model answers Stream calls."""
+    """True when the model answers Stream calls. Known once the model's workflow class is
+    loaded: false (with unary) for a lazy or explicit model that was never set up.
+    """
     unary: _builtins.bool
-    """True when the model answers Infer calls."""
+    """True when the model answers Infer calls (known as streaming is)."""
     setup_mode: _builtins.str
     """When it is set up: "eager", "lazy" or "explicit"."""
     description: _builtins.str
