@@ -47,6 +47,7 @@ __all__ = [
     "ServiceConfig",
     "TensorError",
     "TensorSpec",
+    "TLS",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
@@ -60,7 +61,7 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     # The clients import grpc; a model's own code (Workflow, errors) should not pay for that.
-    if name in ("Client", "AsyncClient"):
+    if name in ("Client", "AsyncClient", "TLS"):
         from . import client
 
         return getattr(client, name)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .client import DEFAULT_ADDRESS, Client, JsonBytes
+from .client import DEFAULT_ADDRESS, TLS, Client, JsonBytes
 from .errors import InferdError
 from .workflow import Blob
 
@@ -90,8 +90,18 @@ def command_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client(args: argparse.Namespace) -> Client:
+    """The client a command's flags describe; TLS flags override the INFERD_TLS_* variables."""
+    tls = TLS.from_environment()
+    flags = {"ca": args.tls_ca, "cert": args.tls_cert, "key": args.tls_key, "server_name": args.tls_server_name}
+    if args.tls or any(flags.values()):
+        base = tls or TLS()
+        tls = TLS(**{key: value or getattr(base, key) for key, value in flags.items()})
+    return Client(args.address, token=args.token, timeout=args.timeout, tls=tls or False)
+
+
 def command_models(args: argparse.Namespace) -> int:
-    with Client(args.address, token=args.token, timeout=args.timeout) as client:
+    with _client(args) as client:
         models = client.models()
     if args.as_json:
         _print_json([model.__dict__ for model in models])
@@ -110,14 +120,14 @@ def command_models(args: argparse.Namespace) -> int:
 
 
 def command_setup(args: argparse.Namespace) -> int:
-    with Client(args.address, token=args.token, timeout=args.timeout) as client:
+    with _client(args) as client:
         setup_ms = client.setup(args.model)
     print(f"{args.model}: ready (setup {setup_ms:.0f} ms)")
     return 0
 
 
 def command_infer(args: argparse.Namespace) -> int:
-    with Client(args.address, token=args.token, timeout=args.timeout) as client:
+    with _client(args) as client:
         result = client.infer(args.model, _inputs(args), parameters=_parameters(args.param), id=args.id)
     if args.timings:
         print(" ".join(f"{stage}={ms:.2f}ms" for stage, ms in result.timings.items()), file=sys.stderr)
@@ -132,7 +142,7 @@ def command_infer(args: argparse.Namespace) -> int:
 
 
 def command_stream(args: argparse.Namespace) -> int:
-    with Client(args.address, token=args.token, timeout=args.timeout) as client:
+    with _client(args) as client:
         for chunk in client.stream(args.model, _inputs(args), parameters=_parameters(args.param), id=args.id):
             if chunk.final:
                 if args.timings:
@@ -178,6 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--token", default=os.environ.get("INFERD_TOKEN"),
                              help="bearer token, when the server requires one (default: $INFERD_TOKEN)")
         command.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
+        command.add_argument("--tls", action="store_true",
+                             help="connect over TLS, trusting the system's CAs (default: $INFERD_TLS, "
+                                  "or any of the --tls-* flags or their variables)")
+        command.add_argument("--tls-ca", metavar="FILE", help="CA certificate(s) that signed the server's (PEM; "
+                             "implies --tls; default: $INFERD_TLS_CA)")
+        command.add_argument("--tls-cert", metavar="FILE",
+                             help="client certificate, for mutual TLS (default: $INFERD_TLS_CLIENT_CERT)")
+        command.add_argument("--tls-key", metavar="FILE",
+                             help="client private key, for mutual TLS (default: $INFERD_TLS_CLIENT_KEY)")
+        command.add_argument("--tls-server-name", metavar="NAME",
+                             help="the name the server's certificate must carry, when not the address's host "
+                                  "(default: $INFERD_TLS_SERVER_NAME)")
         return command
 
     models = client_command("models", "list the server's models", "List the server's models and their states.")

@@ -28,7 +28,7 @@ from .v1 import inference_pb2 as pb
 from .v1 import inference_pb2_grpc as pb_grpc
 from .workflow import Blob
 
-__all__ = ["Client", "AsyncClient", "JsonBytes", "InferResult", "StreamChunk", "ModelInfo", "DEFAULT_ADDRESS"]
+__all__ = ["Client", "AsyncClient", "TLS", "JsonBytes", "InferResult", "StreamChunk", "ModelInfo", "DEFAULT_ADDRESS"]
 
 #: Where clients connect unless told otherwise: $INFERD_ADDRESS, else the default port.
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -36,6 +36,67 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 def _default_address() -> str:
     return os.environ.get("INFERD_ADDRESS", DEFAULT_ADDRESS)
+
+
+PEM = str | os.PathLike[str] | bytes
+
+
+@dataclass(frozen=True)
+class TLS:
+    """How a client connects over TLS.
+
+    ``ca``: the CA certificate(s) that signed the server's certificate (PEM, a path or bytes;
+    None trusts the system's roots). ``cert`` and ``key``: the client's own certificate and
+    key, for a server that requires mutual TLS. ``server_name``: the name to check the
+    server's certificate against when it is not the address's host (a certificate for
+    ``inferd.internal`` reached at ``10.0.0.5:50051``).
+    """
+
+    ca: PEM | None = None
+    cert: PEM | None = None
+    key: PEM | None = None
+    server_name: str | None = None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> TLS | None:
+        """TLS as ``INFERD_TLS_CA``, ``INFERD_TLS_CLIENT_CERT``, ``INFERD_TLS_CLIENT_KEY`` and
+        ``INFERD_TLS_SERVER_NAME`` say (any of them turns TLS on; ``INFERD_TLS=1`` alone: TLS
+        with the system's roots), or None: plaintext."""
+        env = os.environ if environ is None else environ
+        values = {
+            key: env.get(f"INFERD_TLS_{variable}") or None
+            for key, variable in (("ca", "CA"), ("cert", "CLIENT_CERT"), ("key", "CLIENT_KEY"), ("server_name", "SERVER_NAME"))
+        }  # fmt: skip
+        if not any(values.values()) and env.get("INFERD_TLS", "").lower() not in ("1", "true", "yes"):
+            return None
+        return cls(**values)
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("TLS: give both cert and key (mutual TLS), or neither")
+        return grpc.ssl_channel_credentials(
+            root_certificates=_pem(self.ca), private_key=_pem(self.key), certificate_chain=_pem(self.cert)
+        )
+
+
+def _pem(value: PEM | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    with open(value, "rb") as file:
+        return file.read()
+
+
+def _open_channel(
+    address: str, tls: TLS | bool | None, max_message_bytes: int, make: Any, make_secure: Any
+) -> Any:
+    """A channel to ``address``: plaintext, or TLS (``tls`` None: as the environment says)."""
+    options: list[tuple[str, Any]] = list(_channel_options(max_message_bytes))
+    settings = TLS.from_environment() if tls is None else TLS() if tls is True else tls or None
+    if settings is None:
+        return make(address, options=options)
+    if settings.server_name:
+        options.append(("grpc.ssl_target_name_override", settings.server_name))
+    return make_secure(address, settings.credentials(), options=options)
 
 
 class JsonBytes(bytes):
@@ -219,7 +280,9 @@ class Client:
     """A blocking client. Use it as a context manager, or call :meth:`close`.
 
     ``token`` is sent as ``authorization: Bearer <token>`` when the server requires it.
-    ``timeout`` (seconds) is the default deadline of every call.
+    ``timeout`` (seconds) is the default deadline of every call. ``tls``: a :class:`TLS`,
+    True (TLS with the system's roots), False (plaintext), or None: as ``INFERD_TLS_*`` say
+    (plaintext when none is set).
     """
 
     def __init__(
@@ -229,9 +292,12 @@ class Client:
         token: str | None = None,
         timeout: float | None = None,
         max_message_bytes: int = 64 * 1024 * 1024,
+        tls: TLS | bool | None = None,
     ) -> None:
         self.address = address or _default_address()
-        self._channel = grpc.insecure_channel(self.address, options=_channel_options(max_message_bytes))
+        self._channel: grpc.Channel = _open_channel(
+            self.address, tls, max_message_bytes, grpc.insecure_channel, grpc.secure_channel
+        )
         self._stub = pb_grpc.InferenceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._metadata = _metadata(token)
@@ -294,7 +360,7 @@ class Client:
             )
         except grpc.RpcError as error:
             raise _error(error) from None
-        return response.setup_ms
+        return float(response.setup_ms)
 
     def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """The server's models, with their states and stage timings."""
@@ -327,9 +393,12 @@ class AsyncClient:
         token: str | None = None,
         timeout: float | None = None,
         max_message_bytes: int = 64 * 1024 * 1024,
+        tls: TLS | bool | None = None,
     ) -> None:
         self.address = address or _default_address()
-        self._channel = grpc.aio.insecure_channel(self.address, options=_channel_options(max_message_bytes))
+        self._channel: grpc.aio.Channel = _open_channel(
+            self.address, tls, max_message_bytes, grpc.aio.insecure_channel, grpc.aio.secure_channel
+        )
         self._stub = pb_grpc.InferenceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._metadata = _metadata(token)
@@ -389,7 +458,7 @@ class AsyncClient:
             )
         except grpc.RpcError as error:
             raise _error(error) from None
-        return response.setup_ms
+        return float(response.setup_ms)
 
     async def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         try:

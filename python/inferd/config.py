@@ -27,6 +27,7 @@ __all__ = [
     "ModelConfig",
     "PassthroughInput",
     "RecordsInput",
+    "TLSConfig",
     "ServerConfig",
     "ServiceConfig",
     "TensorInput",
@@ -76,6 +77,17 @@ class AuthConfig(_Strict):
     tokens: list[AuthToken] = []
 
 
+class TLSConfig(_Strict):
+    """``[server.tls]``: serve over TLS (paths relative to the configuration file, PEM)."""
+
+    #: The server's certificate chain.
+    cert: str
+    #: The certificate's private key.
+    key: str
+    #: Mutual TLS: accept only clients whose certificate this CA signed.
+    client_ca: str | None = None
+
+
 #: ``[server] loop``: the event loop to serve on.
 EventLoop = Literal["auto", "uvloop", "asyncio"]
 EVENT_LOOPS: tuple[str, ...] = get_args(EventLoop)
@@ -102,6 +114,8 @@ class ServerConfig(_Strict):
     #: ``auto``: uvloop where it is installed (it is a dependency, except on Windows).
     loop: EventLoop = "auto"
     auth: AuthConfig | None = None
+    #: Without it the server listens in plaintext (terminate TLS in front of it, or set this).
+    tls: TLSConfig | None = None
 
 
 class PassthroughInput(_Strict):
@@ -236,6 +250,12 @@ ENVIRONMENT_OVERRIDES = {
     "INFERD_LOG_LEVEL": "log_level",
     "INFERD_LOOP": "loop",
 }
+#: INFERD_* environment variables that override ``[server.tls]`` keys.
+TLS_ENVIRONMENT_OVERRIDES = {
+    "INFERD_TLS_CERT": "cert",
+    "INFERD_TLS_KEY": "key",
+    "INFERD_TLS_CLIENT_CA": "client_ca",
+}
 
 
 def _validated(model: type[BaseModel], data: Any, where: str) -> Any:
@@ -269,6 +289,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     for variable, key in ENVIRONMENT_OVERRIDES.items():
         if variable in variables:
             server[key] = variables[variable]
+    tls = {key: variables[variable] for variable, key in TLS_ENVIRONMENT_OVERRIDES.items() if variable in variables}
+    if tls:
+        server["tls"] = {**dict(server.get("tls") or {}), **tls}
     data["server"] = server
     data["base_dir"] = file.resolve().parent
     config: ServiceConfig = _validated(ServiceConfig, data, str(file))

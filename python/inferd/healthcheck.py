@@ -1,7 +1,8 @@
 """``python -m inferd.healthcheck [ADDRESS] [SERVICE]``: exit 0 when the server is SERVING.
 
 For container HEALTHCHECKs and probes that cannot run grpc_health_probe. The address defaults
-to $INFERD_ADDRESS (0.0.0.0 is asked as 127.0.0.1), else 127.0.0.1:50051.
+to $INFERD_ADDRESS (0.0.0.0 is asked as 127.0.0.1), else 127.0.0.1:50051. It connects over
+TLS as the INFERD_TLS_* variables say (see inferd.client.TLS.from_environment).
 """
 
 from __future__ import annotations

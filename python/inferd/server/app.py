@@ -74,6 +74,24 @@ class Server:
         await self.engine.close()
 
 
+def server_credentials(config: ServiceConfig) -> grpc.ServerCredentials | None:
+    """The server's TLS credentials from ``[server.tls]``, or None to listen in plaintext."""
+    tls = config.server.tls
+    if tls is None:
+        return None
+
+    def read(key: str, path: str) -> bytes:
+        try:
+            return config.resolve(path).read_bytes()
+        except OSError as error:
+            raise ConfigError(f"[server.tls] {key}: cannot read {path}: {error.strerror or error}") from None
+
+    pair = [(read("key", tls.key), read("cert", tls.cert))]
+    if tls.client_ca is None:
+        return grpc.ssl_server_credentials(pair)
+    return grpc.ssl_server_credentials(pair, root_certificates=read("client_ca", tls.client_ca), require_client_auth=True)
+
+
 async def create_server(config: ServiceConfig, *, start_models: bool = True) -> Server:
     """Builds and starts a server for ``config``; returns at once with the bound port.
 
@@ -96,7 +114,11 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
             [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
             grpc_server,
         )
-    port = grpc_server.add_insecure_port(config.server.address)
+    credentials = server_credentials(config)
+    if credentials is None:
+        port = grpc_server.add_insecure_port(config.server.address)
+    else:
+        port = grpc_server.add_secure_port(config.server.address, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {config.server.address}")
     server = Server(grpc_server, engine, health_servicer, port, config)
@@ -112,7 +134,11 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     await health_servicer.set(SERVICE_NAME, NOT_SERVING)
     await grpc_server.start()
     loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
-    logger.info("inferd listening on %s (port %d, %s event loop)", config.server.address, port, loop)
+    logger.info(
+        "inferd listening on %s (port %d, %s, %s event loop)", config.server.address, port,
+        "plaintext" if credentials is None else "TLS" if config.server.tls and config.server.tls.client_ca is None
+        else "mutual TLS", loop,
+    )  # fmt: skip
     if start_models:
         await server.start_models()
     return server

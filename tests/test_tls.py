@@ -1,0 +1,210 @@
+"""TLS and mutual TLS through real servers, with certificates made here: a client that trusts
+the server's CA is served; a plaintext client, one that trusts other CAs, and (under mutual
+TLS) one without a certificate the server's client CA signed are refused."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import RunningServer, service_config
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from inferd import TLS, Client, ConfigError, InferdError, Unavailable
+from inferd.config import ModelConfig, TLSConfig, load_config
+from inferd.server.app import server_credentials
+
+
+@dataclass
+class Issued:
+    cert: Path
+    key: Path
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return path
+
+
+class Authority:
+    """A CA that signs certificates into ``folder``."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder = folder
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.certificate = (
+            x509.CertificateBuilder()
+            .subject_name(self.name)
+            .issuer_name(self.name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )  # fmt: skip
+            .sign(self.key, hashes.SHA256())
+        )
+        self.cert = folder / f"{name}.pem"
+        self.cert.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
+
+    def issue(self, name: str, *, server: bool) -> Issued:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(self.name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        )
+        if server:
+            names: list[x509.GeneralName] = [x509.DNSName(name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+            usage = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH
+        else:
+            usage = x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        certificate = builder.sign(self.key, hashes.SHA256())
+        cert = self.folder / f"{name}.pem"
+        cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        return Issued(cert, _write_key(key, self.folder / f"{name}.key"))
+
+
+@dataclass
+class Certificates:
+    ca: Authority
+    other_ca: Authority
+    server: Issued
+    client: Issued
+    stranger: Issued  # a client certificate the server's client CA did not sign
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    folder = tmp_path_factory.mktemp("certificates")
+    ca, other = Authority(folder, "inferd-test-ca"), Authority(folder, "other-ca")
+    return Certificates(
+        ca=ca,
+        other_ca=other,
+        server=ca.issue("inferd.test", server=True),
+        client=ca.issue("client", server=False),
+        stranger=other.issue("stranger", server=False),
+    )
+
+
+def _server(certificates: Certificates, *, mutual: bool) -> RunningServer:
+    tls = TLSConfig(
+        cert=str(certificates.server.cert),
+        key=str(certificates.server.key),
+        client_ca=str(certificates.ca.cert) if mutual else None,
+    )
+    config = service_config().model_copy(update={"models": {"echo": ModelConfig.model_validate({"workflow": "echo"})}})
+    return RunningServer(config.with_server(tls=tls))
+
+
+@pytest.fixture(scope="module")
+def tls_server(certificates: Certificates) -> Iterator[RunningServer]:
+    running = _server(certificates, mutual=False)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def mtls_server(certificates: Certificates) -> Iterator[RunningServer]:
+    running = _server(certificates, mutual=True)
+    yield running
+    running.stop()
+
+
+def test_a_client_that_trusts_the_servers_ca_is_served(tls_server: RunningServer, certificates: Certificates) -> None:
+    with Client(tls_server.address, tls=TLS(ca=certificates.ca.cert), timeout=30) as client:
+        assert client.infer("echo", "over TLS").output == "over TLS"
+        assert client.health() == "SERVING"
+    # The certificate names inferd.test too: reached by address, checked against that name.
+    tls = TLS(ca=certificates.ca.cert.read_bytes(), server_name="inferd.test")
+    with Client(tls_server.address, tls=tls, timeout=30) as client:
+        assert client.infer("echo", "by name").output == "by name"
+
+
+@pytest.mark.parametrize("who", ["plaintext", "other CA", "wrong name"])
+def test_clients_that_cannot_verify_are_refused(tls_server: RunningServer, certificates: Certificates, who: str) -> None:
+    tls: TLS | bool = {
+        "plaintext": False,
+        "other CA": TLS(ca=certificates.other_ca.cert),
+        "wrong name": TLS(ca=certificates.ca.cert, server_name="elsewhere.test"),
+    }[who]
+    with Client(tls_server.address, tls=tls, timeout=10) as client, pytest.raises(Unavailable):
+        client.infer("echo", "x")
+
+
+def test_mutual_tls_serves_only_clients_with_a_certificate_of_its_ca(
+    mtls_server: RunningServer, certificates: Certificates
+) -> None:
+    client_tls = TLS(ca=certificates.ca.cert, cert=certificates.client.cert, key=certificates.client.key)
+    with Client(mtls_server.address, tls=client_tls, timeout=30) as client:
+        assert client.infer("echo", "mutual").output == "mutual"
+    stranger = TLS(ca=certificates.ca.cert, cert=certificates.stranger.cert, key=certificates.stranger.key)
+    for tls in (TLS(ca=certificates.ca.cert), stranger):
+        with Client(mtls_server.address, tls=tls, timeout=10) as client, pytest.raises(InferdError) as error:
+            client.infer("echo", "x")
+        assert error.value.details["status"] == "UNAVAILABLE"
+
+
+def test_the_environment_configures_tls_for_the_cli_and_the_healthcheck(
+    tls_server: RunningServer, certificates: Certificates
+) -> None:
+    environment = {"INFERD_ADDRESS": tls_server.address, "INFERD_TLS_CA": str(certificates.ca.cert), "PATH": ""}
+    checked = subprocess.run(
+        [sys.executable, "-m", "inferd.healthcheck"], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert (checked.returncode, checked.stdout.strip()) == (0, "SERVING"), checked.stderr
+    called = subprocess.run(
+        [sys.executable, "-m", "inferd", "infer", "echo", "--text", "hi", "--tls-ca", str(certificates.ca.cert),
+         "--address", tls_server.address, "--timeout", "30"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (called.returncode, called.stdout.strip()) == (0, "hi"), called.stderr
+    assert TLS.from_environment({}) is None
+    assert TLS.from_environment({"INFERD_TLS": "1"}) == TLS()
+    assert TLS.from_environment({"INFERD_TLS_SERVER_NAME": "a.test"}) == TLS(server_name="a.test")
+
+
+def test_tls_configuration_from_the_file_and_the_environment(tmp_path: Path, certificates: Certificates) -> None:
+    path = tmp_path / "inferd.toml"
+    path.write_text('[server.tls]\ncert = "server.pem"\nkey = "server.key"\n')
+    config = load_config(path, environ={})
+    assert config.server.tls == TLSConfig(cert="server.pem", key="server.key")
+    with pytest.raises(ConfigError) as error:  # relative to the file, which has no such files
+        server_credentials(config)
+    assert str(error.value).startswith("[server.tls] key: cannot read server.key")
+    overridden = load_config(path, environ={"INFERD_TLS_CERT": str(certificates.server.cert),
+                                            "INFERD_TLS_KEY": str(certificates.server.key)})  # fmt: skip
+    assert overridden.server.tls is not None and overridden.server.tls.cert == str(certificates.server.cert)
+    assert server_credentials(overridden) is not None
+    path.write_text('[server.tls]\ncert = "server.pem"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path, environ={})
+    assert "server.tls.key" in str(error.value)
