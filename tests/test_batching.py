@@ -15,7 +15,7 @@ import pytest
 from conftest import RunningServer, service_config
 from workflows_for_tests import Doubler
 
-from inferd import DeadlineExceeded, InternalError, InvalidInput, ResourceExhausted
+from inferd import DeadlineExceeded, InternalError, InvalidInput, ResourceExhausted, TensorError
 from inferd.adapters import Payload
 from inferd.config import ModelConfig
 
@@ -30,6 +30,7 @@ def batching_server() -> Iterator[RunningServer]:
     models = {
         "double": ModelConfig.model_validate(table),
         "double-small-queue": ModelConfig.model_validate({**table, "limits": {"max_queue": 2}}),
+        "double-raw": ModelConfig.model_validate({**table, "workflow": "workflows_for_tests:RawDoubler"}),
         "double-slices": ModelConfig.model_validate(
             {**table, "batching": {"max_batch_size": 2, "max_delay_ms": 20}, "limits": {"max_queue": 4}}
         ),
@@ -146,7 +147,7 @@ def test_a_bad_request_fails_alone(batching_server: RunningServer, doubler: type
         sender.join(60)
         first.join(60)
     results, errors = box[0]
-    assert [type(error) for error in errors] == [InvalidInput] and "'x'" in str(errors[0])
+    assert [type(error) for error in errors] == [TensorError] and "'x'" in str(errors[0])
     assert [results[i] for i in (0, 1, 3)] == [0.0, 2.0, 6.0]
 
 
@@ -240,6 +241,16 @@ def test_a_split_request_joins_the_queue_whole_or_not_at_all(
         first.join(60)
         assert client.infer("double-slices", rows(6, 7, 8)).output["y"][:, 0].tolist() == [12.0, 14.0, 16.0]
     assert doubler.batches == [[100.0], [1.0, 2.0], [6.0, 7.0], [8.0]]
+
+
+def test_a_batched_model_without_preprocess_refuses_what_is_not_tensors(batching_server: RunningServer) -> None:
+    """Its features are the request's payload: text or JSON is the caller's mistake."""
+    with batching_server.client(timeout=60) as client:
+        assert client.infer("double-raw", rows(3)).output["y"][0, 0] == 6.0
+        for payload, kind in (("some text", "str"), ([{"x": 1}], "list")):
+            with pytest.raises(InvalidInput) as error:
+                client.infer("double-raw", payload)
+            assert str(error.value) == f"model 'double-raw' batches tensors: send a tensor or named tensors, not {kind}"
 
 
 def test_a_lone_request_does_not_wait_for_company(batching_server: RunningServer, doubler: type[Doubler]) -> None:
