@@ -135,6 +135,14 @@ class Doubler(Workflow):
         return {"y": rows * 2}
 
 
+class RawDoubler(Workflow):
+    """Doubles the request's own tensors: no preprocess, so what a batched request submits is
+    its payload as it came."""
+
+    def run(self, features: Any) -> Any:
+        return {"y": features["x"] * 2}
+
+
 class InlineDoubler(Doubler):
     """:class:`Doubler` with every stage inline: its batches run on the event loop (no gate:
     an inline stage that waited would stop the server)."""

@@ -79,8 +79,10 @@ class _Item:
     run_ms: float = 0.0
 
 
-def as_tensors(features: Any, model: str) -> Tensors:
-    """A request's features as named tensors that share their first axis (rows)."""
+def as_tensors(features: Any, model: str, from_request: bool = False) -> Tensors:
+    """A request's features as named tensors that share their first axis (rows).
+    ``from_request``: the features are the request's payload as it came (the model has no
+    preprocess), so other features are the caller's mistake, not the model's."""
     if isinstance(features, np.ndarray):
         features = {"input": features}
     if type(features) is dict and len(features) == 1:  # the common case, checked cheaply
@@ -90,6 +92,11 @@ def as_tensors(features: Any, model: str) -> Tensors:
     if not isinstance(features, Mapping) or not features or not all(
         isinstance(value, np.ndarray) for value in features.values()
     ):
+        if from_request:
+            raise InvalidInput(
+                f"model {model!r} batches tensors: send a tensor or named tensors, not {type(features).__name__}",
+                model=model,
+            )
         raise InternalError(
             f"model {model!r} batches, but its preprocess returned {type(features).__name__}: "
             "batching needs a numpy array or a dict of numpy arrays"
@@ -133,11 +140,14 @@ class Batcher:
         max_running: int,
         arriving: Callable[[], bool] = lambda: True,
         run_inline: RunBatchInline | None = None,
+        features_from_request: bool = False,
     ) -> None:
         self.model = model
         self.config = config
         self.max_queue = max_queue
         self.stats = BatchStats()
+        #: The model has no preprocess: what is submitted is the request's payload.
+        self._from_request = features_from_request
         self._run = run
         #: The model's run as a plain call on the event loop (an inline model): the collector
         #: runs each batch itself, as soon as it forms, instead of in a task of its own.
@@ -164,7 +174,7 @@ class Batcher:
         ``deadline`` is a ``time.monotonic()`` instant. Cancelling the caller takes the
         request out of the queue if its batch has not formed yet.
         """
-        tensors = as_tensors(features, self.model)
+        tensors = as_tensors(features, self.model, self._from_request)
         rows = next(iter(tensors.values())).shape[0]
         self._admit(rows)
         limit = self.config.max_batch_size

@@ -340,6 +340,7 @@ class Engine:
                 max_running=entry.config.batching.max_running,
                 arriving=lambda: entry.preparing > 0,
                 run_inline=functools.partial(_run_inline, entry) if entry.inline_stages() is not None else None,
+                features_from_request=not entry.has_stage("preprocess"),
             )
         return entry.batcher
 
