@@ -40,12 +40,18 @@ class Payload:
 Adapter = Callable[[Payload], Any]
 
 
+def _malformed(error: orjson.JSONDecodeError, start: int = 0) -> InvalidInput:
+    """The error for JSON that does not parse; ``start``: where the parsed bytes began."""
+    offset = start + error.pos
+    return InvalidInput(f"malformed JSON at byte {offset}: {error.msg}", offset=offset)
+
+
 def decode_json(data: bytes) -> Any:
     """Parses JSON, naming the byte offset of a syntax error."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        raise InvalidInput(f"malformed JSON at byte {error.pos}: {error.msg}", offset=error.pos) from None
+        raise _malformed(error) from None
 
 
 def decode_records(data: bytes) -> Any:
@@ -55,7 +61,7 @@ def decode_records(data: bytes) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError as error:
         if error.msg != "unexpected content after document":
-            raise InvalidInput(f"malformed JSON at byte {error.pos}: {error.msg}", offset=error.pos) from None
+            raise _malformed(error) from None
     records = []
     start = 0
     while start < len(data):
@@ -66,8 +72,7 @@ def decode_records(data: bytes) -> Any:
             try:
                 records.append(orjson.loads(line))
             except orjson.JSONDecodeError as error:
-                offset = start + error.pos
-                raise InvalidInput(f"malformed JSON at byte {offset}: {error.msg}", offset=offset) from None
+                raise _malformed(error, start) from None
         start = end + 1
     return records
 

@@ -145,27 +145,29 @@ def add_inference_service(
     wrapped = {}
     for name, handler in generated.handlers.items():
         deserializer, serializer = (codecs or {}).get(name, (None, None))
-        if deserializer is None and handler.request_deserializer is not None:
-            deserializer = _tolerant(handler.request_deserializer)
+        generated, tolerant = handler.request_deserializer, False
+        if deserializer is None and generated is not None:
+            deserializer, tolerant = _tolerant(generated), True
         if deserializer is not None:
             handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
         if serializer is not None:
             handler = handler._replace(response_serializer=serializer)  # type: ignore[attr-defined]
-        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator)
+        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator, tolerant)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, wrapped),))
     server.add_registered_method_handlers(SERVICE_NAME, wrapped)
 
 
 def _wrap_handler(
-    method: str, handler: grpc.RpcMethodHandler[Any, Any], authenticator: Authenticator | None
+    method: str, handler: grpc.RpcMethodHandler[Any, Any], authenticator: Authenticator | None, tolerant: bool
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """One method's handler, wrapped: authenticate, call, map errors to status codes."""
+    """One method's handler, wrapped: authenticate, call, map errors to status codes.
+    ``tolerant``: its deserializer is :func:`_tolerant`'s, which may give an ``_Unreadable``."""
     if handler.unary_unary is not None:
         inner_unary: Any = handler.unary_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
-                if type(request) is _Unreadable:
+                if tolerant and type(request) is _Unreadable:
                     raise request.error
                 if authenticator is not None:
                     authenticator.check(context.invocation_metadata(), _model_of(request))
@@ -181,7 +183,7 @@ def _wrap_handler(
 
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             try:
-                if type(request) is _Unreadable:
+                if tolerant and type(request) is _Unreadable:
                     raise request.error
                 if authenticator is not None:
                     authenticator.check(context.invocation_metadata(), _model_of(request))
