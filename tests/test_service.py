@@ -39,6 +39,23 @@ def test_models_lists_the_default_service(client: Client) -> None:
         assert models[name].stages["setup"]["count"] == 1
 
 
+def test_models_report_the_tensors_their_runs_take_and_give(client: Client) -> None:
+    models = {model.name: model for model in client.models()}
+    # ONNX: read from the session (skl2onnx names a batch of any size; labels are strings).
+    assert models["wine"].inputs == [{"name": "input", "dtype": "float32", "shape": [None, 13]}]
+    assert models["wine"].outputs == [
+        {"name": "label", "dtype": "string", "shape": [None]},
+        {"name": "probabilities", "dtype": "float32", "shape": [None, 3]},
+    ]
+    # torch: as the configuration declares them (outputs by name only).
+    assert models["digits"].inputs == [{"name": "input", "dtype": "float32", "shape": [None, 1, 8, 8]}]
+    assert [(t["name"], t["dtype"], t["shape"]) for t in models["digits"].outputs] == [
+        ("logits", None, None),
+        ("label", None, None),
+    ]
+    assert (models["echo"].inputs, models["echo"].outputs) == ([], [])  # declares none
+
+
 def test_setup_of_a_ready_model_is_idempotent(client: Client) -> None:
     before = client.models()
     setup_ms = client.setup("wine")

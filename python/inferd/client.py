@@ -23,7 +23,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .errors import InferdError, error_from_status
-from .server.convert import dict_to_struct, numpy_to_tensor, struct_to_dict, tensor_to_numpy
+from .server.convert import DTYPES, dict_to_struct, numpy_to_tensor, struct_to_dict, tensor_to_numpy
 from .v1 import inference_pb2 as pb
 from .v1 import inference_pb2_grpc as pb_grpc
 from .workflow import Blob
@@ -144,6 +144,10 @@ class ModelInfo:
     stages: dict[str, dict[str, float]]
     #: the batcher's statistics (see BatchingStats in the proto); None when batching is off
     batching: dict[str, Any] | None = None
+    #: the tensors the model's run takes and gives, where its workflow declares them (once set
+    #: up): {"name", "dtype" ("float32", ...; None: any), "shape" (None: any size; None: any shape)}
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
 
 
 # -- conversions -------------------------------------------------------------------------
@@ -231,7 +235,15 @@ def _model_info(info: pb.ModelInfo) -> ModelInfo:
         batching=json_format.MessageToDict(info.batching, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
         if info.HasField("batching")
         else None,
+        inputs=[_tensor_info(tensor) for tensor in info.inputs],
+        outputs=[_tensor_info(tensor) for tensor in info.outputs],
     )
+
+
+def _tensor_info(tensor: pb.TensorInfo) -> dict[str, Any]:
+    dtype = "string" if tensor.dtype == pb.DATA_TYPE_STRING else DTYPES[tensor.dtype].name if tensor.dtype in DTYPES else None
+    shape = None if tensor.any_shape else [None if size < 0 else size for size in tensor.shape]
+    return {"name": tensor.name, "dtype": dtype, "shape": shape}
 
 
 def _error(error: grpc.RpcError) -> InferdError:

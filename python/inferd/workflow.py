@@ -118,6 +118,11 @@ class Workflow:
         self.path = path
         self.options = options
 
+    def signature(self) -> tuple[Sequence[TensorSpec], Sequence[TensorSpec]]:
+        """The tensors ``run`` takes and gives, for ``ListModels`` (asked after setup; not a
+        stage). Default: none declared."""
+        return (), ()
+
     def setup(self) -> None:
         """Loads weights and warms up; runs once before any request."""
 

@@ -14,7 +14,7 @@ from .. import _native
 from ..adapters import Payload
 from ..errors import InternalError, InvalidInput, TensorError
 from ..v1 import inference_pb2 as pb
-from ..workflow import Audio, Blob
+from ..workflow import Audio, Blob, TensorSpec
 
 __all__ = [
     "read_payload",
@@ -105,6 +105,19 @@ def tensor_to_numpy(tensor: pb.Tensor) -> np.ndarray:
             tensor=name,
         )
     return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def tensor_info(spec: TensorSpec) -> pb.TensorInfo:
+    """A workflow's declared tensor as ``ListModels`` reports it."""
+    info = pb.TensorInfo(name=spec.name)
+    if spec.dtype is not None:
+        kind = spec.dtype.kind
+        info.dtype = pb.DATA_TYPE_STRING if kind in "OUS" else _BY_KIND.get((kind, spec.dtype.itemsize), pb.DATA_TYPE_UNSPECIFIED)
+    if spec.shape is None:
+        info.any_shape = True
+    else:
+        info.shape.extend(-1 if size is None else size for size in spec.shape)
+    return info
 
 
 def fill_tensor(tensor: pb.Tensor, name: str, array: np.ndarray) -> None:

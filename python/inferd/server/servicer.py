@@ -10,6 +10,7 @@ and its parameters, stream chunks) uses the messages.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -22,10 +23,12 @@ from ..engine import Engine
 from ..repository import ModelEntry, ModelState
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
-from .convert import dict_to_struct, encode_output, json_answer, read_parameters, read_payload
+from .convert import dict_to_struct, encode_output, json_answer, read_parameters, read_payload, tensor_info
 from .interceptors import Codecs
 
 __all__ = ["InferenceServicer", "WIRE_CODECS"]
+
+logger = logging.getLogger("inferd.server")
 
 _STATES = {
     ModelState.DECLARED: pb.MODEL_STATE_DECLARED,
@@ -75,8 +78,21 @@ def batching_stats(entry: ModelEntry) -> pb.BatchingStats | None:
     )
 
 
+def _signature(entry: ModelEntry) -> tuple[list[pb.TensorInfo], list[pb.TensorInfo]]:
+    """The tensors a set-up model's workflow declares (none before setup)."""
+    if entry.workflow is None or entry.state is not ModelState.READY:
+        return [], []
+    try:
+        inputs, outputs = entry.workflow.signature()
+        return [tensor_info(spec) for spec in inputs], [tensor_info(spec) for spec in outputs]
+    except Exception:  # a workflow's own signature() failing must not fail ListModels
+        logger.warning("model %s: signature() failed", entry.name, exc_info=True)
+        return [], []
+
+
 def model_info(entry: ModelEntry) -> pb.ModelInfo:
     spec = entry.spec
+    inputs, outputs = _signature(entry)
     return pb.ModelInfo(
         batching=batching_stats(entry),
         name=entry.name,
@@ -92,6 +108,8 @@ def model_info(entry: ModelEntry) -> pb.ModelInfo:
             pb.StageStats(stage=name, count=stat.count, mean_ms=stat.mean_ms, last_ms=stat.last_ms, max_ms=stat.max_ms)
             for name, stat in entry.stats.snapshot().items()
         ],
+        inputs=inputs,
+        outputs=outputs,
     )
 
 

@@ -528,6 +528,8 @@ class ModelInfo(_message.Message):
     STAGES_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     BATCHING_FIELD_NUMBER: _builtins.int
+    INPUTS_FIELD_NUMBER: _builtins.int
+    OUTPUTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The model's name: what requests use."""
     workflow: _builtins.str
@@ -556,6 +558,17 @@ class ModelInfo(_message.Message):
     def batching(self) -> Global___BatchingStats:
         """What the model's batcher did; unset when batching is off."""
 
+    @_builtins.property
+    def inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TensorInfo]:
+        """The tensors the model's run takes, where its workflow declares them (onnx and torch do),
+        once the model is set up; empty otherwise. (With a tensor input adapter, clients send
+        JSON records and the adapter makes them into these tensors.)
+        """
+
+    @_builtins.property
+    def outputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TensorInfo]:
+        """The tensors the model's run gives, as inputs."""
+
     def __init__(
         self,
         *,
@@ -570,14 +583,50 @@ class ModelInfo(_message.Message):
         stages: _abc.Iterable[Global___StageStats] | None = ...,
         description: _builtins.str = ...,
         batching: Global___BatchingStats | None = ...,
+        inputs: _abc.Iterable[Global___TensorInfo] | None = ...,
+        outputs: _abc.Iterable[Global___TensorInfo] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching", "description", b"description", "input_format", b"input_format", "name", b"name", "reason", b"reason", "setup_mode", b"setup_mode", "stages", b"stages", "state", b"state", "streaming", b"streaming", "unary", b"unary", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching", "description", b"description", "input_format", b"input_format", "inputs", b"inputs", "name", b"name", "outputs", b"outputs", "reason", b"reason", "setup_mode", b"setup_mode", "stages", b"stages", "state", b"state", "streaming", b"streaming", "unary", b"unary", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
+
+@_typing.final
+class TensorInfo(_message.Message):
+    """A tensor a model declares."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DTYPE_FIELD_NUMBER: _builtins.int
+    SHAPE_FIELD_NUMBER: _builtins.int
+    ANY_SHAPE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    dtype: Global___DataType.ValueType
+    """DATA_TYPE_UNSPECIFIED: any dtype."""
+    any_shape: _builtins.bool
+    @_builtins.property
+    def shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Sizes, -1 where any size goes; empty with any_shape when the model takes any shape."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        dtype: Global___DataType.ValueType = ...,
+        shape: _abc.Iterable[_builtins.int] | None = ...,
+        any_shape: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["any_shape", b"any_shape", "dtype", b"dtype", "name", b"name", "shape", b"shape"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TensorInfo: _TypeAlias = TensorInfo  # noqa: Y015
 
 @_typing.final
 class BatchingStats(_message.Message):

@@ -77,6 +77,20 @@ def _preload_cuda_libraries() -> None:
         logger.debug("onnxruntime.preload_dlls: %s", said.getvalue().strip())
 
 
+def _spec(node: Any, strings: bool = False) -> TensorSpec:
+    """An ONNX Runtime input or output (NodeArg) as a TensorSpec; symbolic sizes are any size.
+    ``strings``: a string tensor is given as object dtype (outputs: what ``run`` returns),
+    else left as any dtype (inputs: checked by ONNX Runtime itself)."""
+    dtype = _ONNX_TYPES.get(node.type)
+    if strings and node.type == "tensor(string)":
+        dtype = np.dtype(object)
+    return TensorSpec(
+        name=node.name,
+        dtype=dtype,
+        shape=tuple(size if isinstance(size, int) and size >= 0 else None for size in node.shape),
+    )
+
+
 class OnnxWorkflow(Workflow):
     """Runs an ONNX model with ONNX Runtime.
 
@@ -106,6 +120,7 @@ class OnnxWorkflow(Workflow):
         self.warmup = warmup
         self.session: ort.InferenceSession | None = None
         self.inputs: list[TensorSpec] = []
+        self.outputs: list[TensorSpec] = []
         self.output_names: list[str] = []
 
     def setup(self) -> None:
@@ -125,17 +140,14 @@ class OnnxWorkflow(Workflow):
                 self.model_path.name, ", ".join(missing), ", ".join(self.providers),
             )  # fmt: skip
         logger.info("%s: providers %s", self.model_path.name, ", ".join(self.providers))
-        self.inputs = [
-            TensorSpec(
-                name=node.name,
-                dtype=_ONNX_TYPES.get(node.type),
-                shape=tuple(size if isinstance(size, int) and size >= 0 else None for size in node.shape),
-            )
-            for node in self.session.get_inputs()
-        ]
-        self.output_names = [node.name for node in self.session.get_outputs()]
+        self.inputs = [_spec(node) for node in self.session.get_inputs()]
+        self.outputs = [_spec(node, strings=True) for node in self.session.get_outputs()]
+        self.output_names = [spec.name for spec in self.outputs]
         if self.warmup and all(spec.dtype is not None for spec in self.inputs):
             self.run({spec.name: spec.zeros() for spec in self.inputs})
+
+    def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        return self.inputs, self.outputs
 
     @inline  # a few comparisons: cheaper on the loop than a hop to a thread
     def preprocess(self, inputs: Any) -> dict[str, np.ndarray]:

@@ -109,6 +109,9 @@ class TorchWorkflow(Workflow):
         self.warmup = warmup
         self.model: Any = None
 
+    def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        return self.input_specs, [TensorSpec(name, None, None) for name in self.output_names]
+
     def setup(self) -> None:
         if self.threads is not None:
             torch.set_num_threads(self.threads)
