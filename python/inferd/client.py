@@ -145,7 +145,8 @@ class ModelInfo:
     #: the batcher's statistics (see BatchingStats in the proto); None when batching is off
     batching: dict[str, Any] | None = None
     #: the tensors the model's run takes and gives, where its workflow declares them (once set
-    #: up): {"name", "dtype" ("float32", ...; None: any), "shape" (None: any size; None: any shape)}
+    #: up): {"name", "dtype" ("float32", "string", ...; None: any), "shape" (a list with None
+    #: for any size along an axis; None instead of a list: any shape)}
     inputs: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
 
