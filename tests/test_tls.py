@@ -187,6 +187,13 @@ def test_the_environment_configures_tls_for_the_cli_and_the_healthcheck(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (called.returncode, called.stdout.strip()) == (0, "hi"), called.stderr
+    for flags in (["--tls-cert", str(certificates.client.cert)], ["--tls-ca", "/no/such/ca.pem"]):
+        refused = subprocess.run(
+            [sys.executable, "-m", "inferd", "models", "--address", tls_server.address, *flags],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert refused.returncode == 1 and refused.stderr.startswith("inferd: INVALID_ARGUMENT: TLS settings:"), refused.stderr
+        assert "Traceback" not in refused.stderr
     assert TLS.from_environment({}) is None
     assert TLS.from_environment({"INFERD_TLS": "1"}) == TLS()
     assert TLS.from_environment({"INFERD_TLS_SERVER_NAME": "a.test"}) == TLS(server_name="a.test")
@@ -208,3 +215,20 @@ def test_tls_configuration_from_the_file_and_the_environment(tmp_path: Path, cer
     with pytest.raises(ConfigError) as error:
         load_config(path, environ={})
     assert "server.tls.key" in str(error.value)
+
+
+def test_a_key_or_certificate_that_does_not_load_is_a_config_error(tmp_path: Path, certificates: Certificates) -> None:
+    """Said at start, naming the files, not as grpc's 'Failed to bind' on the port."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    cert, key, ca = (str(path) for path in (certificates.server.cert, certificates.server.key, certificates.ca.cert))
+    cases = [
+        (TLSConfig(cert=cert, key=str(certificates.client.key)), "do not load as a PEM certificate chain and its private key"),
+        (TLSConfig(cert=str(garbage), key=key), "do not load as a PEM certificate chain and its private key"),
+        (TLSConfig(cert=cert, key=key, client_ca=str(garbage)), "client_ca"),
+    ]
+    for tls, words in cases:
+        with pytest.raises(ConfigError) as error:
+            server_credentials(service_config().with_server(tls=tls))
+        assert str(error.value).startswith("[server.tls]") and words in str(error.value)
+    assert server_credentials(service_config().with_server(tls=TLSConfig(cert=cert, key=key, client_ca=ca))) is not None

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from .client import DEFAULT_ADDRESS, TLS, Client, JsonBytes
-from .errors import InferdError
+from .errors import ConfigError, InferdError
 from .workflow import Blob
 
 DEFAULT_CONFIG = "service/inferd.toml"
@@ -97,7 +97,10 @@ def _client(args: argparse.Namespace) -> Client:
     if args.tls or any(flags.values()):
         base = tls or TLS()
         tls = TLS(**{key: value or getattr(base, key) for key, value in flags.items()})
-    return Client(args.address, token=args.token, timeout=args.timeout, tls=tls or False)
+    try:
+        return Client(args.address, token=args.token, timeout=args.timeout, tls=tls or False)
+    except (ValueError, OSError) as error:  # a TLS file that cannot be read, a cert without its key
+        raise ConfigError(f"TLS settings: {error}") from None
 
 
 def command_models(args: argparse.Namespace) -> int:

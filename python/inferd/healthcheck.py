@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     try:
         with Client(address, timeout=3) as client:
             status = client.health(service)
-    except InferdError as error:
+    except (InferdError, ValueError, OSError) as error:  # OSError, ValueError: TLS settings
         print(f"unhealthy: {error}", file=sys.stderr)
         return 1
     print(status)

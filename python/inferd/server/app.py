@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -86,10 +87,25 @@ def server_credentials(config: ServiceConfig) -> grpc.ServerCredentials | None:
         except OSError as error:
             raise ConfigError(f"[server.tls] {key}: cannot read {path}: {error.strerror or error}") from None
 
-    pair = [(read("key", tls.key), read("cert", tls.cert))]
-    if tls.client_ca is None:
-        return grpc.ssl_server_credentials(pair)
-    return grpc.ssl_server_credentials(pair, root_certificates=read("client_ca", tls.client_ca), require_client_auth=True)
+    key, cert = read("key", tls.key), read("cert", tls.cert)
+    client_ca = read("client_ca", tls.client_ca) if tls.client_ca is not None else None
+    # grpc checks them only when it binds, and then says only that it could not bind: check
+    # them here with OpenSSL (the ssl module), so that the error says what is wrong.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(config.resolve(tls.cert), config.resolve(tls.key))
+    except ssl.SSLError as error:
+        raise ConfigError(
+            f"[server.tls] cert {tls.cert} and key {tls.key} do not load as a PEM certificate chain "
+            f"and its private key: {error.reason or error}"
+        ) from None
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(cadata=client_ca.decode("latin-1"))
+        except (ssl.SSLError, ValueError) as error:
+            raise ConfigError(f"[server.tls] client_ca {tls.client_ca}: not PEM CA certificates: {error}") from None
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=client_ca, require_client_auth=True)
+    return grpc.ssl_server_credentials([(key, cert)])
 
 
 async def create_server(config: ServiceConfig, *, start_models: bool = True) -> Server:
