@@ -52,6 +52,18 @@ def torch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Run
     )
     torch.save(model.state_dict(), folder / "digits.pth")
     torch.save({"weights": Exploit(folder / "pwned")}, folder / "evil.pth")
+    # An ONNX model whose input declares no rank: y = x, whatever its shape.
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "any_rank",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model_proto, str(folder / "any_rank.onnx"))
     common = {"workflow": "torch", "setup": "lazy"}
     options = {"inputs": INPUTS, "outputs": ["logits", "label"]}
     tables = {
@@ -60,6 +72,7 @@ def torch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Run
         "state": {**common, "path": str(folder / "digits.pth"), "options": {**options, "module": "digits:DigitsCNN"}},
         "evil": {**common, "path": str(folder / "evil.pth"), "options": {**options, "module": "digits:DigitsCNN"}},
         "no-module": {**common, "path": str(folder / "digits.pth"), "options": options},
+        "any-rank": {"workflow": "onnx", "path": str(folder / "any_rank.onnx"), "setup": "lazy"},
         "cuda-first": {
             "workflow": "onnx",
             "path": str(ROOT / "service" / "models" / "wine.onnx"),
@@ -102,6 +115,17 @@ def test_state_dict_needs_a_module(torch_server: tuple[RunningServer, Path]) -> 
     with server.client(timeout=60) as client, pytest.raises(ModelNotReady) as error:
         client.setup("no-module")
     assert "module" in str(error.value)
+
+
+def test_an_onnx_input_of_undeclared_rank_takes_any_shape(torch_server: tuple[RunningServer, Path]) -> None:
+    server, _ = torch_server
+    with server.client(timeout=60) as client:
+        client.setup("any-rank")
+        x = np.arange(6, dtype=np.float32).reshape(2, 3)
+        np.testing.assert_array_equal(client.infer("any-rank", {"x": x}).output["y"], x)
+        info = next(model for model in client.models() if model.name == "any-rank")
+    assert info.inputs == [{"name": "x", "dtype": "float32", "shape": None}]
+    assert info.outputs == [{"name": "y", "dtype": "float32", "shape": None}]
 
 
 def test_onnx_falls_back_to_cpu_quietly(torch_server: tuple[RunningServer, Path], caplog: pytest.LogCaptureFixture) -> None:

@@ -84,11 +84,10 @@ def _spec(node: Any, strings: bool = False) -> TensorSpec:
     dtype = _ONNX_TYPES.get(node.type)
     if strings and node.type == "tensor(string)":
         dtype = np.dtype(object)
-    return TensorSpec(
-        name=node.name,
-        dtype=dtype,
-        shape=tuple(size if isinstance(size, int) and size >= 0 else None for size in node.shape),
-    )
+    # ONNX Runtime gives [] for a tensor of undeclared rank (and for sequences and maps): any
+    # shape. (A true scalar says [] too; ONNX Runtime still checks what it is given.)
+    shape = tuple(size if isinstance(size, int) and size >= 0 else None for size in node.shape or ())
+    return TensorSpec(name=node.name, dtype=dtype, shape=shape or None)
 
 
 class OnnxWorkflow(Workflow):
@@ -143,7 +142,9 @@ class OnnxWorkflow(Workflow):
         self.inputs = [_spec(node) for node in self.session.get_inputs()]
         self.outputs = [_spec(node, strings=True) for node in self.session.get_outputs()]
         self.output_names = [spec.name for spec in self.outputs]
-        if self.warmup and all(spec.dtype is not None for spec in self.inputs):
+        # Warm up only where every input's dtype and rank are known: zeros of a guessed shape
+        # could fail a model that would serve its real requests.
+        if self.warmup and all(spec.dtype is not None and spec.shape is not None for spec in self.inputs):
             self.run({spec.name: spec.zeros() for spec in self.inputs})
 
     def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
