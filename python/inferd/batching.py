@@ -54,7 +54,9 @@ class BatchStats:
     sizes: Counter[int] = field(default_factory=Counter)
     #: why batches were released: full, preferred, delay, deadline, idle
     reasons: Counter[str] = field(default_factory=Counter)
-    #: requests that left the queue because they were cancelled or timed out before running
+    #: queue entries that left the queue unrun: cancelled, timed out, or the rest of a split
+    #: request one of whose slices failed. (A request larger than max_batch_size enters the
+    #: queue as one entry a slice; waiting, dropped and queue times count entries.)
     dropped: int = 0
     #: requests refused because the queue was full
     refused: int = 0
@@ -203,7 +205,6 @@ class Batcher:
         if self._closed:
             raise Unavailable(f"model {self.model!r} is shutting down", model=self.model)
         if rows > self.max_queue:
-            self.stats.refused += 1
             raise InvalidInput(
                 f"model {self.model!r}: a request of {rows} rows is more than its batch queue holds "
                 f"({self.max_queue} rows, limits.max_queue); send at most {self.max_queue} rows a request",

@@ -695,14 +695,18 @@ class BatchingStats(_message.Message):
     rows: _builtins.int
     """Rows run, over all batches."""
     dropped: _builtins.int
-    """Requests that left the queue, cancelled or past their deadline, before they ran."""
+    """Queue entries that left the queue before they ran: cancelled, past their deadline, or
+    the rest of a split request one of whose slices failed. A request larger than
+    max_batch_size enters the queue as one entry a slice of it; dropped, waiting and the
+    queue times count entries.
+    """
     refused: _builtins.int
     """Requests refused because the queue was full (RESOURCE_EXHAUSTED)."""
     mean_queue_ms: _builtins.float
-    """Time requests waited in the queue, mean and max, in milliseconds."""
+    """Time queue entries waited in the queue, mean and max, in milliseconds."""
     max_queue_ms: _builtins.float
     waiting: _builtins.int
-    """Requests waiting in the queue now."""
+    """Queue entries waiting now."""
     running: _builtins.int
     """Batches running now."""
     @_builtins.property
