@@ -145,9 +145,9 @@ def add_inference_service(
     wrapped = {}
     for name, handler in generated.handlers.items():
         deserializer, serializer = (codecs or {}).get(name, (None, None))
-        tolerant = deserializer is None and handler.request_deserializer is not None
-        if tolerant:
-            deserializer = _tolerant(handler.request_deserializer)  # type: ignore[arg-type]  # not None: checked
+        tolerant = False
+        if deserializer is None and handler.request_deserializer is not None:
+            deserializer, tolerant = _tolerant(handler.request_deserializer), True
         if deserializer is not None:
             handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
         if serializer is not None:
