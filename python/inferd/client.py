@@ -91,7 +91,10 @@ def _open_channel(
 ) -> Any:
     """A channel to ``address``: plaintext, or TLS (``tls`` None: as the environment says)."""
     options: list[tuple[str, Any]] = list(_channel_options(max_message_bytes))
-    settings = TLS.from_environment() if tls is None else TLS() if tls is True else tls or None
+    if tls is None:
+        settings = TLS.from_environment()
+    else:
+        settings = TLS() if tls is True else tls or None
     if settings is None:
         return make(address, options=options)
     if settings.server_name:

@@ -150,11 +150,9 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     await health_servicer.set(SERVICE_NAME, NOT_SERVING)
     await grpc_server.start()
     loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
-    logger.info(
-        "inferd listening on %s (port %d, %s, %s event loop)", config.server.address, port,
-        "plaintext" if credentials is None else "TLS" if config.server.tls and config.server.tls.client_ca is None
-        else "mutual TLS", loop,
-    )  # fmt: skip
+    tls = config.server.tls
+    transport = "plaintext" if tls is None else "mutual TLS" if tls.client_ca else "TLS"
+    logger.info("inferd listening on %s (port %d, %s, %s event loop)", config.server.address, port, transport, loop)
     if start_models:
         await server.start_models()
     return server
