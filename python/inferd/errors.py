@@ -65,6 +65,9 @@ class RecordError(InvalidInput):
     the schema wanted) and ``value`` (the offending value, truncated), where they are known.
     """
 
+    #: The details a record error carries, each also an attribute.
+    FIELDS: ClassVar[tuple[str, ...]] = ("record", "path", "expected", "value", "offset")
+
     def __init__(
         self,
         message: str,
@@ -75,17 +78,8 @@ class RecordError(InvalidInput):
         value: str | None = None,
         offset: int | None = None,
     ) -> None:
-        details = {
-            key: item
-            for key, item in (
-                ("record", record),
-                ("path", path),
-                ("expected", expected),
-                ("value", value),
-                ("offset", offset),
-            )
-            if item is not None
-        }
+        values = (record, path, expected, value, offset)
+        details = {key: item for key, item in zip(self.FIELDS, values) if item is not None}
         super().__init__(message, **details)
         self.record = record
         self.path = path
@@ -228,7 +222,7 @@ def error_from_status(code: str, message: str, name: str = "", details: Mapping[
     error = cls.__new__(cls)
     InferdError.__init__(error, message, **typed)
     if isinstance(error, RecordError):
-        for key in ("record", "path", "expected", "value", "offset"):
+        for key in RecordError.FIELDS:
             setattr(error, key, typed.get(key))
     if isinstance(error, TensorError):
         error.tensor = str(typed.get("tensor", ""))
