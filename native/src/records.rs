@@ -1235,10 +1235,9 @@ impl<'a> Scanner<'a> {
         let data = self.data;
         let start = self.position;
         let mut position = start;
+        // The sign of record values is as often - as not: no branch on it (here and below).
         let negative = data.get(position) == Some(&b'-');
-        if negative {
-            position += 1;
-        }
+        position += usize::from(negative);
         let mut integer: u64 = 0;
         let digits_start = position;
         match data.get(position) {
@@ -1329,7 +1328,9 @@ impl<'a> Scanner<'a> {
             } else {
                 magnitude * POWERS_OF_TEN[exponent as usize]
             };
-            return Ok(Scalar::Float(if negative { -value } else { value }));
+            // `value` is not negative (zero included): setting the sign bit negates it.
+            let sign = u64::from(negative) << 63;
+            return Ok(Scalar::Float(f64::from_bits(value.to_bits() | sign)));
         }
         match fast_float2::parse::<f64, _>(&data[start..position]) {
             Ok(value) if value.is_finite() => Ok(Scalar::Float(value)),
@@ -1435,6 +1436,12 @@ impl<'a> Scanner<'a> {
                     // forget what an earlier occurrence of its key set below it.
                     if !schema.nodes[child].is_leaf() {
                         batch.reset(child);
+                    } else if let Some(b'-' | b'0'..=b'9') = self.data.get(self.position) {
+                        // A number for a leaf, the commonest member: read here, without the
+                        // call to `value` and its dispatch on the first byte.
+                        let number = self.number()?;
+                        batch.scalar(child, number);
+                        continue;
                     }
                     self.value(batch, child)?;
                 }
