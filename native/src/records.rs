@@ -173,6 +173,27 @@ impl Buffer {
         }
     }
 
+    /// [`convert_number`] and [`Self::set`] in one step for the commonest column, float32:
+    /// false where that does not apply (another dtype, not a number, or a number float32 cannot
+    /// hold), for the general path to decide.
+    #[inline(always)]
+    fn set_float32(&mut self, index: usize, scalar: Scalar<'_>) -> bool {
+        let Self::Float32(values) = self else {
+            return false;
+        };
+        let narrow = match scalar {
+            Scalar::Float(value) => value as f32,
+            // Through float64, as convert_number (and numpy from Python ints) rounds.
+            Scalar::Int(value) => value as f64 as f32,
+            _ => return false,
+        };
+        if !narrow.is_finite() {
+            return false;
+        }
+        values[index] = narrow;
+        true
+    }
+
     #[inline]
     fn push(&mut self, cell: Cell) {
         match (self, cell) {
@@ -400,7 +421,9 @@ impl<'s> Batch<'s> {
             let field = &self.schema.fields[field_id];
             if field.kind == FieldKind::Scalar && scalar != Scalar::Null {
                 let index = self.row_starts[field.tensor] + field.column;
-                if let Some(cell) = convert_number(field.dtype, scalar) {
+                if self.buffers[field.tensor].set_float32(index, scalar) {
+                    self.states[field_id] = FieldState::Set;
+                } else if let Some(cell) = convert_number(field.dtype, scalar) {
                     self.buffers[field.tensor].set(index, cell);
                     self.states[field_id] = FieldState::Set;
                 } else {
@@ -493,8 +516,11 @@ impl<'s> Batch<'s> {
                     && scalar != Scalar::Null
                     && self.states[field_id] != FieldState::Invalid
                 {
+                    let at = self.row_starts[field.tensor] + field.column + index;
+                    if self.buffers[field.tensor].set_float32(at, scalar) {
+                        return;
+                    }
                     if let Some(cell) = convert_number(field.dtype, scalar) {
-                        let at = self.row_starts[field.tensor] + field.column + index;
                         self.buffers[field.tensor].set(at, cell);
                         return;
                     }
