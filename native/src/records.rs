@@ -97,6 +97,12 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+impl From<Box<SyntaxError>> for ParseError {
+    fn from(error: Box<SyntaxError>) -> Self {
+        Self::Syntax(*error)
+    }
+}
+
 impl From<SyntaxError> for ParseError {
     fn from(error: SyntaxError) -> Self {
         Self::Syntax(error)
@@ -880,7 +886,9 @@ struct Scanner<'a> {
     stack: Vec<u8>,
 }
 
-type Scan<T> = Result<T, SyntaxError>;
+/// The scanner's results. Its error is boxed: a result of one word moves in registers
+/// through the scanner's many small steps, where the error itself is the rare case.
+type Scan<T> = Result<T, Box<SyntaxError>>;
 
 impl<'a> Scanner<'a> {
     fn new(data: &'a [u8], position: usize, depth: usize) -> Self {
@@ -894,16 +902,16 @@ impl<'a> Scanner<'a> {
     }
 
     #[cold]
-    fn error(&self, offset: usize, message: &str) -> SyntaxError {
-        syntax(offset.min(self.data.len()), message)
+    fn error(&self, offset: usize, message: &str) -> Box<SyntaxError> {
+        Box::new(syntax(offset.min(self.data.len()), message))
     }
 
     #[cold]
-    fn eof(&self, what: &str) -> SyntaxError {
-        syntax(
+    fn eof(&self, what: &str) -> Box<SyntaxError> {
+        Box::new(syntax(
             self.data.len(),
             &format!("unexpected end of input while parsing {what}"),
-        )
+        ))
     }
 
     /// The next byte that is not whitespace (the position is left on it).
@@ -1366,7 +1374,7 @@ impl<'a> Scanner<'a> {
     }
 
     #[cold]
-    fn number_error(&self, position: usize) -> SyntaxError {
+    fn number_error(&self, position: usize) -> Box<SyntaxError> {
         if position >= self.data.len() {
             self.eof("a number")
         } else {
@@ -1977,7 +1985,7 @@ fn parse_one(
     data: &[u8],
     range: &Range<usize>,
     depth: usize,
-) -> Result<(), SyntaxError> {
+) -> Scan<()> {
     let mut scanner = Scanner::new(data.get(..range.end).unwrap_or(data), range.start, depth);
     scanner.value(batch, ROOT)?;
     scanner.end()
@@ -2014,7 +2022,7 @@ fn parse_task<'s>(
     let mut first_error = None;
     for (index, range) in ranges.iter().enumerate() {
         batch.begin_record();
-        parse_one(&mut batch, data, range, depth).map_err(ParseError::Syntax)?;
+        parse_one(&mut batch, data, range, depth).map_err(ParseError::from)?;
         if first_error.is_none() {
             first_error = batch.finish_record(first_record + index).err();
         }
@@ -2069,7 +2077,7 @@ pub fn parse_json_pieces(
     }
     // One object or NDJSON: the exact boundaries first, then the records.
     let result = split_records(data)
-        .map_err(ParseError::Syntax)
+        .map_err(ParseError::from)
         .and_then(|ranges| {
             let depth = record_depth(data);
             let per_task = records_per_task(ranges.len());
@@ -2098,7 +2106,7 @@ struct Span<'s> {
     /// The span's first record error, its record numbered from the span's first record.
     first_error: Option<RecordError>,
     /// Where the span stopped, or the syntax error that stopped it.
-    end: Result<SpanEnd, SyntaxError>,
+    end: Scan<SpanEnd>,
 }
 
 /// Reads the records of a top-level array from `start` (the first byte of a record, or where
@@ -2251,7 +2259,7 @@ fn parse_array_speculative(
             }
         }
         records += current.batch.records;
-        let end = current.end.map_err(ParseError::Syntax)?;
+        let end = current.end.map_err(ParseError::from)?;
         confirmed.push(current.batch);
         let SpanEnd::Boundary(position) = end else {
             break;
@@ -2283,7 +2291,7 @@ fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseErro
     if data[start] != b'[' {
         // One object, or NDJSON: split at the values' boundaries as the threaded path does, so
         // that values must be apart by whitespace alike ("1true" is malformed).
-        let ranges = split_records(data).map_err(ParseError::Syntax)?;
+        let ranges = split_records(data).map_err(ParseError::from)?;
         return Ok(parse_task(schema, data, &ranges, 0, 0)?.into_columns());
     }
     // Reserve for the records' likely count, from the size of the first one.
@@ -2293,23 +2301,23 @@ fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseErro
     let mut batch = Batch::new(schema, estimate);
     let mut first_error = None;
     let mut scanner = Scanner::new(data, start, 0);
-    scanner.enter().map_err(ParseError::Syntax)?;
+    scanner.enter().map_err(ParseError::from)?;
     if !scanner.empty(b']') {
         loop {
             batch.begin_record();
             scanner
                 .value(&mut batch, ROOT)
-                .map_err(ParseError::Syntax)?;
+                .map_err(ParseError::from)?;
             if first_error.is_none() {
                 first_error = batch.finish_record(batch.records).err();
             }
-            if !scanner.next_item(b']').map_err(ParseError::Syntax)? {
+            if !scanner.next_item(b']').map_err(ParseError::from)? {
                 break;
             }
-            scanner.expect_element().map_err(ParseError::Syntax)?;
+            scanner.expect_element().map_err(ParseError::from)?;
         }
     }
-    scanner.end().map_err(ParseError::Syntax)?;
+    scanner.end().map_err(ParseError::from)?;
     match first_error {
         Some(error) => Err(ParseError::Record(error)),
         None => Ok(batch.into_columns()),
@@ -2340,7 +2348,8 @@ pub fn count_scalars(data: &[u8]) -> Result<usize, SyntaxError> {
     let mut scanner = Scanner::new(data, 0, 0);
     let count = scanner
         .count()
-        .and_then(|count| scanner.end().map(|()| count));
+        .and_then(|count| scanner.end().map(|()| count))
+        .map_err(|error| *error);
     utf8_first(data, count)
 }
 
