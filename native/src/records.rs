@@ -825,10 +825,13 @@ struct Lead {
     len: usize,
     /// The key's index in its node's key list.
     key: usize,
+    /// The key's trie node, and whether fields end there.
+    child: NodeId,
+    leaf: bool,
 }
 
 impl Lead {
-    fn new(bytes: &[u8], key: usize) -> Option<Self> {
+    fn new(bytes: &[u8], key: usize, child: NodeId, leaf: bool) -> Option<Self> {
         if bytes.len() > 16 {
             return None;
         }
@@ -850,6 +853,8 @@ impl Lead {
             masks: [mask(0), mask(1)],
             len: bytes.len(),
             key,
+            child,
+            leaf,
         })
     }
 
@@ -1259,6 +1264,10 @@ impl<'a> Scanner<'a> {
     /// or exponent, become the correctly rounded float64.
     #[inline(always)]
     fn number(&mut self) -> Scan<Scalar<'a>> {
+        if let Some((scalar, end)) = short_number(self.data, self.position) {
+            self.position = end;
+            return Ok(scalar);
+        }
         self.number_or_skip::<true>()
     }
 
@@ -1431,14 +1440,20 @@ impl<'a> Scanner<'a> {
         let mut slot = Some(0);
         loop {
             let start = self.position;
-            let lead = slot.and_then(|slot| batch.leads[node][slot]);
-            let found = match lead {
-                Some(lead) if lead.matches(self.data, start) => {
-                    self.position = start + lead.len;
-                    batch.key_hints[node] = lead.key + 1;
-                    Some(lead.key)
+            // (The lead's fields, not the lead: a copy of the whole costs more than its match.)
+            let matched = slot.and_then(|slot| {
+                batch.leads[node][slot]
+                    .as_ref()
+                    .filter(|lead| lead.matches(self.data, start))
+                    .map(|lead| (lead.len, lead.key, lead.child, lead.leaf))
+            });
+            let found = match matched {
+                Some((len, key, child, leaf)) => {
+                    self.position = start + len;
+                    batch.key_hints[node] = key + 1;
+                    Some((key, child, leaf))
                 }
-                _ => {
+                None => {
                     if slot == Some(0) {
                         if self.empty(b'}') {
                             return Ok(());
@@ -1453,22 +1468,25 @@ impl<'a> Scanner<'a> {
                         &mut batch.key_hints[node],
                     )?;
                     self.colon()?;
-                    if let (Some(index), Some(slot)) = (found, slot) {
+                    let found = found.map(|index| {
+                        let child = target.keys[index].1;
+                        (index, child, schema.nodes[child].is_leaf())
+                    });
+                    if let (Some((index, child, leaf)), Some(slot)) = (found, slot) {
                         if self.peek().is_some() {
                             batch.leads[node][slot] =
-                                Lead::new(&self.data[start..self.position], index);
+                                Lead::new(&self.data[start..self.position], index, child, leaf);
                         }
                     }
                     found
                 }
             };
             match found {
-                Some(index) => {
+                Some((index, child, leaf)) => {
                     slot = Some(index + 1);
-                    let child = target.keys[index].1;
                     // A leaf's value sets its fields' state whatever comes; a container must
                     // forget what an earlier occurrence of its key set below it.
-                    if !schema.nodes[child].is_leaf() {
+                    if !leaf {
                         batch.reset(child);
                     } else if let Some(b'-' | b'0'..=b'9') = self.data.get(self.position) {
                         // A number for a leaf, the commonest member: read here, without the
@@ -1781,6 +1799,71 @@ fn digits(data: &[u8], position: &mut usize, value: &mut u64) {
         *value = value.wrapping_mul(10).wrapping_add(u64::from(byte - b'0'));
         *position += 1;
     }
+}
+
+/// The 8 bytes at `at` of `window` as a little-endian word (the first byte lowest).
+#[inline(always)]
+fn word_at(window: &[u8; 24], at: usize) -> Option<u64> {
+    let bytes = window.get(at..at + 8)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// How many of the word's bytes, from the lowest, are ASCII digits (0 to 8), and the word
+/// with '0' taken from each byte.
+#[inline(always)]
+fn digit_run(word: u64) -> (usize, u64) {
+    let low = word.wrapping_sub(0x3030_3030_3030_3030);
+    let high = word.wrapping_add(0x4646_4646_4646_4646);
+    let other = (low | high) & 0x8080_8080_8080_8080;
+    ((other.trailing_zeros() / 8) as usize, low)
+}
+
+/// The value of the first `count` (1 to 7) digits of a [`digit_run`] word.
+#[inline(always)]
+fn run_value(low: u64, count: usize) -> u64 {
+    eight_digits(low << (8 * (8 - count)))
+}
+
+/// The numbers records mostly hold, read in a few word operations: an optional minus, 1 to 7
+/// integer digits (no leading zero but "0" itself), then optionally a point and 1 to 7
+/// fraction digits, and no exponent ("-482.166499", "98693", "0.5"). Returns the value and
+/// where the number ends, exactly as the general reader would; None for anything else
+/// (longer, an exponent, malformed, or within 24 bytes of the input's end), which the general
+/// reader then takes from the start.
+#[inline(always)]
+fn short_number(data: &[u8], start: usize) -> Option<(Scalar<'static>, usize)> {
+    let window: &[u8; 24] = data.get(start..start + 24)?.try_into().ok()?;
+    let negative = window[0] == b'-';
+    let first = usize::from(negative);
+    let (count, low) = digit_run(word_at(window, first)?);
+    if count == 0 || count == 8 || (count > 1 && window[first] == b'0') {
+        return None;
+    }
+    let integer = run_value(low, count);
+    let after = first + count;
+    match window.get(after)? {
+        b'.' => {}
+        b'e' | b'E' => return None,
+        _ => {
+            // At most 7 digits: the value fits any integer type, and negating it is exact.
+            let value = integer as i64;
+            return Some((Scalar::Int(if negative { -value } else { value }), start + after));
+        }
+    }
+    let (fraction, low) = digit_run(word_at(window, after + 1)?);
+    if fraction == 0 || fraction == 8 {
+        return None;
+    }
+    let end = after + 1 + fraction;
+    if let b'e' | b'E' = window.get(end)? {
+        return None;
+    }
+    // Under 10^14 < 2^53 over 10^1 to 10^7: exact operands, so one correctly rounded division
+    // (Clinger's fast path, as in the general reader).
+    let significand = integer * POWERS_OF_TEN_U64[fraction] + run_value(low, fraction);
+    let magnitude = significand as f64 / POWERS_OF_TEN[fraction];
+    let sign = u64::from(negative) << 63;
+    Some((Scalar::Float(f64::from_bits(magnitude.to_bits() | sign)), start + end))
 }
 
 /// Keys are short: an inline byte loop beats a call to memcmp.
@@ -2875,6 +2958,58 @@ mod tests {
                 Err(())
             };
             assert_eq!(result.map(|_| ()).map_err(|_| ()), expected, "{data}");
+        }
+    }
+
+    #[test]
+    fn short_numbers_read_as_the_general_reader_does() {
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut cases: Vec<String> = [
+            "0", "-0", "-0.0", "0.5", "00", "01", "-01.5", "00.5", "1.", "-", "-.5", ".5", "1.e5",
+            "1.5e3", "1E5", "7e", "1234567", "12345678", "-1234567.1234567", "1234567.12345678",
+            "12345678.5", "0.1234567", "0.12345678", "9999999.9999999", "1.5x", "12a", "1-2",
+            "1..2", "1.2.3", "-x", "1.5E-3", "+1",
+        ]
+        .iter()
+        .map(|case| (*case).to_owned())
+        .collect();
+        for _ in 0..20_000 {
+            let integer = next() % 10u64.pow((next() % 10) as u32);
+            let mut text = integer.to_string();
+            if next() % 4 != 0 {
+                let fraction = next() % 10u64.pow((next() % 10) as u32);
+                let width = (next() % 10) as usize;
+                text.push_str(&format!(".{fraction:0width$}"));
+            }
+            if next() % 2 == 0 {
+                text.insert(0, '-');
+            }
+            if next() % 8 == 0 {
+                text.push_str(&format!("e{}", (next() % 20) as i64 - 10));
+            }
+            cases.push(text);
+        }
+        for case in cases {
+            for tail in [",", "}", "]", " ", "\n", "x", "0", "."] {
+                // Padding puts 24 bytes after the number's start, which the short path needs.
+                let input = format!("{case}{tail}{}", " ".repeat(24));
+                let mut short = Scanner::new(input.as_bytes(), 0, 0);
+                let mut general = Scanner::new(input.as_bytes(), 0, 0);
+                let got = short.number();
+                let want = general.number_or_skip::<true>();
+                let same = match (&got, &want) {
+                    (Ok(Scalar::Float(a)), Ok(Scalar::Float(b))) => a.to_bits() == b.to_bits(),
+                    (got, want) => got == want,
+                };
+                assert!(same, "{input:?}: {got:?} against {want:?}");
+                assert_eq!(short.position, general.position, "{input:?}");
+            }
         }
     }
 
