@@ -1261,7 +1261,8 @@ impl<'a> Scanner<'a> {
 
     /// Reads a number (the position on its first byte) as JSON's grammar has it. Integers that
     /// fit 64 bits stay integers (as in `json.loads`); others, and all numbers with a fraction
-    /// or exponent, become the correctly rounded float64.
+    /// or exponent, become the correctly rounded float64. The commonest short numbers take
+    /// [`short_number`]; the rest, the general reader ([`Self::number_or_skip`]).
     #[inline(always)]
     fn number(&mut self) -> Scan<Scalar<'a>> {
         if let Some((scalar, end)) = short_number(self.data, self.position) {
@@ -1271,8 +1272,9 @@ impl<'a> Scanner<'a> {
         self.number_or_skip::<true>()
     }
 
-    /// [`Self::number`], or with `DECODE` false only its syntax checked (as serde_json skips
-    /// numbers: 1e400 is refused only where a field reads it).
+    /// The general number reader: every number [`Self::number`] takes, or with `DECODE` false
+    /// only its syntax checked (as serde_json skips numbers: 1e400 is refused only where a
+    /// field reads it).
     #[inline(always)]
     fn number_or_skip<const DECODE: bool>(&mut self) -> Scan<Scalar<'a>> {
         let data = self.data;
