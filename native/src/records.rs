@@ -294,6 +294,7 @@ pub struct Column {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum FieldState {
     Unset,
     Set,
@@ -616,6 +617,28 @@ impl<'s> Batch<'s> {
                 got,
             });
         }
+        // Usually every field was set: one branch-free pass over the states (vectorized) tells
+        // so, and no field's policy needs a visit.
+        let all_set = self
+            .states
+            .iter()
+            .fold(true, |all, &state| all & (state == FieldState::Set));
+        if !all_set {
+            self.apply_policies(record)?;
+        }
+        for (tensor_id, tensor) in self.schema.tensors.iter().enumerate() {
+            if tensor.lengths_name.is_some() {
+                let length = self.buffers[tensor_id].len() - self.row_starts[tensor_id];
+                self.lengths[tensor_id].push(length);
+            }
+        }
+        self.records += 1;
+        Ok(())
+    }
+
+    /// The fields of the record that are not set: their missing-value policy, or its first
+    /// invalid or missing field's error.
+    fn apply_policies(&mut self, record: usize) -> Result<(), RecordError> {
         let schema = self.schema;
         for (field_id, field) in schema.fields.iter().enumerate() {
             match self.states[field_id] {
@@ -657,13 +680,6 @@ impl<'s> Batch<'s> {
                 }
             }
         }
-        for (tensor_id, tensor) in schema.tensors.iter().enumerate() {
-            if tensor.lengths_name.is_some() {
-                let length = self.buffers[tensor_id].len() - self.row_starts[tensor_id];
-                self.lengths[tensor_id].push(length);
-            }
-        }
-        self.records += 1;
         Ok(())
     }
 
@@ -1367,7 +1383,8 @@ impl<'a> Scanner<'a> {
         // Clinger's fast path: a significand and a power of ten both exact in a float64 give
         // the correctly rounded result in one multiplication or division.
         if !overflow && integer <= 1 << 53 && (-22..=22).contains(&exponent) {
-            let magnitude = integer as f64;
+            // Exact either way (at most 2^53); from a signed integer it is one instruction.
+            let magnitude = integer as i64 as f64;
             let value = if exponent < 0 {
                 magnitude / POWERS_OF_TEN[exponent.unsigned_abs() as usize]
             } else {
@@ -1376,6 +1393,12 @@ impl<'a> Scanner<'a> {
             // `value` is not negative (zero included): setting the sign bit negates it.
             let sign = u64::from(negative) << 63;
             return Ok(Scalar::Float(f64::from_bits(value.to_bits() | sign)));
+        }
+        if !overflow && exponent < 0 {
+            if let Some(value) = nearest_quotient(integer, exponent.unsigned_abs() as usize) {
+                let sign = u64::from(negative) << 63;
+                return Ok(Scalar::Float(f64::from_bits(value.to_bits() | sign)));
+            }
         }
         match fast_float2::parse::<f64, _>(&data[start..position]) {
             Ok(value) if value.is_finite() => Ok(Scalar::Float(value)),
@@ -1746,6 +1769,64 @@ const POWERS_OF_TEN_U64: [u64; 9] = [
     100_000_000,
 ];
 
+/// 5^0 to 5^22, for the powers of ten that a float64 holds exactly ([`POWERS_OF_TEN`]).
+const POWERS_OF_FIVE: [u64; 23] = {
+    let mut powers = [1u64; 23];
+    let mut index = 1;
+    while index < 23 {
+        powers[index] = powers[index - 1] * 5;
+        index += 1;
+    }
+    powers
+};
+
+/// The float64 nearest to `significand / 10^k` (ties to even), for a significand above 2^53
+/// (which Clinger's fast path cannot take) and k at most 22: the numbers of 16 to 19 digits
+/// with a fraction that records hold ("0.9130110532378982"), found without reading their text
+/// again (as a general float parser must). The quotient of two floats is within 2 units in
+/// the last place of the exact one; each candidate is then checked against its neighbours'
+/// midpoints exactly, in integers (10^k = 5^k * 2^k), and stepped to its neighbour until it
+/// is the nearest. None where the scale does not fit the integers (the caller's general
+/// parser then decides).
+#[inline(never)]
+fn nearest_quotient(significand: u64, k: usize) -> Option<f64> {
+    let five = u128::from(*POWERS_OF_FIVE.get(k)?);
+    if significand <= 1 << 53 {
+        return None;
+    }
+    let mut bits = (significand as f64 / *POWERS_OF_TEN.get(k)?).to_bits();
+    for _ in 0..4 {
+        // The candidate is m * 2^(biased - 1075), its midpoint with the next float up
+        // (2m + 1) * 2^(biased - 1076). The quotient is above that midpoint exactly when
+        // significand * 2^shift > (2m + 1) * 5^k, with shift = 1076 - biased - k.
+        let biased = (bits >> 52) as i64;
+        let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+        let shift = 1076 - biased - k as i64;
+        // (At most 62: the scaled significand, doubled, stays under 2^128.)
+        if !(0..=62).contains(&shift) {
+            return None;
+        }
+        let scaled = u128::from(significand) << shift;
+        let above = u128::from(2 * mantissa + 1) * five;
+        // Below the binade's first mantissa the floats are twice as dense: the midpoint with
+        // the next float down is (4m - 1) * 2^(biased - 1077).
+        let (scaled_below, below) = if mantissa == 1 << 52 {
+            (scaled << 1, u128::from(4 * mantissa - 1) * five)
+        } else {
+            (scaled, u128::from(2 * mantissa - 1) * five)
+        };
+        let odd = mantissa & 1 == 1;
+        if scaled > above || (scaled == above && odd) {
+            bits += 1;
+        } else if scaled_below < below || (scaled_below == below && odd) {
+            bits -= 1;
+        } else {
+            return Some(f64::from_bits(bits));
+        }
+    }
+    None
+}
+
 /// The value of the 8 digits of `digits` (each byte 0-9, the first digit in the lowest byte):
 /// the SWAR step of fast_float.
 #[inline(always)]
@@ -1861,9 +1942,10 @@ fn short_number(data: &[u8], start: usize) -> Option<(Scalar<'static>, usize)> {
         return None;
     }
     // Under 10^14 < 2^53 over 10^1 to 10^7: exact operands, so one correctly rounded division
-    // (Clinger's fast path, as in the general reader).
+    // (Clinger's fast path, as in the general reader). From a signed integer, the conversion
+    // is one instruction, where an unsigned one takes several.
     let significand = integer * POWERS_OF_TEN_U64[fraction] + run_value(low, fraction);
-    let magnitude = significand as f64 / POWERS_OF_TEN[fraction];
+    let magnitude = significand as i64 as f64 / POWERS_OF_TEN[fraction];
     let sign = u64::from(negative) << 63;
     Some((Scalar::Float(f64::from_bits(magnitude.to_bits() | sign)), start + end))
 }
@@ -2971,6 +3053,82 @@ mod tests {
             state ^= state << 17;
             state
         }
+    }
+
+    #[test]
+    fn quotients_round_to_the_nearest_float_as_std_does() {
+        let mut next = xorshift(0xD1B5_4A32_D192_ED03);
+        let mut cases: Vec<(u64, usize)> = vec![
+            ((1 << 53) + 1, 1),
+            (u64::MAX, 0),
+            (u64::MAX, 22),
+            (u64::MAX, 23),
+            (10_000_000_000_000_000_000, 19),
+            (9_999_999_999_999_999_999, 19),
+            (6_839_839_319_154_413_000, 19),
+        ];
+        for _ in 0..200_000 {
+            let significand = (1 << 53) + 1 + next() % (u64::MAX - (1 << 53));
+            let digits = 16 + (next() % 4) as u32;
+            let significand = if next() % 2 == 0 && significand >= 10u64.pow(digits) {
+                // As records hold them: 16 to 19 digits.
+                (1 << 53) + 1 + significand % (10u64.pow(digits) - (1 << 53))
+            } else {
+                significand
+            };
+            cases.push((significand, (next() % 26) as usize));
+        }
+        // Exact midpoints between two floats, (2m + 1) * 5^k over 10^k = (2m + 1) / 2^k (for a
+        // mantissa m of 53 bits, k up to 4 to stay in 64 bits), which must round to the even
+        // one; and their neighbours, one unit of the significand away.
+        for _ in 0..100_000 {
+            let k = (next() % 5) as u32;
+            let mantissa = (1u64 << 52) | (next() & ((1 << 52) - 1));
+            let Some(midpoint) = (2 * mantissa + 1).checked_mul(5u64.pow(k)) else {
+                continue;
+            };
+            for significand in [midpoint - 1, midpoint, midpoint + 1] {
+                cases.push((significand, k as usize));
+            }
+        }
+        // Around powers of two, where the floats below are twice as dense as those above:
+        // 2^p * 10^k, and a few half units of the last place (of the float below) around it.
+        for k in 0..=22u32 {
+            for p in -80..64i32 {
+                // 2^p * 10^k = 5^k * 2^(p + k), an integer for p + k >= 0.
+                let Ok(twos) = u32::try_from(p + k as i32) else {
+                    continue;
+                };
+                let exact = u128::from(5u64.pow(k)) << twos.min(64);
+                if twos > 64 || exact <= 1 << 53 || exact >= 1 << 64 {
+                    continue;
+                }
+                let exact = exact as u64;
+                let unit = (exact >> 54).max(1);
+                for steps in -4..=4i64 {
+                    for offset in -1..=1i64 {
+                        let delta = steps * unit as i64 + offset;
+                        cases.push((exact.wrapping_add_signed(delta), k as usize));
+                    }
+                }
+            }
+        }
+        let mut found = 0;
+        for &(significand, k) in &cases {
+            let expected: f64 = format!("{significand}e-{k}").parse().unwrap();
+            if let Some(got) = nearest_quotient(significand, k) {
+                found += 1;
+                assert_eq!(got.to_bits(), expected.to_bits(), "{significand}e-{k}");
+            } else {
+                // None only past 10^22, or where the scale does not fit the integers (quotients
+                // far from 1).
+                assert!(
+                    k > 22 || !(1e-9..1e9).contains(&expected),
+                    "{significand}e-{k}"
+                );
+            }
+        }
+        assert!(found > cases.len() * 3 / 4, "{found} of {}", cases.len());
     }
 
     #[test]
