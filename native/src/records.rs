@@ -763,6 +763,9 @@ const POWERS_OF_TEN: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
+/// The place in an object after unknown members that no known one preceded: it has no lead.
+const NO_SLOT: usize = usize::MAX;
+
 /// Deepest nesting of objects and lists accepted, as serde_json (and so JSON from most Rust
 /// services) allows: a record nested deeper is malformed rather than a stack overflow.
 const MAX_DEPTH: usize = 127;
@@ -1461,25 +1464,24 @@ impl<'a> Scanner<'a> {
         self.enter()?;
         // Where in the object the next member is, for its lead: 0 at the start (no member read
         // yet), `i + 1` after the member of key i; none after unknown members that no known one
-        // preceded (a lead learnt there holds a comma, which an object's start must not accept).
-        let mut slot = Some(0);
+        // preceded (a lead learnt there holds a comma, which an object's start must not accept):
+        // `NO_SLOT`, which no lead list reaches.
+        let mut slot = 0;
         loop {
             let start = self.position;
             // (The lead's fields, not the lead: a copy of the whole costs more than its match.)
-            let matched = slot.and_then(|slot| {
-                batch.leads[node][slot]
-                    .as_ref()
-                    .filter(|lead| lead.matches(self.data, start))
-                    .map(|lead| (lead.len, lead.key, lead.child, lead.leaf))
-            });
+            let matched = batch.leads[node]
+                .get(slot)
+                .and_then(Option::as_ref)
+                .filter(|lead| lead.matches(self.data, start))
+                .map(|lead| (lead.len, lead.key, lead.child, lead.leaf));
             let found = match matched {
                 Some((len, key, child, leaf)) => {
                     self.position = start + len;
-                    batch.key_hints[node] = key + 1;
                     Some((key, child, leaf))
                 }
                 None => {
-                    if slot == Some(0) {
+                    if slot == 0 {
                         if self.empty(b'}') {
                             return Ok(());
                         }
@@ -1487,6 +1489,11 @@ impl<'a> Scanner<'a> {
                         return Ok(());
                     }
                     self.expect_key()?;
+                    // The key after the last one read is the likeliest (leads that matched
+                    // leave the hint as it was: it is only needed here).
+                    if slot != NO_SLOT {
+                        batch.key_hints[node] = slot;
+                    }
                     let found = self.key(
                         &target.keys,
                         &batch.key_words[node],
@@ -1497,8 +1504,8 @@ impl<'a> Scanner<'a> {
                         let child = target.keys[index].1;
                         (index, child, schema.nodes[child].is_leaf())
                     });
-                    if let (Some((index, child, leaf)), Some(slot)) = (found, slot) {
-                        if self.peek().is_some() {
+                    if let Some((index, child, leaf)) = found {
+                        if slot != NO_SLOT && self.peek().is_some() {
                             batch.leads[node][slot] =
                                 Lead::new(&self.data[start..self.position], index, child, leaf);
                         }
@@ -1508,7 +1515,7 @@ impl<'a> Scanner<'a> {
             };
             match found {
                 Some((index, child, leaf)) => {
-                    slot = Some(index + 1);
+                    slot = index + 1;
                     // A leaf's value sets its fields' state whatever comes; a container must
                     // forget what an earlier occurrence of its key set below it.
                     if !leaf {
@@ -1523,8 +1530,8 @@ impl<'a> Scanner<'a> {
                     self.value(batch, child)?;
                 }
                 None => {
-                    if slot == Some(0) {
-                        slot = None;
+                    if slot == 0 {
+                        slot = NO_SLOT;
                     }
                     self.skip()?;
                 }
