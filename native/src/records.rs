@@ -1393,14 +1393,11 @@ impl<'a> Scanner<'a> {
             } else {
                 magnitude * POWERS_OF_TEN[exponent as usize]
             };
-            // `value` is not negative (zero included): setting the sign bit negates it.
-            let sign = u64::from(negative) << 63;
-            return Ok(Scalar::Float(f64::from_bits(value.to_bits() | sign)));
+            return Ok(Scalar::Float(with_sign(value, negative)));
         }
         if !overflow && exponent < 0 {
             if let Some(value) = nearest_quotient(integer, exponent.unsigned_abs() as usize) {
-                let sign = u64::from(negative) << 63;
-                return Ok(Scalar::Float(f64::from_bits(value.to_bits() | sign)));
+                return Ok(Scalar::Float(with_sign(value, negative)));
             }
         }
         match fast_float2::parse::<f64, _>(&data[start..position]) {
@@ -1953,8 +1950,14 @@ fn short_number(data: &[u8], start: usize) -> Option<(Scalar<'static>, usize)> {
     // is one instruction, where an unsigned one takes several.
     let significand = integer * POWERS_OF_TEN_U64[fraction] + run_value(low, fraction);
     let magnitude = significand as i64 as f64 / POWERS_OF_TEN[fraction];
-    let sign = u64::from(negative) << 63;
-    Some((Scalar::Float(f64::from_bits(magnitude.to_bits() | sign)), start + end))
+    Some((Scalar::Float(with_sign(magnitude, negative)), start + end))
+}
+
+/// `magnitude` (not negative, zero included), negated if `negative`: by setting the sign bit,
+/// without a branch (the sign of record values is as often - as not).
+#[inline(always)]
+fn with_sign(magnitude: f64, negative: bool) -> f64 {
+    f64::from_bits(magnitude.to_bits() | (u64::from(negative) << 63))
 }
 
 /// Keys are short: an inline byte loop beats a call to memcmp.
