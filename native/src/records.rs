@@ -2199,7 +2199,7 @@ fn parse_task<'s>(
     let mut first_error = None;
     for (index, range) in ranges.iter().enumerate() {
         batch.begin_record();
-        parse_one(&mut batch, data, range, depth).map_err(ParseError::from)?;
+        parse_one(&mut batch, data, range, depth)?;
         if first_error.is_none() {
             first_error = batch.finish_record(first_record + index).err();
         }
@@ -2436,7 +2436,7 @@ fn parse_array_speculative(
             }
         }
         records += current.batch.records;
-        let end = current.end.map_err(ParseError::from)?;
+        let end = current.end?;
         confirmed.push(current.batch);
         let SpanEnd::Boundary(position) = end else {
             break;
@@ -2468,7 +2468,7 @@ fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseErro
     if data[start] != b'[' {
         // One object, or NDJSON: split at the values' boundaries as the threaded path does, so
         // that values must be apart by whitespace alike ("1true" is malformed).
-        let ranges = split_records(data).map_err(ParseError::from)?;
+        let ranges = split_records(data)?;
         return Ok(parse_task(schema, data, &ranges, 0, 0)?.into_columns());
     }
     // Reserve for the records' likely count, from the size of the first one.
@@ -2478,23 +2478,21 @@ fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseErro
     let mut batch = Batch::new(schema, estimate);
     let mut first_error = None;
     let mut scanner = Scanner::new(data, start, 0);
-    scanner.enter().map_err(ParseError::from)?;
+    scanner.enter()?;
     if !scanner.empty(b']') {
         loop {
             batch.begin_record();
-            scanner
-                .value(&mut batch, ROOT)
-                .map_err(ParseError::from)?;
+            scanner.value(&mut batch, ROOT)?;
             if first_error.is_none() {
                 first_error = batch.finish_record(batch.records).err();
             }
-            if !scanner.next_item(b']').map_err(ParseError::from)? {
+            if !scanner.next_item(b']')? {
                 break;
             }
-            scanner.expect_element().map_err(ParseError::from)?;
+            scanner.expect_element()?;
         }
     }
-    scanner.end().map_err(ParseError::from)?;
+    scanner.end()?;
     match first_error {
         Some(error) => Err(ParseError::Record(error)),
         None => Ok(batch.into_columns()),
