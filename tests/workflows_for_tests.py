@@ -193,3 +193,23 @@ class Threads(Workflow):
 
     def run(self, features: Any) -> Any:
         return {**features, "run": threading.current_thread().name}
+
+
+class Sleeper(Workflow):
+    """``run`` sleeps on the loop for 20 ms: a request that can be cancelled or time out."""
+
+    async def run(self, features: Any) -> Any:
+        await asyncio.sleep(0.02)
+        return {"slept": True}
+
+
+class Ticker(Workflow):
+    """Streams a number every millisecond, for ever (until the caller goes)."""
+
+    async def stream(self, features: Any) -> AsyncIterator[int]:
+        count = 0
+        while True:
+            await asyncio.sleep(0.001)
+            count += 1
+            yield count
+

@@ -21,6 +21,7 @@ use crate::wire::{self, Answer, Input, OutTensor, TensorRef};
 
 /// A request that cannot be served as sent: the class is InvalidInput, or TensorError when a
 /// tensor is named. Raised by [`PyRequest::payload`].
+#[derive(Clone)]
 pub struct RequestFault {
     pub tensor: Option<String>,
     pub message: String,
@@ -42,7 +43,24 @@ impl RequestFault {
     }
 }
 
+/// How a request's fault becomes a Python exception (lib.rs's one error map).
+pub type RaiseFault = fn(Python<'_>, RequestFault) -> PyErr;
+
+/// Why a request cannot be served, kept as data: [`PyRequest::payload`] raises a new exception
+/// each time. A stored exception object would be raised with a traceback whose frames hold
+/// the request that holds the exception: a cycle through this class, which the collector
+/// cannot see into, so every refused request used to leak its exception, traceback and frames.
+enum Unservable {
+    /// The caller's mistake (INVALID_ARGUMENT).
+    Fault(RequestFault, RaiseFault),
+    /// The reader itself failed (a bug of inferd's: INTERNAL).
+    Failure(String),
+}
+
 /// A decoded `InferRequest` (what the server's handlers receive instead of the message).
+///
+/// It holds only strings, bytes and the payload's values, none of which can refer back to it,
+/// so it needs no part in the cycle collector (which would cost every request).
 #[pyclass(frozen, module = "inferd._native", name = "Request")]
 pub struct PyRequest {
     /// The model's name.
@@ -54,8 +72,8 @@ pub struct PyRequest {
     /// The serialized `google.protobuf.Struct`, or None when the request has none.
     #[pyo3(get)]
     parameters: Option<Py<PyBytes>>,
-    /// `(kind, value)`, or the exception to raise.
-    payload: Result<Py<PyTuple>, Py<PyAny>>,
+    /// `(kind, value)`, or why there is none.
+    payload: Result<Py<PyTuple>, Unservable>,
 }
 
 #[pymethods]
@@ -65,7 +83,10 @@ impl PyRequest {
     fn payload(&self, py: Python<'_>) -> PyResult<Py<PyTuple>> {
         match &self.payload {
             Ok(payload) => Ok(payload.clone_ref(py)),
-            Err(error) => Err(PyErr::from_value(error.bind(py).clone())),
+            Err(Unservable::Fault(fault, raise)) => Err(raise(py, fault.clone())),
+            Err(Unservable::Failure(what)) => Err(PyRuntimeError::new_err(format!(
+                "the request reader failed: {what}"
+            ))),
         }
     }
 
@@ -86,48 +107,38 @@ impl PyRequest {
 pub fn decode_request(
     py: Python<'_>,
     data: &[u8],
-    fault: impl Fn(Python<'_>, RequestFault) -> PyErr,
+    raise: RaiseFault,
 ) -> PyResult<PyRequest> {
-    let read = panic::catch_unwind(AssertUnwindSafe(|| read_request(py, data, &fault)));
-    let error = match read {
+    let read = panic::catch_unwind(AssertUnwindSafe(|| read_request(py, data, raise)));
+    let what = match read {
         Ok(Ok(request)) => return Ok(request),
-        Ok(Err(error)) => error,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|text| (*text).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            PyRuntimeError::new_err(format!("the request reader failed: {what}"))
-        }
+        Ok(Err(error)) => error.to_string(),
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default(),
     };
-    Ok(unservable(py, error))
+    Ok(unservable(py, Unservable::Failure(what)))
 }
 
-/// A request that only raises `error`.
-fn unservable(py: Python<'_>, error: PyErr) -> PyRequest {
+/// A request that only raises.
+fn unservable(py: Python<'_>, why: Unservable) -> PyRequest {
     let empty = PyString::new(py, "").unbind();
     PyRequest {
         model: empty.clone_ref(py),
         id: empty,
         parameters: None,
-        payload: Err(error.into_value(py).into_any()),
+        payload: Err(why),
     }
 }
 
-fn read_request(
-    py: Python<'_>,
-    data: &[u8],
-    fault: &impl Fn(Python<'_>, RequestFault) -> PyErr,
-) -> PyResult<PyRequest> {
+fn read_request(py: Python<'_>, data: &[u8], raise: RaiseFault) -> PyResult<PyRequest> {
     let request = match wire::decode_request(data) {
         Ok(request) => request,
         Err(error) => {
-            let error = fault(
-                py,
-                RequestFault::input(format!("malformed request: {error}")),
-            );
-            return Ok(unservable(py, error));
+            let fault = RequestFault::input(format!("malformed request: {error}"));
+            return Ok(unservable(py, Unservable::Fault(fault, raise)));
         }
     };
     let parameters = match request.parameters.as_slice() {
@@ -137,7 +148,7 @@ fn read_request(
     };
     let payload = match payload(py, &request.input)? {
         Ok(payload) => Ok(payload.unbind()),
-        Err(error) => Err(fault(py, error).into_value(py).into_any()),
+        Err(fault) => Err(Unservable::Fault(fault, raise)),
     };
     Ok(PyRequest {
         model: PyString::new(py, request.model).unbind(),
@@ -236,8 +247,14 @@ fn tensor_array<'py>(py: Python<'py>, tensor: &TensorRef<'_>) -> Built<'py, Boun
             tensor.shape
         ));
     };
+    if !numpy_can_hold(&dims, itemsize_of(tensor.dtype)) {
+        return fault(format!(
+            "shape {:?} is larger than an array can be, even where a size is 0",
+            tensor.shape
+        ));
+    }
     let build = match tensor.dtype {
-        1 => typed::<bool>,
+        1 => booleans,
         2 => typed::<i8>,
         3 => typed::<i16>,
         4 => typed::<i32>,
@@ -270,16 +287,50 @@ fn tensor_array<'py>(py: Python<'py>, tensor: &TensorRef<'_>) -> Built<'py, Boun
 #[cfg(target_endian = "big")]
 compile_error!("inferd's wire codec copies little-endian tensor data as is: big-endian hosts are not supported");
 
+/// The item size numpy gives a tensor of `dtype` (a pointer for strings, which are objects).
+fn itemsize_of(dtype: i32) -> usize {
+    match dtype {
+        DATA_TYPE_STRING => std::mem::size_of::<usize>(),
+        code => NUMERIC.get(code as usize).map_or(1, |(_, _, size)| (*size).max(1)),
+    }
+}
+
+/// numpy refuses an array whose sizes, the zero ones left out, times its item size exceed
+/// `isize::MAX` bytes, even when a zero size leaves it empty; rust-numpy then panics. So the
+/// request reader asks first.
+fn numpy_can_hold(dims: &[usize], itemsize: usize) -> bool {
+    let mut bytes = itemsize;
+    for &size in dims.iter().filter(|&&size| size != 0) {
+        match bytes.checked_mul(size) {
+            Some(product) if isize::try_from(product).is_ok() => bytes = product,
+            _ => return false,
+        }
+    }
+    true
+}
+
 fn typed<'py, T: Element>(py: Python<'py>, data: &[u8], dims: &[usize]) -> Bound<'py, PyAny> {
     // SAFETY: a new, C-ordered array of exactly `data.len()` bytes (the caller checked the
     // size), every byte of which is written before anyone can see it. Any bit pattern is a
-    // valid value of these element types, bool included (numpy reads any nonzero byte as True,
-    // as it does for np.frombuffer).
+    // valid value of the numeric types this is called for (bool is not: see `booleans`).
     unsafe {
         let array = PyArray::<T, IxDyn>::new(py, IxDyn(dims), false);
         ptr::copy_nonoverlapping(data.as_ptr(), array.data().cast::<u8>(), data.len());
         array.into_any()
     }
+}
+
+/// A BOOL tensor: any nonzero byte is true. numpy's bools must be 0 or 1, so each byte is
+/// normalised rather than copied as it came.
+fn booleans<'py>(py: Python<'py>, data: &[u8], dims: &[usize]) -> Bound<'py, PyAny> {
+    let array = PyArray::<bool, IxDyn>::zeros(py, IxDyn(dims), false);
+    // SAFETY: the array is new, C-ordered and of exactly `data.len()` one-byte elements (the
+    // caller checked the size); nobody else can see it yet.
+    let values = unsafe { array.as_slice_mut() }.expect("a new array is contiguous");
+    for (value, &byte) in values.iter_mut().zip(data) {
+        *value = byte != 0;
+    }
+    array.into_any()
 }
 
 /// A STRING tensor: each element a 4-byte little-endian length and that many UTF-8 bytes.
