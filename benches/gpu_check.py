@@ -128,15 +128,16 @@ async def main() -> int:
     try:
         address = f"127.0.0.1:{server.port}"
         inputs = _inputs(args.batch)
-        for entry in server.engine.models():
-            if entry.workflow is None:
+        for entry in server.engine.repository:
+            workflow = entry.stages.workflow if entry.stages is not None else None
+            if workflow is None:
                 print(f"{entry.name}: setup failed: {entry.reason}")
                 report["models"][entry.name] = {"error": entry.reason}
                 continue
             where = (
-                {"providers": list(getattr(entry.workflow, "providers", []))}
+                {"providers": list(getattr(workflow, "providers", []))}
                 if entry.name == "wine"
-                else {"device": str(getattr(entry.workflow, "device", "?"))}
+                else {"device": str(getattr(workflow, "device", "?"))}
             )
             result = {**where, **await _measure(address, entry.name, inputs[entry.name], args.seconds)}
             report["models"][entry.name] = result

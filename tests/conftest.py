@@ -91,7 +91,6 @@ def _test_models() -> dict[str, ModelConfig]:
         "threads": {"workflow": f"{module}:Threads"},
         "threads-inline": {"workflow": f"{module}:Threads", "inline": True},
         "counted-inline": {"workflow": f"{module}:CountedInline"},
-        "counted-inline-batched": {"workflow": f"{module}:CountedInline", "batching": {"max_batch_size": 4}},
         "missing-module": {"workflow": "no_such_module:Model", "setup": "lazy"},
     }
     return {name: ModelConfig.model_validate(table) for name, table in tables.items()}

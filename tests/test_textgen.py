@@ -84,7 +84,7 @@ def test_infer_and_stream_give_the_same_greedy_text(client: Client) -> None:
 
 
 def test_max_new_tokens_seed_and_temperature(client: Client, server: RunningServer) -> None:
-    workflow = server.server.engine.repository.get("tiny").workflow
+    workflow = server.server.engine.repository.get("tiny").stages.workflow
     before = workflow.tokens_generated  # type: ignore[union-attr]
     client.infer("tiny", "hello", parameters={"max_new_tokens": 5})
     assert workflow.tokens_generated - before <= 5  # type: ignore[union-attr]
@@ -136,7 +136,7 @@ def test_bad_inputs(client: Client) -> None:
 
 
 def test_cancelling_a_stream_stops_generation_within_one_token(client: Client, server: RunningServer) -> None:
-    workflow: Any = server.server.engine.repository.get("tiny-endless").workflow
+    workflow: Any = server.server.engine.repository.get("tiny-endless").stages.workflow
     before = workflow.tokens_generated
     stream = client.stream("tiny-endless", "hello", parameters={"max_new_tokens": 1_000_000})
     received = [next(stream) for _ in range(3)]
@@ -158,7 +158,7 @@ def test_cancelling_a_stream_stops_generation_within_one_token(client: Client, s
 def test_an_infer_past_its_deadline_stops_generating(client: Client, server: RunningServer) -> None:
     """Infer runs the whole generation in one stage thread: when its deadline passes, the
     thread sees request_cancelled() and stops within one token instead of running on."""
-    workflow: Any = server.server.engine.repository.get("tiny-endless").workflow
+    workflow: Any = server.server.engine.repository.get("tiny-endless").stages.workflow
     before = workflow.tokens_generated
     with pytest.raises(DeadlineExceeded):
         client.infer("tiny-endless", "hello", parameters={"max_new_tokens": 1_000_000}, timeout=0.5)

@@ -18,13 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferd import _native
-from inferd.adapters import Payload
+from inferd._proto import DTYPES, Blob, struct_to_dict, tensor_to_numpy
+from inferd.adapters import Payload, adapt_output
+from inferd.engine import Result
 from inferd.errors import InferdError, InvalidInput, TensorError
-from inferd.server.convert import DTYPES, json_answer, read_parameters, read_payload, struct_to_dict, tensor_to_numpy
+from inferd.server.convert import read_parameters, read_payload
 from inferd.server.servicer import _fill
 from inferd.v1 import inference_pb2 as pb
 from inferd.v1 import inference_pb2_grpc as pb_grpc
-from inferd.workflow import Audio, Blob
+from inferd.workflow import Audio
 
 from conftest import RunningServer
 
@@ -159,6 +161,14 @@ arrays = st.one_of(
 )
 
 
+def message_response(output: Any, request: Any, request_id: str, timings: list[tuple[str, float]]) -> pb.InferResponse:
+    """The reference: the answer to ``output`` written through the generated classes."""
+    kind, value, parameters = adapt_output(output, request)
+    response = pb.InferResponse(model="wine", id=request_id)
+    _fill(response, Result(kind, value, tuple(timings), parameters))
+    return response
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.one_of(arrays, st.dictionaries(st.sampled_from(["label", "probabilities", "ü", ""]), arrays, min_size=1, max_size=3)),
@@ -170,9 +180,7 @@ def test_responses_written_natively_parse_as_the_message_classes_write_them(
 ) -> None:
     encoded = _native.encode_response("wine", request_id, output, timings)
     assert encoded is not None
-    expected = pb.InferResponse(model="wine", id=request_id)
-    _fill(expected, output, "tensors", timings)
-    assert pb.InferResponse.FromString(encoded) == expected
+    assert pb.InferResponse.FromString(encoded) == message_response(output, "tensors", request_id, timings)
 
 
 json_values = st.recursive(
@@ -196,19 +204,18 @@ numeric_arrays = st.sampled_from([np.int64, np.float32, np.float64, np.bool_]).f
 def test_json_answers_written_natively_parse_as_the_message_classes_write_them(
     output: Any, request_id: str, timings: list[tuple[str, float]]
 ) -> None:
-    answer = json_answer(output)
-    expected = pb.InferResponse(model="wine", id=request_id)
-    _fill(expected, output, "json", timings)
+    kind, answer, _ = adapt_output(output, "json")
+    expected = message_response(output, "json", request_id, timings)
     if output is None or isinstance(output, str):
-        assert answer is None  # no output, or text: written by the messages
+        assert kind != "json"  # no output, or text: written by the messages
         return
-    assert answer is not None
+    assert kind == "json"
     assert pb.InferResponse.FromString(_native.encode_json_response("wine", request_id, answer, timings)) == expected
 
 
 @pytest.mark.parametrize("output", [None, "text", b"bytes", Blob(b"x", "image/png"), Audio(b"x", 16000)])
 def test_outputs_of_their_own_kind_answer_a_json_request_in_that_kind(output: Any) -> None:
-    assert json_answer(output) is None
+    assert adapt_output(output, "json")[0] == adapt_output(output, "text")[0] != "json"
 
 
 @pytest.mark.parametrize(

@@ -168,18 +168,19 @@ class CountedInline(Workflow):
 
     @_inline
     def preprocess(self, inputs: Any) -> Any:
-        return {"text": inputs}
+        return {"text": inputs, "threads": [threading.current_thread().name]}
 
     @_inline
     def run(self, features: Any) -> Any:
         type(self).runs += 1
         if features["text"] == "fail":
             raise RuntimeError("the model failed on this input")
-        return {**features, "runs": type(self).runs}
+        return {**features, "runs": type(self).runs, "threads": [*features["threads"], threading.current_thread().name]}
 
     @_inline
     def postprocess(self, inputs: Any, outputs: Any, parameters: dict[str, Any]) -> Any:
-        return {**outputs, "suffix": parameters.get("suffix", "")}
+        threads = [*outputs["threads"], threading.current_thread().name]
+        return {**outputs, "suffix": parameters.get("suffix", ""), "threads": threads}
 
 
 class Threads(Workflow):

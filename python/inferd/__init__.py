@@ -4,7 +4,7 @@ Subclass :class:`Workflow` to serve a model; run ``inferd serve`` to serve a con
 call it with :class:`Client` or :class:`AsyncClient`.
 """
 
-from .config import ServiceConfig, load_config
+from .client import TLS, AsyncClient, Client
 from .errors import (
     Cancelled,
     ConfigError,
@@ -44,7 +44,6 @@ __all__ = [
     "PermissionDenied",
     "RecordError",
     "ResourceExhausted",
-    "ServiceConfig",
     "TensorError",
     "TensorSpec",
     "TLS",
@@ -53,16 +52,7 @@ __all__ = [
     "Unimplemented",
     "Workflow",
     "inline",
-    "load_config",
     "request_cancelled",
     "__version__",
 ]
 
-
-def __getattr__(name: str) -> object:
-    # The clients import grpc; a model's own code (Workflow, errors) should not pay for that.
-    if name in ("Client", "AsyncClient", "TLS"):
-        from . import client
-
-        return getattr(client, name)
-    raise AttributeError(f"module 'inferd' has no attribute {name!r}")

@@ -1,8 +1,15 @@
-"""Input adapters: what runs before ``preprocess``.
+"""Adapters: what runs before ``preprocess`` and after ``postprocess``.
+
+Input adapters, one per model, as its ``input`` table says:
 
 - passthrough: the payload as it came (JSON decoded, tensors as numpy, text, a blob);
 - records: JSON records, flattened, renamed and selected as the configuration says;
 - tensor: JSON records made into typed tensors by a declared schema, in the Rust core.
+
+The output adapter (:func:`adapt_output`) decides what kind of answer a model's output makes:
+tensors answer a JSON request as JSON records (one per row) and any other request as tensors;
+text, bytes, blobs and audio keep their kind (audio as a blob, its sample rate in the answer's
+parameters); anything else is JSON. The transport only writes what it decided.
 """
 
 from __future__ import annotations
@@ -16,13 +23,16 @@ import numpy as np
 import orjson
 
 from .config import InputConfig, PassthroughInput, RecordsInput, TensorInput
-from .errors import ConfigError, InvalidInput, RecordError
+from .errors import ConfigError, InternalError, InvalidInput, RecordError
 from .schema import Schema
-from .workflow import Blob
+from .workflow import Audio, Blob
 
-__all__ = ["Payload", "Adapter", "make_adapter", "decode_json", "decode_records"]
+__all__ = ["Payload", "Adapter", "make_adapter", "decode_json", "decode_records", "adapt_output", "OutputKind"]
 
 PayloadKind = Literal["json", "tensors", "text", "blob"]
+#: What an answer carries: JSON bytes, tensors (an ndarray, sent as "output", or a dict of
+#: them), text, a :class:`Blob`, or nothing.
+OutputKind = Literal["json", "tensors", "text", "blob", "none"]
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 1 µs a request more
@@ -177,3 +187,54 @@ def make_adapter(config: InputConfig) -> Adapter:
     if isinstance(config, TensorInput):
         return _tensor_adapter(config)
     raise ConfigError(f"unknown input format: {config!r}")
+
+
+# -- the output adapter ------------------------------------------------------------------
+
+
+def _is_tensors(output: Any) -> bool:
+    return isinstance(output, np.ndarray) or (
+        isinstance(output, Mapping)
+        and bool(output)
+        and all(isinstance(value, np.ndarray) for value in output.values())
+    )
+
+
+def _rows(tensors: Mapping[str, np.ndarray]) -> list[dict[str, Any]] | dict[str, Any]:
+    """Tensors with one leading (batch) size as one JSON record a row, else by name."""
+    sizes = {value.shape[0] if value.ndim else None for value in tensors.values()}
+    columns = {name: value.tolist() for name, value in tensors.items()}
+    if len(sizes) != 1 or None in sizes:
+        return columns
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+
+
+def _json(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError as error:
+        raise InternalError(f"the model's output cannot be encoded as JSON: {error}") from error
+
+
+_NO_PARAMETERS: dict[str, Any] = {}
+
+
+def adapt_output(output: Any, request: PayloadKind) -> tuple[OutputKind, Any, dict[str, Any]]:
+    """(kind, value, parameters) of the answer that ``output`` makes to a request of kind
+    ``request`` (see the module's docstring). The parameters are metadata about the output
+    (``sample_rate``); do not change the dict returned."""
+    if isinstance(output, np.ndarray):
+        return ("json", _json(output), _NO_PARAMETERS) if request == "json" else ("tensors", output, _NO_PARAMETERS)
+    if output is None:
+        return "none", None, _NO_PARAMETERS
+    if isinstance(output, str):
+        return "text", output, _NO_PARAMETERS
+    if isinstance(output, Audio):
+        return "blob", Blob(output.data, output.content_type), {"sample_rate": output.sample_rate}
+    if isinstance(output, Blob):
+        return "blob", output, _NO_PARAMETERS
+    if isinstance(output, (bytes, bytearray, memoryview)):
+        return "blob", Blob(bytes(output), "application/octet-stream"), _NO_PARAMETERS
+    if _is_tensors(output):
+        return ("json", _json(_rows(output)), _NO_PARAMETERS) if request == "json" else ("tensors", output, _NO_PARAMETERS)
+    return "json", _json(output), _NO_PARAMETERS

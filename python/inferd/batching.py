@@ -344,10 +344,16 @@ class Batcher:
             started, offsets, inputs = begun
             try:
                 outputs = self._run_inline(inputs) if self._run_inline is not None else await self._run(inputs)
-            except BaseException as error:
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as error:
                 self._fail(batch, error)
+                raise
+            except BaseException as error:
+                # Anything else, even a BaseException that is no Exception (a native panic),
+                # fails this batch alone: the collector that runs inline batches goes on.
                 if not isinstance(error, Exception):
-                    raise
+                    logger.error("model %s: a batch raised %r", self.model, error, exc_info=error)
+                    error = InternalError(f"model {self.model!r} failed on this batch")
+                self._fail(batch, error)
                 return
             self._deliver(batch, outputs, offsets, started)
         finally:

@@ -22,11 +22,10 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ._proto import Blob, dict_to_struct, dtype_name, numpy_to_tensor, struct_to_dict, tensor_to_numpy
 from .errors import InferdError, error_from_status
-from .server.convert import DTYPES, dict_to_struct, numpy_to_tensor, struct_to_dict, tensor_to_numpy
 from .v1 import inference_pb2 as pb
 from .v1 import inference_pb2_grpc as pb_grpc
-from .workflow import Blob
 
 __all__ = ["Client", "AsyncClient", "TLS", "JsonBytes", "InferResult", "StreamChunk", "ModelInfo", "DEFAULT_ADDRESS"]
 
@@ -245,7 +244,7 @@ def _model_info(info: pb.ModelInfo) -> ModelInfo:
 
 
 def _tensor_info(tensor: pb.TensorInfo) -> dict[str, Any]:
-    dtype = "string" if tensor.dtype == pb.DATA_TYPE_STRING else DTYPES[tensor.dtype].name if tensor.dtype in DTYPES else None
+    dtype = dtype_name(tensor.dtype)
     shape = None if tensor.any_shape else [None if size < 0 else size for size in tensor.shape]
     return {"name": tensor.name, "dtype": dtype, "shape": shape}
 

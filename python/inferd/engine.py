@@ -1,31 +1,34 @@
-"""The engine: runs a request through a model's stages.
+"""The engine: one pipeline per kind of call, and the models' reports.
 
-    payload -> input adapter -> preprocess -> run -> postprocess -> answer
-    payload -> input adapter -> preprocess -> stream -> chunk, chunk, ..., final
+    infer:  admit -> (setup) -> adapt -> preprocess -> [batch] -> run -> postprocess -> answer
+    stream: admit -> (setup) -> adapt -> preprocess -> stream -> chunk, chunk, ..., final
 
-Every stage is timed. Flow control (requests in flight), deadlines and cancellation are
-applied here, so that the transport only converts messages. Nothing here knows gRPC.
+Each stage is called through its :class:`~inferd.stages.Runner`, which knows where it runs
+(on the loop, awaited, or in a thread); a request whose stages all run on the loop never
+suspends between them. Every stage is timed. Flow control (requests in flight), deadlines and
+cancellation are applied here, and the output adapter decides the answer's kind, so that the
+transport only converts messages. Nothing here knows gRPC.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .adapters import Payload
-from .batching import Batcher
+from .adapters import OutputKind, Payload, adapt_output
+from .batching import Batcher, BatchStats
 from .config import ServiceConfig
-from .errors import DeadlineExceeded, InvalidInput, Unimplemented
-from .repository import InlineStages, ModelEntry, ModelState, Repository
+from .errors import DeadlineExceeded, InvalidInput, ResourceExhausted, Unimplemented
+from .repository import ModelEntry, ModelState, Repository
+from .stages import Stages, StageStat
+from .workflow import TensorSpec
 
-__all__ = ["Engine", "Result", "Chunk"]
+__all__ = ["Engine", "Result", "Chunk", "ModelReport", "ModelState", "BatchingReport"]
 
 logger = logging.getLogger("inferd.engine")
 
@@ -39,23 +42,62 @@ T = TypeVar("T")
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 1 µs a request more
 class Result:
-    """A model's answer to one request."""
+    """A model's answer to one request, as the output adapter made it."""
 
+    #: What ``output`` is (see :func:`inferd.adapters.adapt_output`).
+    kind: OutputKind
     output: Any
     #: (stage, milliseconds) in the order the stages ran, ending with "total".
     timings: Timings
+    #: Metadata about the output (``sample_rate`` of audio).
+    parameters: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """One piece of a streamed answer; the last one has ``final`` set and the timings."""
 
+    kind: OutputKind
     output: Any
+    parameters: dict[str, Any] = field(default_factory=dict)
     final: bool = False
     timings: Timings = ()
 
 
+@dataclass(frozen=True)
+class BatchingReport:
+    max_batch_size: int
+    max_delay_ms: float
+    stats: BatchStats
+    #: Mean milliseconds a request that ran waited for its batch.
+    mean_queue_ms: float
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """What the engine knows of one model now (ListModels reports it)."""
+
+    name: str
+    workflow: str
+    state: ModelState
+    reason: str
+    input_format: str
+    streaming: bool
+    unary: bool
+    setup_mode: str
+    description: str
+    setup_ms: float
+    inflight: int
+    stages: dict[str, StageStat]
+    batching: BatchingReport | None
+    #: The tensors its run takes and gives, where the workflow declares them (once set up).
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
 class _Clock:
+    __slots__ = ("started", "mark", "timings")
+
     def __init__(self) -> None:
         self.started = self.mark = time.perf_counter()
         self.timings: list[tuple[str, float]] = []
@@ -70,82 +112,65 @@ class _Clock:
         self.timings.append((stage, ms))
         self.mark = time.perf_counter()
 
-    def finish(self, entry: ModelEntry) -> Timings:
+    def finish(self, lane: _Lane) -> Timings:
         self.timings.append(("total", (time.perf_counter() - self.started) * 1000))
-        entry.stats.record_all(self.timings)
+        lane.entry.stats.record_all(self.timings)
         return tuple(self.timings)
 
 
-def _call(stage: tuple[Callable[..., Any], bool], parameters: dict[str, Any], *args: Any) -> Any:
-    """One of :class:`InlineStages`' stages: (function, takes parameters)."""
-    function, takes_parameters = stage
-    return function(*args, parameters=parameters) if takes_parameters else function(*args)
+class _Lane:
+    """What the engine keeps of one model while it serves: requests in flight (admission, as a
+    context manager that holds no state per request, so one serves them all), requests on
+    their way to the batch queue, and the batcher."""
 
+    __slots__ = ("entry", "inflight", "preparing", "batcher")
 
-def _inline_plan(entry: ModelEntry, payload: Payload) -> InlineStages | None:
-    """The model's stages when this request runs them all on the loop (a ready model whose
-    stages all run there, and no JSON too large to parse inline); else None."""
-    if entry.state is not ModelState.READY:
-        return None
-    stages = entry.inline_stages()
-    if stages is None or (payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES):
-        return None
-    return stages
+    def __init__(self, entry: ModelEntry) -> None:
+        self.entry = entry
+        self.inflight = 0
+        #: Requests in their input adapter or preprocess now: the ones that may join a batch.
+        self.preparing = 0
+        self.batcher: Batcher | None = None
 
+    def __enter__(self) -> None:
+        limit = self.entry.config.limits.max_inflight
+        if self.inflight >= limit:
+            total = self.entry.stats.snapshot().get("total")
+            raise ResourceExhausted(
+                f"model {self.entry.name!r} has {self.inflight} requests in flight (limit {limit}); retry later",
+                retry_after_ms=max(10, int(total.mean_ms)) if total else 100,  # about one request's time
+                model=self.entry.name,
+            )
+        self.inflight += 1
 
-def _inline_prepare(
-    entry: ModelEntry, stages: InlineStages, payload: Payload, parameters: dict[str, Any], deadline: float | None
-) -> tuple[Any, Any, list[tuple[str, float]], float]:
-    """The inline path's start: deadline and parameters checked, input adapted, preprocessed.
-    Returns (inputs, features, timings so far, start time)."""
-    if deadline is not None and deadline <= time.monotonic():
-        raise DeadlineExceeded(f"model {entry.name!r}: deadline exceeded", model=entry.name)
-    if parameters:
-        _check_parameters(entry, parameters)
-    clock = time.perf_counter
-    started = clock()
-    inputs = entry.adapter(payload)
-    mark = clock()
-    timings = [("adapt", (mark - started) * 1000)]
-    features = inputs
-    if stages.preprocess is not None:
-        features = _call(stages.preprocess, parameters, inputs)
-        timings.append(("preprocess", (clock() - mark) * 1000))
-    return inputs, features, timings, started
+    def __exit__(self, *exc_info: object) -> None:
+        self.inflight -= 1
 
+    def deadline(self, deadline: float | None) -> float | None:
+        """The caller's deadline, or the model's ``timeout_ms`` if that comes first."""
+        timeout_ms = self.entry.config.limits.timeout_ms
+        if timeout_ms is None:
+            return deadline
+        own = time.monotonic() + timeout_ms / 1000
+        return own if deadline is None else min(own, deadline)
 
-def _inline_finish(
-    entry: ModelEntry,
-    stages: InlineStages,
-    parameters: dict[str, Any],
-    inputs: Any,
-    outputs: Any,
-    timings: list[tuple[str, float]],
-    started: float,
-) -> Result:
-    """The inline path's end: postprocess, the total, the model's stage statistics."""
-    if stages.postprocess is not None:
-        mark = time.perf_counter()
-        outputs = _call(stages.postprocess, parameters, inputs, outputs)
-        timings.append(("postprocess", (time.perf_counter() - mark) * 1000))
-    timings.append(("total", (time.perf_counter() - started) * 1000))
-    entry.stats.record_all(timings)
-    return Result(outputs, tuple(timings))
-
-
-def _run_inline(entry: ModelEntry, batch: Any) -> Any:
-    """A batch through a model whose stages all run on the loop (its workflow as it is now)."""
-    stages = entry.inline_stages()
-    assert stages is not None
-    return _call(stages.run, {}, batch)
-
-
-def _check_parameters(entry: ModelEntry, parameters: dict[str, Any]) -> None:
-    """Refuses parameters sent to a model none of whose stages takes any."""
-    assert entry.spec is not None
-    if parameters and not any(stage.takes_parameters for stage in entry.spec.stages.values()):
-        names = ", ".join(sorted(parameters))
-        raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
+    def batch_queue(self, stages: Stages) -> Batcher:
+        if self.batcher is None:
+            entry = self.entry
+            config = entry.config.batching
+            assert config is not None and stages.run is not None
+            run = stages.run
+            self.batcher = Batcher(
+                entry.name,
+                config,
+                run.run_batch,
+                max_queue=entry.config.limits.max_queue,
+                max_running=config.max_running,
+                arriving=lambda: self.preparing > 0,
+                run_inline=run.function if stages.on_loop else None,
+                features_from_request=stages.preprocess is None,
+            )
+        return self.batcher
 
 
 async def _by(deadline: float | None, model: str, work: Coroutine[Any, Any, T]) -> T:
@@ -154,15 +179,14 @@ async def _by(deadline: float | None, model: str, work: Coroutine[Any, Any, T]) 
     if deadline is None:
         return await work
     try:
-        async with asyncio.timeout(_remaining(deadline)):
+        async with asyncio.timeout(deadline - time.monotonic()):
             return await work
     except TimeoutError:
-        raise DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model) from None
+        raise _late(model) from None
 
 
-def _remaining(deadline: float | None) -> float | None:
-    """Seconds left before a ``time.monotonic()`` deadline (may be negative)."""
-    return None if deadline is None else deadline - time.monotonic()
+def _late(model: str) -> DeadlineExceeded:
+    return DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model)
 
 
 class Engine:
@@ -172,6 +196,7 @@ class Engine:
         self.config = config
         self._executor = ThreadPoolExecutor(config.server.threads, thread_name_prefix="inferd-stage")
         self.repository = Repository(config, self._executor)
+        self._lanes = {entry.name: _Lane(entry) for entry in self.repository}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -186,77 +211,40 @@ class Engine:
             entry.state is ModelState.READY for entry in self.repository if entry.config.setup == "eager"
         )
 
-    async def setup(self, model: str) -> ModelEntry:
-        """The Setup RPC: prepares a declared model (idempotent, shared)."""
-        return await self.repository.setup(model)
+    def states(self) -> dict[str, ModelState]:
+        """Each model's state, by name."""
+        return {entry.name: entry.state for entry in self.repository}
 
-    def models(self) -> list[ModelEntry]:
-        return list(self.repository)
+    def on_state_change(self, listener: Callable[[str, ModelState], None]) -> None:
+        """Calls ``listener(model, state)`` on the loop whenever a model's state changes."""
+        self.repository.listeners.append(lambda entry: listener(entry.name, entry.state))
+
+    async def setup(self, model: str) -> ModelReport:
+        """The Setup RPC: prepares a declared model (idempotent, shared)."""
+        entry = await self.repository.setup(model)
+        return self._report(self._lanes[entry.name])
+
+    def describe(self) -> list[ModelReport]:
+        """Every model's report, in the configuration's order."""
+        return [self._report(lane) for lane in self._lanes.values()]
 
     async def close(self) -> None:
         """Stops the batchers, tears the models down and stops the stage threads."""
-        for entry in self.repository:
-            if entry.batcher is not None:
-                await entry.batcher.close()
-                entry.batcher = None
+        for lane in self._lanes.values():
+            if lane.batcher is not None:
+                await lane.batcher.close()
+                lane.batcher = None
         await self.repository.teardown()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- requests ------------------------------------------------------------------------
 
-    def _deadline(self, entry: ModelEntry, deadline: float | None) -> float | None:
-        timeout_ms = entry.config.limits.timeout_ms
-        if timeout_ms is None:
-            return deadline
-        own = time.monotonic() + timeout_ms / 1000
-        return own if deadline is None else min(own, deadline)
-
-    async def _prepare(
-        self, entry: ModelEntry, payload: Payload, parameters: dict[str, Any], clock: _Clock, *, streaming: bool
-    ) -> tuple[Any, Any]:
-        """Setup (if lazy), adapt and preprocess: the part Infer and Stream share."""
-        if entry.state is not ModelState.READY:
-            await self.repository.ready(entry)
-            clock.lap("setup")  # a lazy model's first request waits for its setup
-        assert entry.spec is not None
-        if streaming and not entry.spec.streaming:
-            raise Unimplemented(f"model {entry.name!r} does not stream: call Infer", model=entry.name)
-        if not streaming and not entry.spec.unary:
-            raise Unimplemented(f"model {entry.name!r} only streams: call Stream", model=entry.name)
-        _check_parameters(entry, parameters)
-        entry.preparing += 1
-        try:
-            if payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES:
-                inputs = await entry.in_thread(lambda: entry.adapter(payload))
-            else:
-                inputs = entry.adapter(payload)
-            clock.lap("adapt")
-            features = inputs
-            if entry.has_stage("preprocess"):
-                features = await entry.call("preprocess", inputs, parameters=parameters)
-                clock.lap("preprocess")
-        finally:
-            entry.preparing -= 1
-        return inputs, features
-
-    def infer_now(
-        self,
-        model: str,
-        payload: Payload,
-        parameters: dict[str, Any] | None = None,
-        *,
-        deadline: float | None = None,
-    ) -> Result | None:
-        """:meth:`infer` for a request that is served in one go, without suspending: a ready
-        model whose stages all run on the loop, batching off. Returns None for any other
-        request, which :meth:`infer` serves (the servicer tries this first: it saves a
-        coroutine a request, which microsecond models feel)."""
-        entry = self.repository.get(model)
-        stages = _inline_plan(entry, payload) if entry.config.batching is None else None
-        if stages is None:
-            return None
-        with entry.admit():
-            return self._infer_inline(entry, stages, payload, parameters or {}, self._deadline(entry, deadline))
+    def _lane(self, model: str) -> _Lane:
+        lane = self._lanes.get(model)
+        if lane is None:
+            self.repository.get(model)  # raises NOT_FOUND, naming the models that exist
+        assert lane is not None
+        return lane
 
     async def infer(
         self,
@@ -267,82 +255,88 @@ class Engine:
         deadline: float | None = None,
     ) -> Result:
         """Runs one request. ``deadline`` is a ``time.monotonic()`` instant."""
-        entry = self.repository.get(model)
-        parameters = parameters or {}
-        with entry.admit():
-            deadline = self._deadline(entry, deadline)
-            stages = _inline_plan(entry, payload)
-            if stages is not None:
-                if entry.config.batching is None:
-                    return self._infer_inline(entry, stages, payload, parameters, deadline)
-                return await self._infer_inline_batched(entry, stages, payload, parameters, deadline)
-            return await _by(deadline, model, self._infer(entry, payload, parameters, deadline))
+        lane = self._lane(model)
+        with lane:
+            deadline = lane.deadline(deadline)
+            stages = lane.entry.stages
+            work = self._infer(lane, payload, parameters or {}, deadline)
+            if deadline is None or (
+                # Nothing can suspend it (its deadline is checked before it starts; once
+                # started it cannot be stopped, as a stage in a thread cannot).
+                stages is not None and stages.on_loop and lane.entry.config.batching is None
+                and not _adapts_in_thread(payload)
+            ):  # fmt: skip
+                return await work
+            return await _by(deadline, model, work)
 
-    async def _infer(
-        self, entry: ModelEntry, payload: Payload, parameters: dict[str, Any], deadline: float | None
-    ) -> Result:
+    async def _infer(self, lane: _Lane, payload: Payload, parameters: dict[str, Any], deadline: float | None) -> Result:
         clock = _Clock()
-        inputs, features = await self._prepare(entry, payload, parameters, clock, streaming=False)
-        if entry.config.batching is not None:
-            outputs, queue_ms, run_ms = await self._batcher(entry).submit(features, deadline)
+        stages, inputs, features = await self._prepare(lane, payload, parameters, deadline, clock, streaming=False)
+        if lane.entry.config.batching is not None:
+            outputs, queue_ms, run_ms = await lane.batch_queue(stages).submit(features, deadline)
             clock.record("queue", queue_ms)
             clock.record("run", run_ms)
         else:
-            outputs = await entry.call("run", features)
+            run = stages.run
+            assert run is not None
+            outputs = run.start(parameters, features)
+            if run.suspends:
+                outputs = await outputs
             clock.lap("run")
-        if entry.has_stage("postprocess"):
-            outputs = await entry.call("postprocess", inputs, outputs, parameters=parameters)
+        postprocess = stages.postprocess
+        if postprocess is not None:
+            outputs = postprocess.start(parameters, inputs, outputs)
+            if postprocess.suspends:
+                outputs = await outputs
             clock.lap("postprocess")
-        return Result(outputs, clock.finish(entry))
+        kind, output, metadata = adapt_output(outputs, payload.kind)
+        return Result(kind, output, clock.finish(lane), metadata)
 
-    def _infer_inline(
+    async def _prepare(
         self,
-        entry: ModelEntry,
-        stages: InlineStages,
+        lane: _Lane,
         payload: Payload,
         parameters: dict[str, Any],
         deadline: float | None,
-    ) -> Result:
-        """A request whose every stage runs on the event loop (:meth:`ModelEntry.inline_stages`):
-        in one go, as nothing can suspend it. Its deadline is checked before it starts; once
-        started it cannot be stopped, as a stage in a thread cannot."""
-        inputs, features, timings, started = _inline_prepare(entry, stages, payload, parameters, deadline)
-        mark = time.perf_counter()
-        outputs = _call(stages.run, parameters, features)
-        timings.append(("run", (time.perf_counter() - mark) * 1000))
-        return _inline_finish(entry, stages, parameters, inputs, outputs, timings, started)
-
-    async def _infer_inline_batched(
-        self,
-        entry: ModelEntry,
-        stages: InlineStages,
-        payload: Payload,
-        parameters: dict[str, Any],
-        deadline: float | None,
-    ) -> Result:
-        """:meth:`_infer_inline` for a model that batches: it suspends only to wait for its
-        batch, which the batcher runs on the loop too (the deadline bounds that wait)."""
-        inputs, features, timings, started = _inline_prepare(entry, stages, payload, parameters, deadline)
-        outputs, queue_ms, run_ms = await _by(deadline, entry.name, self._batcher(entry).submit(features, deadline))
-        timings.append(("queue", queue_ms))
-        timings.append(("run", run_ms))
-        return _inline_finish(entry, stages, parameters, inputs, outputs, timings, started)
-
-    def _batcher(self, entry: ModelEntry) -> Batcher:
-        if entry.batcher is None:
-            assert entry.config.batching is not None
-            limits = entry.config.limits
-            entry.batcher = Batcher(
-                entry.name,
-                entry.config.batching,
-                lambda batch: entry.call("run", batch, limited=False),
-                max_queue=limits.max_queue,
-                max_running=entry.config.batching.max_running,
-                arriving=lambda: entry.preparing > 0,
-                run_inline=functools.partial(_run_inline, entry) if entry.inline_stages() is not None else None,
-                features_from_request=not entry.has_stage("preprocess"),
-            )
-        return entry.batcher
+        clock: _Clock,
+        *,
+        streaming: bool,
+    ) -> tuple[Stages, Any, Any]:
+        """Setup (if lazy), the checks, adapt and preprocess: what Infer and Stream share.
+        Returns (stages, inputs, features)."""
+        entry = lane.entry
+        if deadline is not None and deadline <= time.monotonic():
+            raise _late(entry.name)
+        stages = entry.stages
+        if stages is None or entry.state is not ModelState.READY:
+            await self.repository.ready(entry)
+            clock.lap("setup")  # a lazy model's first request waits for its setup
+            stages = entry.stages
+            assert stages is not None
+        if streaming and not stages.streaming:
+            raise Unimplemented(f"model {entry.name!r} does not stream: call Infer", model=entry.name)
+        if not streaming and not stages.unary:
+            raise Unimplemented(f"model {entry.name!r} only streams: call Stream", model=entry.name)
+        if parameters and not stages.takes_parameters:
+            names = ", ".join(sorted(parameters))
+            raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
+        lane.preparing += 1
+        try:
+            if _adapts_in_thread(payload):
+                inputs = await stages.threads.run(lambda: entry.adapter(payload))
+            else:
+                inputs = entry.adapter(payload)
+            clock.lap("adapt")
+            features = inputs
+            preprocess = stages.preprocess
+            if preprocess is not None:
+                features = preprocess.start(parameters, inputs)
+                if preprocess.suspends:
+                    features = await features
+                clock.lap("preprocess")
+        finally:
+            lane.preparing -= 1
+        return stages, inputs, features
 
     async def stream(
         self,
@@ -357,63 +351,73 @@ class Engine:
         Closing the iterator (the client cancelled) closes the model's generator at once, so
         generation stops within one chunk.
         """
-        entry = self.repository.get(model)
+        lane = self._lane(model)
         parameters = parameters or {}
-        with entry.admit():
-            deadline = self._deadline(entry, deadline)
+        with lane:
+            deadline = lane.deadline(deadline)
             clock = _Clock()
-            _, features = await _by(deadline, model, self._prepare(entry, payload, parameters, clock, streaming=True))
-            chunks = _chunks(entry, features, parameters)
+            prepare = self._prepare(lane, payload, parameters, deadline, clock, streaming=True)
+            stages, _, features = await _by(deadline, model, prepare)
+            chunks = stages.stream(features, parameters)
             try:
                 while True:
                     try:
                         if deadline is None:
                             output = await anext(chunks)
                         else:
-                            output = await asyncio.wait_for(anext(chunks), _remaining(deadline))
+                            output = await asyncio.wait_for(anext(chunks), deadline - time.monotonic())
                     except StopAsyncIteration:
                         break
                     except TimeoutError:
-                        raise DeadlineExceeded(f"model {model!r}: deadline exceeded", model=model) from None
-                    yield Chunk(output)
+                        raise _late(model) from None
+                    kind, value, metadata = adapt_output(output, payload.kind)
+                    yield Chunk(kind, value, metadata)
             finally:
                 await chunks.aclose()
             clock.lap("stream")
-            yield Chunk(None, final=True, timings=clock.finish(entry))
+            yield Chunk("none", None, final=True, timings=clock.finish(lane))
+
+    # -- reports -------------------------------------------------------------------------
+
+    def _report(self, lane: _Lane) -> ModelReport:
+        entry = lane.entry
+        config = entry.config
+        stages = entry.stages if entry.state is ModelState.READY else None
+        inputs: list[TensorSpec] = []
+        outputs: list[TensorSpec] = []
+        if stages is not None:
+            try:
+                inputs, outputs = stages.signature()
+            except Exception:  # a workflow's own signature() failing must not fail the report
+                logger.warning("model %s: signature() failed", entry.name, exc_info=True)
+        batching = None
+        if config.batching is not None:
+            stats = lane.batcher.stats if lane.batcher is not None else BatchStats()
+            taken = stats.queued_requests - stats.dropped
+            batching = BatchingReport(
+                config.batching.max_batch_size,
+                config.batching.max_delay_ms,
+                stats,
+                stats.queue_ms_total / taken if taken > 0 else 0.0,
+            )
+        return ModelReport(
+            name=entry.name,
+            workflow=entry.workflow_name,
+            state=entry.state,
+            reason=entry.reason,
+            input_format=config.input.format,
+            streaming=entry.spec.streaming if entry.spec else False,
+            unary=entry.spec.unary if entry.spec else False,
+            setup_mode=config.setup,
+            description=config.description,
+            setup_ms=entry.setup_ms,
+            inflight=lane.inflight,
+            stages=entry.stats.snapshot(),
+            batching=batching,
+            inputs=inputs,
+            outputs=outputs,
+        )
 
 
-_DONE = object()
-
-
-async def _chunks(entry: ModelEntry, features: Any, parameters: dict[str, Any]) -> AsyncGenerator[Any, None]:
-    """The model's ``stream`` as one async iterator, whatever kind of generator it is."""
-    assert entry.spec is not None and entry.workflow is not None
-    stage = entry.spec.stages["stream"]
-    arguments: dict[str, Any] = {"parameters": parameters} if stage.takes_parameters else {}
-    generator = entry.workflow.stream(features, **arguments)  # type: ignore[attr-defined]
-    if stage.kind == "async_generator":
-        try:
-            async for chunk in generator:
-                yield chunk
-        finally:
-            await generator.aclose()
-        return
-    # A plain generator: each step runs in a stage thread.
-    sync_generator: Iterator[Any] = generator
-    step: concurrent.futures.Future[Any] | None = None
-    try:
-        while True:
-            step = await entry.submit(lambda: next(sync_generator, _DONE))
-            chunk = await asyncio.wrap_future(step)
-            if chunk is _DONE:
-                return
-            yield chunk
-    finally:
-        close = getattr(sync_generator, "close", None)
-        if close is not None:
-            if step is not None and not step.done():
-                # The step still runs in its thread (the caller stopped waiting): a generator
-                # cannot be closed while it runs, so its own thread closes it when it returns.
-                step.add_done_callback(lambda _: close())
-            else:
-                await entry.in_thread(close)
+def _adapts_in_thread(payload: Payload) -> bool:
+    return payload.kind == "json" and len(payload.value) > INLINE_ADAPT_BYTES

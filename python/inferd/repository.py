@@ -9,32 +9,24 @@ configuration does not name.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import enum
 import functools
 import importlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from .adapters import Adapter, make_adapter
-from .batching import Batcher
 from .config import ModelConfig, ServiceConfig
-from .errors import (
-    ConfigError,
-    ModelFailed,
-    ModelNotFound,
-    ModelNotReady,
-    ResourceExhausted,
-)
-from .workflow import Workflow, WorkflowSpec, cancellable, inspect_workflow
+from .errors import ConfigError, ModelFailed, ModelNotFound, ModelNotReady
+from .stages import Stages, StageStats, Threads
+from .workflow import Workflow, WorkflowSpec, inspect_workflow
 
-__all__ = ["InlineStages", "ModelState", "ModelEntry", "Repository", "StageStats", "WORKFLOWS", "load_workflow_class"]
+__all__ = ["ModelState", "ModelEntry", "Repository", "WORKFLOWS", "load_workflow_class"]
 
 logger = logging.getLogger("inferd.repository")
 
@@ -94,219 +86,29 @@ class ModelState(enum.Enum):
     FAILED = "failed"
 
 
-@dataclass(slots=True)
-class StageStat:
-    count: int = 0
-    total_ms: float = 0.0
-    last_ms: float = 0.0
-    max_ms: float = 0.0
-
-    @property
-    def mean_ms(self) -> float:
-        return self.total_ms / self.count if self.count else 0.0
-
-
-class StageStats:
-    """Per-stage timing totals of one model. Updated on the event loop thread only."""
-
-    def __init__(self) -> None:
-        self._stages: dict[str, StageStat] = {}
-
-    def record(self, stage: str, ms: float) -> None:
-        self.record_all(((stage, ms),))
-
-    def record_all(self, timings: Iterable[tuple[str, float]]) -> None:
-        """Records one request's (stage, ms) pairs."""
-        stages = self._stages
-        for stage, ms in timings:
-            stat = stages.get(stage)
-            if stat is None:
-                stat = stages[stage] = StageStat()
-            stat.count += 1
-            stat.total_ms += ms
-            stat.last_ms = ms
-            if ms > stat.max_ms:
-                stat.max_ms = ms
-
-    def snapshot(self) -> dict[str, StageStat]:
-        return {name: StageStat(s.count, s.total_ms, s.last_ms, s.max_ms) for name, s in self._stages.items()}
-
-
-class InlineStages(NamedTuple):
-    """A model's preprocess, run and postprocess, each (bound method, takes parameters) or None
-    where the model has no such stage."""
-
-    preprocess: tuple[Callable[..., Any], bool] | None
-    run: tuple[Callable[..., Any], bool]
-    postprocess: tuple[Callable[..., Any], bool] | None
-
-
 @dataclass(eq=False)
 class ModelEntry:
-    """One declared model and everything the engine keeps about it."""
+    """One declared model: its configuration, input adapter, state and, once set up, stages."""
 
     name: str
     config: ModelConfig
     adapter: Adapter
-    executor: Executor
+    #: The stage threads as this model sees them (its ``max_concurrency``).
+    threads: Threads
     base_dir: Path
     state: ModelState = ModelState.DECLARED
     reason: str = ""
     setup_ms: float = 0.0
+    #: The workflow class's stages as inspected (known once its class is loaded).
     spec: WorkflowSpec | None = None
-    workflow: Workflow | None = None
+    #: The workflow's stages, ready to call (None until set up, and after teardown).
+    stages: Stages | None = None
     stats: StageStats = field(default_factory=StageStats)
-    inflight: int = 0
-    #: Requests in their input adapter or preprocess now: the ones that may join a batch.
-    preparing: int = 0
-    #: The model's batcher, when its configuration turns batching on (made by the engine).
-    batcher: Batcher | None = None
     _setup_task: asyncio.Future[None] | None = None
-    _slots: asyncio.Semaphore | None = None
-    #: (workflow, its inline stages) as :meth:`inline_stages` last worked them out.
-    _inline: tuple[Workflow | None, InlineStages | None] | None = None
-    _admission: _Admission = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._admission = _Admission(self)
-
-    # -- calling stages ------------------------------------------------------------------
-
-    def has_stage(self, name: str) -> bool:
-        """The workflow defines this stage itself (defaults that do nothing are skipped)."""
-        assert self.spec is not None
-        stage = self.spec.stages.get(name)
-        return stage is not None and stage.overridden
-
-    async def call(
-        self, name: str, *args: Any, parameters: dict[str, Any] | None = None, limited: bool = True
-    ) -> Any:
-        """Runs one stage: async ones on the loop, plain ones in a thread under the model's
-        concurrency limit (``limited=False``: the caller bounds concurrency itself, as the
-        batcher does for batches)."""
-        assert self.spec is not None and self.workflow is not None
-        stage = self.spec.stages[name]
-        function = getattr(self.workflow, name)
-        if stage.takes_parameters:
-            function = functools.partial(function, parameters=parameters or {})
-        if stage.kind == "async":
-            return await function(*args)
-        if stage.inline or self.config.inline:
-            return function(*args)
-        if not limited:
-            return await asyncio.wrap_future(self.executor.submit(function, *args))
-        return await self.in_thread(functools.partial(function, *args))
-
-    def inline_stages(self) -> InlineStages | None:
-        """The model's unary stages as plain calls on the event loop, when every one it has
-        runs there (inline, not async); else None.
-
-        Without batching, such a request cannot suspend between its stages, so the engine runs
-        it in one go, without the machinery a request that waits needs (timeouts, stage
-        threads); with batching, it suspends only to wait for its batch, and the batcher runs
-        the batch on the loop too.
-        """
-        workflow = self.workflow
-        cached = self._inline
-        if cached is not None and cached[0] is workflow:
-            return cached[1]
-        plan: InlineStages | None = None
-        if workflow is not None and self.spec is not None and self.spec.unary:
-            calls: list[tuple[Callable[..., Any], bool] | None] = []
-            for name in ("preprocess", "run", "postprocess"):
-                stage = self.spec.stages.get(name)
-                if stage is None or (name != "run" and not stage.overridden):
-                    calls.append(None)
-                    continue
-                if stage.kind != "sync" or not (stage.inline or self.config.inline):
-                    calls = []
-                    break
-                calls.append((getattr(workflow, name), stage.takes_parameters))
-            if calls:
-                preprocess, run, postprocess = calls
-                assert run is not None
-                plan = InlineStages(preprocess, run, postprocess)
-        self._inline = (workflow, plan)
-        return plan
-
-    async def submit(self, function: Callable[[], Any]) -> concurrent.futures.Future[Any]:
-        """Starts ``function`` in the stage threads once one of this model's slots is free.
-
-        The slot is held until the thread is done: a caller that stops waiting does not free
-        it early, so the concurrency limit holds even under cancellation.
-        """
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.config.limits.max_concurrency)
-        slots = self._slots
-        await slots.acquire()
-        loop = asyncio.get_running_loop()
-        try:
-            future = self.executor.submit(function)
-        except BaseException:
-            slots.release()
-            raise
-        future.add_done_callback(functools.partial(_release_on, loop, slots))
-        return future
-
-    async def in_thread(self, function: Callable[[], Any]) -> Any:
-        """Runs ``function`` in the stage threads (see :meth:`submit`) and returns its result.
-
-        If the caller is cancelled meanwhile (the client went, or the deadline passed), the
-        thread cannot be stopped, but :func:`inferd.workflow.request_cancelled` turns true in
-        it, so that a long stage can stop early and free its slot."""
-        wrapped, cancelled = cancellable(function)
-        try:
-            return await asyncio.wrap_future(await self.submit(wrapped))
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    def admit(self) -> _Admission:
-        """``with entry.admit():`` counts a request in flight, refusing it over the model's limit."""
-        return self._admission
 
     @property
     def workflow_name(self) -> str:
         return self.config.workflow
-
-
-class _Admission:
-    """What :meth:`ModelEntry.admit` returns: a context manager that holds no state of its own,
-    so one serves every request (a class: ``@contextmanager`` costs 2 µs a request more)."""
-
-    __slots__ = ("_entry",)
-
-    def __init__(self, entry: ModelEntry) -> None:
-        self._entry = entry
-
-    def __enter__(self) -> None:
-        entry = self._entry
-        limit = entry.config.limits.max_inflight
-        if entry.inflight >= limit:
-            raise ResourceExhausted(
-                f"model {entry.name!r} has {entry.inflight} requests in flight (limit {limit}); retry later",
-                retry_after_ms=_retry_hint_ms(entry),
-                model=entry.name,
-            )
-        entry.inflight += 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._entry.inflight -= 1
-
-
-def _release_on(loop: asyncio.AbstractEventLoop, slots: asyncio.Semaphore, _: object) -> None:
-    """Frees a model slot on its loop, from the thread that held it. A thread that outlives its
-    loop (the server stopped while a setup ran on) has nothing left to free."""
-    try:
-        loop.call_soon_threadsafe(slots.release)
-    except RuntimeError:
-        pass  # the loop is closed
-
-
-def _retry_hint_ms(entry: ModelEntry) -> int:
-    """About one request's time: the mean total so far, at least 10 ms."""
-    total = entry.stats.snapshot().get("total")
-    return max(10, int(total.mean_ms)) if total else 100
 
 
 class Repository:
@@ -322,8 +124,9 @@ class Repository:
                 adapter = make_adapter(model.input)
             except ConfigError as error:
                 raise ConfigError(f"model {name!r}: {error}") from None
+            threads = Threads(executor, model.limits.max_concurrency)
             self._entries[name] = ModelEntry(
-                name=name, config=model, adapter=adapter, executor=executor, base_dir=config.base_dir
+                name=name, config=model, adapter=adapter, threads=threads, base_dir=config.base_dir
             )
 
     def __iter__(self) -> Iterator[ModelEntry]:
@@ -378,22 +181,24 @@ class Repository:
         logger.info("model %s: setting up (%s)", entry.name, entry.config.workflow)
         try:
             # In a thread: importing a framework (torch) takes seconds the loop must not lose.
-            cls = await entry.in_thread(
+            cls = await entry.threads.run(
                 functools.partial(load_workflow_class, entry.config.workflow, entry.base_dir)
             )
-            spec = inspect_workflow(cls)
+            spec = entry.spec = inspect_workflow(cls)
             options = dict(entry.config.options)
             if entry.config.path is not None:
                 options["path"] = self.config.resolve(entry.config.path)
-            entry.spec = spec
-            entry.workflow = await entry.in_thread(functools.partial(cls, **options))
-            if entry.has_stage("setup"):
-                await entry.call("setup")
-            if entry.has_stage("ready") and not await entry.call("ready"):
+            workflow = await entry.threads.run(functools.partial(cls, **options))
+            stages = Stages(workflow, spec, entry.threads, inline=entry.config.inline)
+            setup, ready = stages.get("setup"), stages.get("ready")
+            if setup is not None:
+                await setup({})
+            if ready is not None and not await ready({}):
                 raise RuntimeError("ready() returned False after setup")
+            entry.stages = stages
         except Exception as error:  # any failure marks the model failed; the server stays up
             entry.reason = f"{type(error).__name__}: {error}"
-            entry.workflow = None
+            entry.stages = None
             self._set_state(entry, ModelState.FAILED)
             logger.error("model %s: setup failed: %s", entry.name, entry.reason, exc_info=True)
             return
@@ -405,13 +210,15 @@ class Repository:
     async def teardown(self) -> None:
         """Calls every ready model's teardown, logging (not raising) failures."""
         for entry in self._entries.values():
-            if entry.state is not ModelState.READY or entry.workflow is None:
+            stages = entry.stages
+            if entry.state is not ModelState.READY or stages is None:
                 continue
+            teardown = stages.get("teardown")
             try:
-                if entry.has_stage("teardown"):
-                    await entry.call("teardown")
+                if teardown is not None:
+                    await teardown({})
             except Exception:
                 logger.exception("model %s: teardown failed", entry.name)
-            entry.workflow = None
+            entry.stages = None
             self._set_state(entry, ModelState.DECLARED)
             entry._setup_task = None

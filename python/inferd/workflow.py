@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
+from ._proto import Blob
 from .errors import ConfigError, TensorError
 
 __all__ = [
@@ -85,14 +86,6 @@ def inline(stage: F) -> F:
     """
     stage.__inferd_inline__ = True  # type: ignore[attr-defined]
     return stage
-
-
-@dataclass(frozen=True, slots=True)
-class Blob:
-    """Binary output (an image, a document) with its media type."""
-
-    data: bytes
-    content_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..config import ServiceConfig
 from ..errors import ConfigError
-from ..engine import Engine
-from ..repository import ModelState
+from ..engine import Engine, ModelState
 from .interceptors import SERVICE_NAME, Authenticator, add_inference_service
 from .servicer import WIRE_CODECS, InferenceServicer
 
@@ -55,8 +54,8 @@ class Server:
         overall = SERVING if self.engine.eager_ready() else NOT_SERVING
         await self.health.set("", overall)
         await self.health.set(SERVICE_NAME, overall)
-        for entry in self.engine.models():
-            await self.health.set(entry.name, SERVING if entry.state is ModelState.READY else NOT_SERVING)
+        for name, state in self.engine.states().items():
+            await self.health.set(name, SERVING if state is ModelState.READY else NOT_SERVING)
 
     async def start_models(self) -> None:
         """Sets up the eager models, then publishes health."""
@@ -140,12 +139,12 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     server = Server(grpc_server, engine, health_servicer, port, config)
     pending: set[asyncio.Task[None]] = set()
 
-    def health_follows(_: object) -> None:
+    def health_follows(*_: object) -> None:
         task = asyncio.ensure_future(server.update_health())
         pending.add(task)  # keep a reference until it has run
         task.add_done_callback(pending.discard)
 
-    engine.repository.listeners.append(health_follows)
+    engine.on_state_change(health_follows)
     await health_servicer.set("", NOT_SERVING)
     await health_servicer.set(SERVICE_NAME, NOT_SERVING)
     await grpc_server.start()
