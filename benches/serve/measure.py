@@ -212,8 +212,8 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
     def best(names: list[str], index: int) -> float:
         return max(rps[name][index] for name in names if name in rps)
 
-    inferd = [n for n in ("inferd-off", "inferd-on") if n in rps]
-    mlserver = [n for n in ("mlserver-best", "mlserver-batching") if n in rps]
+    inferd: list[str] = [n for n in ("inferd-off", "inferd-on") if n in rps]
+    mlserver: list[str] = [n for n in ("mlserver-best", "mlserver-batching") if n in rps]
     out: dict[str, Any] = {
         "concurrency": at,
         "rounds": rounds,
