@@ -89,7 +89,7 @@ bench-records: setup $(PACKFLOW)/packflow ## records -> tensors: native core aga
 
 bench-serve: setup models ## serving throughput and latency against MLServer and a bare grpc.aio server
 	bash benches/serve_setup.sh
-	$(PY) benches/serve.py
+	$(PY) -m benches.serve
 
 gpu-check: setup models ## serve the ONNX and torch models on CUDA; report providers and throughput
 	$(PY) benches/gpu_check.py

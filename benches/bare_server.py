@@ -13,7 +13,7 @@ inferd itself costs.
     .venv/bin/python benches/bare_server.py --address 127.0.0.1:PORT [--response FILE] [--loop auto]
                                             [--model service/models/wine.onnx]
 
-``--response`` names a file holding a serialized InferResponse (benches/serve.py passes the
+``--response`` names a file holding a serialized InferResponse (benches/serve passes the
 answer inferd gave to the same request, so that both send the same bytes); without it the
 answer is a wine-shaped one (label + probabilities [1, 3]) of fixed values.
 """

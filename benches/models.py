@@ -6,7 +6,7 @@
   weights, far more than the CPU's cache, through matrix-vector products: ONNX Runtime alone
   takes ~10 ms a row on the 2-core bench machine. A batch reuses them for every row in one
   matrix-matrix product: ~1 ms a row at 16-64 rows. So on a CPU batching pays: this is the
-  "batching pays" model of benches/serve.py. (3 layers of 1024 were tried first: their 9.5 MB
+  "batching pays" model of benches/serve/. (3 layers of 1024 were tried first: their 9.5 MB
   of weights stay in cache, batch 1 costs only ~0.5 ms and batching gained < 2x once served.)
 
 Deterministic: the same file every build (checked by its sha256 in build.json).

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs what benches/serve.py needs and inferd's own venv must not have. Idempotent: a second
-# run does nothing unless something is missing or its pinned versions changed.
+# Installs what benches/serve/ (python -m benches.serve) needs and inferd's own venv must not
+# have. Idempotent: a second run does nothing unless something is missing or its pinned versions
+# changed.
 #
 #   benches/.bin/ghz         the load generator (Go; `go install`), git-ignored
 #   benches/.venv-mlserver   MLServer 1.7.1 + onnxruntime (the main venv's version) + uvloop<0.22
 #                            (MLServer's issue #2286) + matplotlib (draws serve.png), git-ignored
 #   benches/models/mlp.onnx  the "batching pays" model (benches/models.py), git-ignored
 #
-# Needs: .venv (make setup), Go for ghz (without it serve.py falls back to an asyncio client).
+# Needs: .venv (make setup), Go for ghz (without it benches.serve falls back to an asyncio client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +30,7 @@ elif command -v go >/dev/null 2>&1; then
   GOBIN="$PWD/benches/.bin" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
   printf '%s' "$GHZ_VERSION" > benches/.bin/.ghz-version
 else
-  echo "serve_setup: no Go toolchain: ghz not built; benches/serve.py will use its asyncio client" >&2
+  echo "serve_setup: no Go toolchain: ghz not built; benches.serve will use its asyncio client" >&2
 fi
 
 # 2. MLServer's venv, with the same onnxruntime version as inferd's venv (CPU build).

@@ -1,0 +1,143 @@
+"""Servers as subprocesses: free ports, process groups with their logs and CPU time, the inferd,
+bare and MLServer launchers, and a context that stops every server started in it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .common import BENCHES, CONFIGS, MAIN_PYTHON, MLSERVER_BATCHING, MLSERVER_VENV, ROOT, WINE_ONNX, WORK
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Process:
+    """A server subprocess in its own process group, logging to a file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def tree_cpu_s(self) -> float:
+        """User + system CPU seconds of the process and its live children."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.popen.pid)
+            total = 0.0
+            for process in [root, *root.children(recursive=True)]:
+                try:
+                    times = process.cpu_times()
+                    total += times.user + times.system
+                except psutil.NoSuchProcess:
+                    pass
+            return total
+        except psutil.NoSuchProcess:
+            return float("nan")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+
+
+def start_process(name: str, argv: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None) -> Process:
+    log_path = WORK / f"{name}.log"
+    handle = log_path.open("wb")
+    popen = subprocess.Popen(
+        argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+    )
+    handle.close()
+    return Process(name, popen, log_path)
+
+
+def start_inferd(name: str, config: Path, loop: str = "auto") -> tuple[Process, str]:
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    argv = [str(MAIN_PYTHON), "-m", "inferd", "serve", "--config", str(config), "--address", address, "--loop", loop]
+    return start_process(name, argv), address
+
+
+def start_bare(name: str, response: Path | None, loop: str = "auto", model: Path | None = None) -> tuple[Process, str]:
+    address = f"127.0.0.1:{free_port()}"
+    argv = [str(MAIN_PYTHON), str(BENCHES / "bare_server.py"), "--address", address, "--loop", loop]
+    if response is not None:
+        argv += ["--response", str(response)]
+    if model is not None:
+        argv += ["--model", str(model)]
+    return start_process(name, argv), address
+
+
+def start_mlserver(variant: str) -> tuple[Process, str]:
+    """MLServer in a model repository of its own under benches/.work/ (settings + wine)."""
+    repository = WORK / f"repo-{variant}"
+    shutil.rmtree(repository, ignore_errors=True)
+    (repository / "wine").mkdir(parents=True)
+    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+    settings: dict[str, Any] = {"host": "127.0.0.1", "grpc_port": grpc_port, "http_port": http_port, "metrics_port": metrics_port}
+    if variant != "mlserver-default":
+        settings.update(json.loads((BENCHES / "mlserver" / "settings.json").read_text()))
+    if variant == "mlserver-pw2":
+        settings["parallel_workers"] = 2
+    model = json.loads((BENCHES / "mlserver" / "wine" / "model-settings.json").read_text())
+    model["parameters"]["uri"] = str(WINE_ONNX)
+    if variant == "mlserver-batching":
+        model.update(MLSERVER_BATCHING)
+    (repository / "settings.json").write_text(json.dumps(settings, indent=2))
+    (repository / "wine" / "model-settings.json").write_text(json.dumps(model, indent=2))
+    env = {"PYTHONPATH": str(BENCHES / "mlserver")}
+    argv = [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(repository)]
+    return start_process(variant, argv, cwd=repository, env=env), f"127.0.0.1:{grpc_port}"
+
+
+def start_server(server: str, bare_response: Path | None) -> tuple[Process, str]:
+    if server == "inferd-off":
+        return start_inferd(server, CONFIGS / "batching-off.toml")
+    if server == "inferd-on":
+        return start_inferd(server, CONFIGS / "batching-on.toml")
+    if server == "inferd-asyncio":
+        return start_inferd(server, CONFIGS / "batching-off.toml", loop="asyncio")
+    if server in ("bare", "bare-asyncio"):
+        return start_bare(server, bare_response, loop="asyncio" if server == "bare-asyncio" else "auto")
+    if server == "bare-model":
+        return start_bare(server, bare_response, model=WINE_ONNX)
+    return start_mlserver(server)
+
+
+
+@contextmanager
+def servers() -> Iterator[dict[str, tuple[Process, str]]]:
+    """Started servers by name; every one is stopped on the way out, whatever happened."""
+    running: dict[str, tuple[Process, str]] = {}
+    try:
+        yield running
+    finally:
+        for process, _ in running.values():
+            process.stop()
