@@ -10,20 +10,15 @@ details.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import grpc
-import numpy as np
-import orjson
-from google.protobuf import json_format
-from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ._proto import Blob, dict_to_struct, dtype_name, numpy_to_tensor, struct_to_dict, tensor_to_numpy
-from .errors import InferdError, error_from_status
+from ._client_codec import InferResult, JsonBytes, ModelInfo, StreamChunk, chunk, error, infer_result, model_info, request
 from .v1 import inference_pb2 as pb
 from .v1 import inference_pb2_grpc as pb_grpc
 
@@ -101,182 +96,6 @@ def _open_channel(
     return make_secure(address, settings.credentials(), options=options)
 
 
-class JsonBytes(bytes):
-    """UTF-8 JSON to send as it is (no parsing and re-encoding on the client)."""
-
-
-@dataclass(frozen=True)
-class InferResult:
-    """The answer to one Infer call."""
-
-    model: str
-    id: str
-    output: Any
-    #: Metadata the model reported about its output (e.g. ``sample_rate``).
-    parameters: dict[str, Any]
-    #: Milliseconds per stage, in the order they ran, ending with "total".
-    timings: dict[str, float]
-
-
-@dataclass(frozen=True)
-class StreamChunk:
-    """One message of a Stream call; the last has ``final`` set and carries the timings."""
-
-    index: int
-    output: Any
-    parameters: dict[str, Any]
-    final: bool
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the server reports about one model (see ``ListModels``)."""
-
-    name: str
-    workflow: str
-    state: str
-    reason: str
-    input_format: str
-    streaming: bool
-    unary: bool
-    setup_mode: str
-    description: str
-    #: stage -> {"count", "mean_ms", "last_ms", "max_ms"}
-    stages: dict[str, dict[str, float]]
-    #: the batcher's statistics (see BatchingStats in the proto); None when batching is off
-    batching: dict[str, Any] | None = None
-    #: the tensors the model's run takes and gives, where its workflow declares them (once set
-    #: up): {"name", "dtype" ("float32", "string", ...; None: any), "shape" (a list with None
-    #: for any size along an axis; None instead of a list: any shape)}
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-
-
-# -- conversions -------------------------------------------------------------------------
-
-
-def encode_input(inputs: Any) -> pb.Payload:
-    """A Python value as a request payload (see the module's docstring for the rules)."""
-    if isinstance(inputs, JsonBytes):
-        return pb.Payload(json=bytes(inputs))
-    if isinstance(inputs, str):
-        return pb.Payload(text=inputs)
-    if isinstance(inputs, Blob):
-        return pb.Payload(blob=pb.Blob(data=inputs.data, content_type=inputs.content_type))
-    if isinstance(inputs, (bytes, bytearray, memoryview)):
-        return pb.Payload(blob=pb.Blob(data=bytes(inputs)))
-    if isinstance(inputs, np.ndarray):
-        inputs = {"input": inputs}
-    if isinstance(inputs, Mapping) and inputs and all(isinstance(v, np.ndarray) for v in inputs.values()):
-        tensors = [numpy_to_tensor(str(name), array) for name, array in inputs.items()]
-        return pb.Payload(tensors=pb.Tensors(tensors=tensors))
-    return pb.Payload(json=orjson.dumps(inputs, option=orjson.OPT_SERIALIZE_NUMPY))
-
-
-def decode_output(payload: pb.Payload) -> Any:
-    kind = payload.WhichOneof("kind")
-    if kind == "json":
-        return orjson.loads(payload.json)
-    if kind == "tensors":
-        return {tensor.name: tensor_to_numpy(tensor) for tensor in payload.tensors.tensors}
-    if kind == "text":
-        return payload.text
-    if kind == "blob":
-        return Blob(payload.blob.data, payload.blob.content_type)
-    return None
-
-
-def _timings(timings: Sequence[pb.StageTiming]) -> dict[str, float]:
-    return {timing.stage: timing.ms for timing in timings}
-
-
-def _request(model: str, inputs: Any, parameters: Mapping[str, Any] | None, request_id: str) -> pb.InferRequest:
-    return pb.InferRequest(
-        model=model, id=request_id, input=encode_input(inputs), parameters=dict_to_struct(parameters or {})
-    )
-
-
-def _infer_result(response: pb.InferResponse) -> InferResult:
-    return InferResult(
-        model=response.model,
-        id=response.id,
-        output=decode_output(response.output),
-        parameters=struct_to_dict(response.parameters),
-        timings=_timings(response.timings),
-    )
-
-
-def _chunk(response: pb.StreamResponse) -> StreamChunk:
-    return StreamChunk(
-        index=response.index,
-        output=decode_output(response.output) if response.HasField("output") else None,
-        parameters=struct_to_dict(response.parameters),
-        final=response.final,
-        timings=_timings(response.timings),
-    )
-
-
-_STATE_NAMES = {value: name.removeprefix("MODEL_STATE_").lower() for name, value in pb.ModelState.items()}
-
-
-def _model_info(info: pb.ModelInfo) -> ModelInfo:
-    return ModelInfo(
-        name=info.name,
-        workflow=info.workflow,
-        state=_STATE_NAMES.get(info.state, "unspecified"),
-        reason=info.reason,
-        input_format=info.input_format,
-        streaming=info.streaming,
-        unary=info.unary,
-        setup_mode=info.setup_mode,
-        description=info.description,
-        stages={
-            stage.stage: {"count": stage.count, "mean_ms": stage.mean_ms, "last_ms": stage.last_ms, "max_ms": stage.max_ms}
-            for stage in info.stages
-        },
-        batching=json_format.MessageToDict(info.batching, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-        if info.HasField("batching")
-        else None,
-        inputs=[_tensor_info(tensor) for tensor in info.inputs],
-        outputs=[_tensor_info(tensor) for tensor in info.outputs],
-    )
-
-
-def _tensor_info(tensor: pb.TensorInfo) -> dict[str, Any]:
-    dtype = dtype_name(tensor.dtype)
-    shape = None if tensor.any_shape else [None if size < 0 else size for size in tensor.shape]
-    return {"name": tensor.name, "dtype": dtype, "shape": shape}
-
-
-def _error(error: grpc.RpcError) -> InferdError:
-    """The inferd error for a failed call: the class the server raised, with the details it
-    attached (see :func:`inferd.errors.error_from_status`)."""
-    call: Any = error  # the RpcError of a call is also a grpc.Call
-    code: grpc.StatusCode = call.code()
-    message: str = call.details() or code.name
-    trailers: dict[str, Any] = dict(call.trailing_metadata() or ())
-    name = ""
-    details: dict[str, str] = {}
-    raw = trailers.get("grpc-status-details-bin")
-    if isinstance(raw, bytes):
-        status = status_pb2.Status.FromString(raw)
-        for item in status.details:
-            if item.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                item.Unpack(info)
-                details.update(info.metadata)
-                if info.domain == "inferd":
-                    name = info.reason
-                details.setdefault("reason", info.reason)
-    retry = trailers.get("retry-after-ms")
-    if isinstance(retry, str):
-        details["retry_after_ms"] = retry
-    result = error_from_status(code.name, message, name, details)
-    result.details["status"] = code.name
-    return result
-
-
 def _metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
     return (("authorization", f"Bearer {token}"),) if token else None
 
@@ -291,7 +110,35 @@ def _channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
 # -- clients -----------------------------------------------------------------------------
 
 
-class Client:
+class _Channel:
+    """What both clients share: the channel, its stubs, the token and the default deadline."""
+
+    def __init__(
+        self,
+        address: str | None,
+        token: str | None,
+        timeout: float | None,
+        max_message_bytes: int,
+        tls: TLS | bool | None,
+        make: Any,
+        make_secure: Any,
+    ) -> None:
+        self.address = address or _default_address()
+        self._channel = _open_channel(self.address, tls, max_message_bytes, make, make_secure)
+        self._stub = pb_grpc.InferenceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata = _metadata(token)
+        self._timeout = timeout
+
+    def _options(self, timeout: float | None, *, authenticated: bool = True) -> dict[str, Any]:
+        """A call's deadline and metadata."""
+        options: dict[str, Any] = {"timeout": self._timeout if timeout is None else timeout}
+        if authenticated:
+            options["metadata"] = self._metadata
+        return options
+
+
+class Client(_Channel):
     """A blocking client. Use it as a context manager, or call :meth:`close`.
 
     ``token`` is sent as ``authorization: Bearer <token>`` when the server requires it.
@@ -309,14 +156,7 @@ class Client:
         max_message_bytes: int = 64 * 1024 * 1024,
         tls: TLS | bool | None = None,
     ) -> None:
-        self.address = address or _default_address()
-        self._channel: grpc.Channel = _open_channel(
-            self.address, tls, max_message_bytes, grpc.insecure_channel, grpc.secure_channel
-        )
-        self._stub = pb_grpc.InferenceStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
-        self._metadata = _metadata(token)
-        self._timeout = timeout
+        super().__init__(address, token, timeout, max_message_bytes, tls, grpc.insecure_channel, grpc.secure_channel)
 
     def __enter__(self) -> Client:
         return self
@@ -326,9 +166,6 @@ class Client:
 
     def close(self) -> None:
         self._channel.close()
-
-    def _deadline(self, timeout: float | None) -> float | None:
-        return self._timeout if timeout is None else timeout
 
     def infer(
         self,
@@ -340,12 +177,10 @@ class Client:
         timeout: float | None = None,
     ) -> InferResult:
         """Runs one request through ``model`` and returns its answer."""
-        request = _request(model, inputs, parameters, id)
         try:
-            response = self._stub.Infer(request, timeout=self._deadline(timeout), metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        return _infer_result(response)
+            return infer_result(self._stub.Infer(request(model, inputs, parameters, id), **self._options(timeout)))
+        except grpc.RpcError as failure:
+            raise error(failure) from None
 
     def stream(
         self,
@@ -357,48 +192,40 @@ class Client:
         timeout: float | None = None,
     ) -> Iterator[StreamChunk]:
         """Streams ``model``'s answer; closing the iterator early cancels the call."""
-        request = _request(model, inputs, parameters, id)
-        call = self._stub.Stream(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        call = self._stub.Stream(request(model, inputs, parameters, id), **self._options(timeout))
         try:
             for response in call:
-                yield _chunk(response)
-        except grpc.RpcError as error:
-            raise _error(error) from None
+                yield chunk(response)
+        except grpc.RpcError as failure:
+            raise error(failure) from None
         finally:
             call.cancel()
 
     def setup(self, model: str, *, timeout: float | None = None) -> float:
         """Sets ``model`` up (idempotent); returns its setup time in milliseconds."""
         try:
-            response = self._stub.Setup(
-                pb.SetupRequest(model=model), timeout=self._deadline(timeout), metadata=self._metadata
-            )
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        return float(response.setup_ms)
+            return float(self._stub.Setup(pb.SetupRequest(model=model), **self._options(timeout)).setup_ms)
+        except grpc.RpcError as failure:
+            raise error(failure) from None
 
     def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """The server's models, with their states and stage timings."""
         try:
-            response = self._stub.ListModels(
-                pb.ListModelsRequest(), timeout=self._deadline(timeout), metadata=self._metadata
-            )
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        return [_model_info(info) for info in response.models]
+            response = self._stub.ListModels(pb.ListModelsRequest(), **self._options(timeout))
+        except grpc.RpcError as failure:
+            raise error(failure) from None
+        return [model_info(info) for info in response.models]
 
     def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The gRPC health status ("SERVING", "NOT_SERVING", ...) of the server or a model."""
+        request = health_pb2.HealthCheckRequest(service=service)
         try:
-            response = self._health.Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=self._deadline(timeout)
-            )
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+            return _status_name(self._health.Check(request, **self._options(timeout, authenticated=False)))
+        except grpc.RpcError as failure:
+            raise error(failure) from None
 
 
-class AsyncClient:
+class AsyncClient(_Channel):
     """The asyncio client: the same calls as :class:`Client`, awaited."""
 
     def __init__(
@@ -410,14 +237,9 @@ class AsyncClient:
         max_message_bytes: int = 64 * 1024 * 1024,
         tls: TLS | bool | None = None,
     ) -> None:
-        self.address = address or _default_address()
-        self._channel: grpc.aio.Channel = _open_channel(
-            self.address, tls, max_message_bytes, grpc.aio.insecure_channel, grpc.aio.secure_channel
+        super().__init__(
+            address, token, timeout, max_message_bytes, tls, grpc.aio.insecure_channel, grpc.aio.secure_channel
         )
-        self._stub = pb_grpc.InferenceStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
-        self._metadata = _metadata(token)
-        self._timeout = timeout
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -428,9 +250,6 @@ class AsyncClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    def _deadline(self, timeout: float | None) -> float | None:
-        return self._timeout if timeout is None else timeout
-
     async def infer(
         self,
         model: str,
@@ -440,12 +259,11 @@ class AsyncClient:
         id: str = "",
         timeout: float | None = None,
     ) -> InferResult:
-        request = _request(model, inputs, parameters, id)
+        request = request(model, inputs, parameters, id)
         try:
-            response = await self._stub.Infer(request, timeout=self._deadline(timeout), metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        return _infer_result(response)
+            return infer_result(await self._stub.Infer(request, **self._options(timeout)))
+        except grpc.RpcError as failure:
+            raise error(failure) from None
 
     async def stream(
         self,
@@ -456,40 +274,35 @@ class AsyncClient:
         id: str = "",
         timeout: float | None = None,
     ) -> AsyncIterator[StreamChunk]:
-        request = _request(model, inputs, parameters, id)
-        call = self._stub.Stream(request, timeout=self._deadline(timeout), metadata=self._metadata)
+        call = self._stub.Stream(request(model, inputs, parameters, id), **self._options(timeout))
         try:
             async for response in call:
-                yield _chunk(response)
-        except grpc.RpcError as error:
-            raise _error(error) from None
+                yield chunk(response)
+        except grpc.RpcError as failure:
+            raise error(failure) from None
         finally:
             call.cancel()
 
     async def setup(self, model: str, *, timeout: float | None = None) -> float:
         try:
-            response = await self._stub.Setup(
-                pb.SetupRequest(model=model), timeout=self._deadline(timeout), metadata=self._metadata
-            )
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        return float(response.setup_ms)
+            return float((await self._stub.Setup(pb.SetupRequest(model=model), **self._options(timeout))).setup_ms)
+        except grpc.RpcError as failure:
+            raise error(failure) from None
 
     async def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         try:
-            response = await self._stub.ListModels(
-                pb.ListModelsRequest(), timeout=self._deadline(timeout), metadata=self._metadata
-            )
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        return [_model_info(info) for info in response.models]
+            response = await self._stub.ListModels(pb.ListModelsRequest(), **self._options(timeout))
+        except grpc.RpcError as failure:
+            raise error(failure) from None
+        return [model_info(info) for info in response.models]
 
     async def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        request = health_pb2.HealthCheckRequest(service=service)
         try:
-            response = await self._health.Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=self._deadline(timeout)
-            )
-        except grpc.RpcError as error:
-            raise _error(error) from None
-        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+            return _status_name(await self._health.Check(request, **self._options(timeout, authenticated=False)))
+        except grpc.RpcError as failure:
+            raise error(failure) from None
 
+
+def _status_name(response: health_pb2.HealthCheckResponse) -> str:
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
