@@ -206,6 +206,43 @@ def test_authentication(secured: RunningServer) -> None:
         assert anonymous.health() == "SERVING"  # health stays open for probes
 
 
+@pytest.mark.parametrize("method", ["Infer", "Stream", "Setup", "ListModels"])
+@pytest.mark.parametrize("token, code", [(None, "UNAUTHENTICATED"), ("wrong", "UNAUTHENTICATED"), ("t-echo", "INVALID_ARGUMENT")])
+def test_the_token_is_checked_before_the_request_is_read(
+    secured: RunningServer, method: str, token: str | None, code: str
+) -> None:
+    """Bytes that are no request: a caller without a valid token learns only that; one with a
+    token learns that its request is malformed."""
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
+    with grpc.insecure_channel(secured.address) as channel:
+        if method == "Stream":
+            call = channel.unary_stream(f"/inferd.v1.Inference/{method}")
+        else:
+            call = channel.unary_unary(f"/inferd.v1.Inference/{method}")
+        with pytest.raises(grpc.RpcError) as error:
+            answer = call(b"\x0a\xff\xff\xff\xff\x0f", metadata=metadata, timeout=30)
+            if method == "Stream":
+                list(answer)
+    assert error.value.code().name == code  # type: ignore[attr-defined]
+
+
+def test_every_token_is_tried_and_its_models_are_checked_after_reading() -> None:
+    from inferd.config import AuthConfig
+    from inferd.server.interceptors import Authenticator
+
+    tokens = [{"name": f"t{i}", "token": f"secret-{i}", "models": [f"m{i}"]} for i in range(5)]
+    authenticator = Authenticator(AuthConfig.model_validate({"tokens": tokens}))
+    for i in range(5):
+        identity = authenticator.identify((("authorization", f"Bearer secret-{i}"),))
+        assert identity == (f"t{i}", frozenset({f"m{i}"}))
+        authenticator.permit(identity, f"m{i}")
+        with pytest.raises(PermissionDenied):
+            authenticator.permit(identity, f"m{(i + 1) % 5}")
+    for wrong in ("secret-", "secret-10", "", "secret-1 extra"):
+        with pytest.raises(Unauthenticated):
+            authenticator.identify((("authorization", f"Bearer {wrong}"),))
+
+
 def test_config_refuses_unknown_keys_and_bad_values(tmp_path: Path) -> None:
     path = tmp_path / "inferd.toml"
     path.write_text('[models.m]\nworkflow = "echo"\nsetup = "eager"\nbatch_size = 3\n')

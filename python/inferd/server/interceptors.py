@@ -12,6 +12,7 @@ or a model failure: the caller gets INTERNAL with a generic message, the log get
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -35,24 +36,40 @@ SERVICE_PREFIX = f"/{SERVICE_NAME}/"
 
 
 class Authenticator:
-    """Checks ``authorization: Bearer <token>`` against the configured tokens."""
+    """Checks ``authorization: Bearer <token>`` against the configured tokens.
+
+    :meth:`identify` runs on the metadata alone, before the request's body is read; it
+    compares the presented token with every configured one, by their SHA-256 digests (so that
+    neither the time taken nor the tokens' lengths say which, if any, matched). :meth:`permit`
+    then checks the model the request names against what that token may use."""
 
     def __init__(self, config: AuthConfig) -> None:
-        self._tokens = [(token.secret().encode(), token.name, frozenset(token.models)) for token in config.tokens]
+        self._tokens = [(_digest(token.secret().encode()), token.name, frozenset(token.models)) for token in config.tokens]
 
-    def check(self, metadata: Any, model: str | None) -> None:
+    def identify(self, metadata: Any) -> tuple[str, frozenset[str]]:
+        """The (name, models) of the token the call presents; Unauthenticated if none is valid."""
         header = next((value for key, value in metadata or () if key == "authorization"), None)
         # The scheme's name is case-insensitive (RFC 9110, 11.1): "bearer" is "Bearer".
         if not isinstance(header, str) or header[:7].lower() != "bearer ":
             raise Unauthenticated("missing credentials: send 'authorization: Bearer <token>'")
-        presented = header[7:].strip().encode()
+        presented = _digest(header[7:].strip().encode())
+        found: tuple[str, frozenset[str]] | None = None
         for secret, name, models in self._tokens:
-            # Compare against every token so that timing says nothing about which matched.
-            if hmac.compare_digest(presented, secret):
-                if model and "*" not in models and model not in models:
-                    raise PermissionDenied(f"token {name!r} may not use model {model!r}", model=model)
-                return
-        raise Unauthenticated("invalid credentials")
+            if hmac.compare_digest(presented, secret) and found is None:
+                found = (name, models)
+        if found is None:
+            raise Unauthenticated("invalid credentials")
+        return found
+
+    @staticmethod
+    def permit(identity: tuple[str, frozenset[str]], model: str | None) -> None:
+        name, models = identity
+        if model and "*" not in models and model not in models:
+            raise PermissionDenied(f"token {name!r} may not use model {model!r}", model=model)
+
+
+def _digest(token: bytes) -> bytes:
+    return hashlib.sha256(token).digest()
 
 
 def _status_details(error: InferdError, code: grpc.StatusCode) -> bytes:
@@ -145,33 +162,53 @@ def add_inference_service(
     wrapped = {}
     for name, handler in generated.handlers.items():
         deserializer, serializer = (codecs or {}).get(name, (None, None))
-        tolerant = False
         if deserializer is None and handler.request_deserializer is not None:
-            deserializer, tolerant = _tolerant(handler.request_deserializer), True
-        if deserializer is not None:
-            handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
+            deserializer = _tolerant(handler.request_deserializer)
         if serializer is not None:
             handler = handler._replace(response_serializer=serializer)  # type: ignore[attr-defined]
-        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator, tolerant)
+        read: Callable[[bytes], Any] | None = None
+        if authenticator is not None:
+            # grpc hands the handler the raw bytes, which it reads once the token is checked.
+            handler = handler._replace(request_deserializer=None)  # type: ignore[attr-defined]
+            read = deserializer
+        elif deserializer is not None:
+            handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
+        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator, read)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, wrapped),))
     server.add_registered_method_handlers(SERVICE_NAME, wrapped)
 
 
 def _wrap_handler(
-    method: str, handler: grpc.RpcMethodHandler[Any, Any], authenticator: Authenticator | None, tolerant: bool
+    method: str,
+    handler: grpc.RpcMethodHandler[Any, Any],
+    authenticator: Authenticator | None,
+    read: Callable[[bytes], Any] | None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """One method's handler, wrapped: authenticate, call, map errors to status codes.
-    ``tolerant``: its deserializer is :func:`_tolerant`'s, which may give an ``_Unreadable``."""
+    """One method's handler, wrapped: authenticate, read the request, call, map errors to
+    status codes. With an ``authenticator`` the handler receives the request's bytes and
+    ``read`` turns them into the request once the token has been checked, so that a caller
+    without a valid token costs no decoding. A request the deserializer could not read comes
+    as an ``_Unreadable``."""
+
+    def accept(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if authenticator is None:
+            if type(request) is _Unreadable:
+                raise request.error
+            return request
+        identity = authenticator.identify(context.invocation_metadata())
+        if read is not None:
+            request = read(request)
+            if type(request) is _Unreadable:
+                raise request.error
+        authenticator.permit(identity, _model_of(request))
+        return request
+
     if handler.unary_unary is not None:
         inner_unary: Any = handler.unary_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
-                if tolerant and type(request) is _Unreadable:
-                    raise request.error
-                if authenticator is not None:
-                    authenticator.check(context.invocation_metadata(), _model_of(request))
-                return await inner_unary(request, context)
+                return await inner_unary(accept(request, context), context)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
             except Exception as error:
@@ -183,11 +220,7 @@ def _wrap_handler(
 
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             try:
-                if tolerant and type(request) is _Unreadable:
-                    raise request.error
-                if authenticator is not None:
-                    authenticator.check(context.invocation_metadata(), _model_of(request))
-                async for response in inner_stream(request, context):
+                async for response in inner_stream(accept(request, context), context):
                     yield response
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
