@@ -13,11 +13,15 @@ CONFIG ?= service/inferd.toml
 RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.toml
 PROTO_SOURCES := $(shell find proto -name '*.proto')
 
-.PHONY: help setup models serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
+.PHONY: help setup models serve tools test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
 
 FUZZ_SECONDS ?= 30
 FUZZ_WIRE_SECONDS ?= 10
 PACKFLOW := benches/.packflow
+# ghz, the gRPC load generator: the bench's, and the reflection smoke test's (the same
+# version as benches/serve_setup.sh, which reuses this build).
+GHZ_VERSION := v0.121.0
+GHZ := benches/.bin/ghz
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,7 +59,14 @@ fuzz: ## fuzz the JSON records path for FUZZ_SECONDS, the request reader for FUZ
 	INFERD_FUZZ_SECONDS=$(FUZZ_WIRE_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
 	  --test fuzz_wire -- --nocapture
 
-test-python: setup models ## pytest (real servers on 127.0.0.1)
+$(GHZ):
+	@command -v go >/dev/null || { echo "make: Go is needed to build ghz (tests/test_reflection.py)"; exit 1; }
+	GOBIN=$(CURDIR)/benches/.bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+	@printf '%s' "$(GHZ_VERSION)" > benches/.bin/.ghz-version
+
+tools: $(GHZ) ## the tools the tests drive the server with (ghz)
+
+test-python: setup models tools ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
 
 lint: setup ## clippy -D warnings, mypy --strict, stubtest of the native module's .pyi

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from ..config import ServiceConfig
 from ..errors import ConfigError
 from ..engine import Engine, ModelState
 from .interceptors import SERVICE_NAME, Authenticator, add_inference_service
+from .reflection import enable_reflection
 from .servicer import WIRE_CODECS, InferenceServicer
 
 __all__ = ["Server", "create_server", "event_loop_factory", "run", "serve", "serve_workers"]
@@ -125,10 +125,7 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     if config.server.reflection:
-        reflection.enable_server_reflection(
-            [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
-            grpc_server,
-        )
+        enable_reflection(grpc_server, [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name])
     credentials = server_credentials(config)
     if credentials is None:
         port = grpc_server.add_insecure_port(config.server.address)
