@@ -35,6 +35,9 @@ def batching_server() -> Iterator[RunningServer]:
             {**table, "batching": {"max_batch_size": 2, "max_delay_ms": 20}, "limits": {"max_queue": 4}}
         ),
         "double-inline": ModelConfig.model_validate({**table, "workflow": "workflows_for_tests:InlineDoubler"}),
+        "double-preferred": ModelConfig.model_validate(
+            {**table, "workflow": "workflows_for_tests:InlineDoubler", "batching": {"max_batch_size": 8, "max_delay_ms": 10_000, "preferred_sizes": [3, 5]}}
+        ),
     }
     running = RunningServer(service_config().model_copy(update={"models": models}))
     yield running
@@ -292,3 +295,21 @@ def test_an_inline_model_batches_on_the_loop(batching_server: RunningServer, dou
     report = batching(batching_server, "double-inline")
     assert int(report["batches"]) == 3 + 2 + 1 + 1 + 2 and int(report["rows"]) == 19 + 10 + 2 + 1 + 2
     assert int(report["running"]) == 0 and int(report["waiting"]) == 0
+
+
+def test_a_batch_of_a_preferred_size_goes_at_once(batching_server: RunningServer, doubler: type[Doubler]) -> None:
+    """With nothing more queued, a batch whose rows are a preferred size is released as
+    "preferred"; one of another size, with no request on its way, as "idle"; neither waits
+    for the (10 s) delay."""
+    engine = batching_server.server.engine
+
+    async def burst(*values: float) -> list[Any]:
+        return await asyncio.gather(*(engine.infer("double-preferred", Payload("tensors", rows(value))) for value in values))
+
+    for count, reason in [(3, "preferred"), (2, "idle"), (5, "preferred"), (4, "idle")]:
+        before = dict(batching(batching_server, "double-preferred")["releases"])
+        results = batching_server.call(burst(*range(count)))
+        assert [result.output["y"][0, 0] for result in results] == [2.0 * i for i in range(count)]
+        releases = batching(batching_server, "double-preferred")["releases"]
+        assert int(releases.get(reason, 0)) == int(before.get(reason, 0)) + 1, (count, releases)
+    assert [len(batch) for batch in doubler.batches[-4:]] == [3, 2, 5, 4]

@@ -48,8 +48,9 @@ def test_malformed_json_names_the_byte_offset(client: Client) -> None:
     with pytest.raises(InvalidInput) as error:
         client.infer("wine", JsonBytes(b'[{"alcohol": 13.2,, }]'))
     assert status_of(error) == "INVALID_ARGUMENT"
-    assert "19" in str(error.value) or "byte" in str(error.value)
-    assert error.value.details.get("offset") is not None
+    # The second comma, at byte 18, is where the JSON goes wrong.
+    assert "at byte 18" in str(error.value), str(error.value)
+    assert error.value.details["offset"] == 18
 
 
 def test_missing_field_names_record_and_field(client: Client) -> None:

@@ -214,3 +214,20 @@ class Ticker(Workflow):
             count += 1
             yield count
 
+
+
+class ShutdownProbe(Workflow):
+    """``run`` waits for the test's gate; each stage that ends says so in ``events``, in order."""
+
+    opened = threading.Event()
+    entered = threading.Event()
+    events: list[str] = []
+
+    def run(self, features: Any) -> Any:
+        type(self).entered.set()
+        type(self).opened.wait(30)
+        type(self).events.append(f"run {features}")
+        return features
+
+    def teardown(self) -> None:
+        type(self).events.append("teardown")

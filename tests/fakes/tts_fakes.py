@@ -18,6 +18,8 @@ class SineTTS(TTSWorkflow):
     parameter_names = ("frequency",)
     blocks_made = 0
     lock = threading.Lock()
+    #: Set when a synthesis ends, run to its end or closed by a caller that went.
+    ended = threading.Event()
 
     def __init__(self, path: Any = None, *, char_ms: int = 100, **options: Any) -> None:
         super().__init__(path, **options)
@@ -29,8 +31,11 @@ class SineTTS(TTSWorkflow):
     def synthesize(self, text: str, parameters: Mapping[str, Any]) -> Iterator[np.ndarray]:
         frequency = float(parameters.get("frequency", 440))
         count = self.sample_rate * self.char_ms // 1000
-        for index, _ in enumerate(text):
-            with SineTTS.lock:
-                SineTTS.blocks_made += 1
-            t = (np.arange(count) + index * count) / self.sample_rate
-            yield 0.5 * np.sin(2 * np.pi * frequency * t)
+        try:
+            for index, _ in enumerate(text):
+                with SineTTS.lock:
+                    SineTTS.blocks_made += 1
+                t = (np.arange(count) + index * count) / self.sample_rate
+                yield 0.5 * np.sin(2 * np.pi * frequency * t)
+        finally:
+            SineTTS.ended.set()
