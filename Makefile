@@ -13,7 +13,7 @@ CONFIG ?= service/inferd.toml
 RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.toml
 PROTO_SOURCES := $(shell find proto -name '*.proto')
 
-.PHONY: help setup models serve tools test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
+.PHONY: help setup models buf tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
 
 FUZZ_SECONDS ?= 30
 FUZZ_WIRE_SECONDS ?= 10
@@ -22,6 +22,10 @@ PACKFLOW := benches/.packflow
 # version as benches/serve_setup.sh, which reuses this build).
 GHZ_VERSION := v0.121.0
 GHZ := benches/.bin/ghz
+# buf (npm @bufbuild/buf, in .tools/node_modules/.bin): the README's grpcurl-style client (`buf curl`),
+# which tests/test_readme.py runs.
+BUF_VERSION := 1.75.0
+TOOLS := .tools
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,10 +48,17 @@ service/models/smollm2/build.json: $(VENV)/.installed service/build_textgen.py
 
 models: service/models/build.json service/models/smollm2/build.json ## build the default service's models into service/models/
 
+$(TOOLS)/.buf-$(BUF_VERSION):
+	@command -v npm >/dev/null || { echo "make buf: npm (Node.js) is needed to install buf, which the README's quick start and its test use"; exit 1; }
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --loglevel=error @bufbuild/buf@$(BUF_VERSION)
+	@touch $@
+
+buf: $(TOOLS)/.buf-$(BUF_VERSION) ## install buf (npm @bufbuild/buf, pinned) into .tools/: the README's `buf curl`
+
 serve: setup models ## set up, build the models, serve the default service (CONFIG=...)
 	$(VENV)/bin/inferd serve --config $(CONFIG)
 
-test: setup models ## set up, then run every check: Rust tests, clippy, proto, mypy, stubtest, pytest
+test: setup models tools ## set up, then run every check: Rust tests, clippy, proto, mypy, stubtest, pytest
 	$(MAKE) --no-print-directory test-rust fuzz proto-check lint test-python
 
 test-rust: ## cargo test on the native core
@@ -64,7 +75,7 @@ $(GHZ):
 	GOBIN=$(CURDIR)/benches/.bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 	@printf '%s' "$(GHZ_VERSION)" > benches/.bin/.ghz-version
 
-tools: $(GHZ) ## the tools the tests drive the server with (ghz)
+tools: $(GHZ) buf ## the tools the tests drive the server with (ghz, buf)
 
 test-python: setup models tools ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
@@ -106,4 +117,4 @@ gpu-check: setup models ## serve the ONNX and torch models on CUDA; report provi
 	$(PY) benches/gpu_check.py
 
 clean: ## remove the venv, build outputs and built models
-	rm -rf $(VENV) native/target service/models .proto-check .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(TOOLS) native/target service/models .proto-check .pytest_cache .mypy_cache

@@ -141,7 +141,7 @@ class TensorInput(_Strict):
     """JSON records become typed tensors by a declared schema, in the Rust core."""
 
     format: Literal["tensor"]
-    #: Field paths (``"a.b.0"``) or field tables (see README, "Tensor input").
+    #: Field paths (``"a.b.0"``) or field tables (see docs/schema.md, "Tensor input").
     fields: list[str | dict[str, Any]] = Field(min_length=1)
     delimiter: str = Field(default=".", min_length=1)
     #: The dtype of fields given as plain paths.
