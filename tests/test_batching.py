@@ -104,6 +104,7 @@ def hold_first_batch(server: RunningServer, doubler: type[Doubler], model: str =
 
 
 def test_concurrent_requests_share_batches_of_at_most_max_rows(batching_server: RunningServer, doubler: type[Doubler]) -> None:
+    batches_before = int(batching(batching_server, "double")["batches"])  # other tests' batches
     first = hold_first_batch(batching_server, doubler)
     with batching_server.client(timeout=60) as client:
         senders = threading.Thread(target=lambda: in_threads(19, lambda i: client.infer("double", rows(i))))
@@ -121,7 +122,7 @@ def test_concurrent_requests_share_batches_of_at_most_max_rows(batching_server: 
     assert sum(sizes) == 1 + 19 + 19
     info = next(m for m in batching_server.client().models() if m.name == "double")
     assert info.batching is not None
-    assert info.batching["max_batch_size"] == 8 and int(info.batching["batches"]) == len(sizes)
+    assert info.batching["max_batch_size"] == 8 and int(info.batching["batches"]) - batches_before == len(sizes)
     assert int(info.batching["releases"]["full"]) >= 2
     assert int(info.batching["sizes"]["8"]) >= 2
     assert "queue" in info.stages
@@ -180,7 +181,7 @@ def test_an_expired_request_leaves_the_queue_and_never_runs(batching_server: Run
 def test_a_cancelled_request_never_runs(batching_server: RunningServer, doubler: type[Doubler]) -> None:
     import grpc
 
-    from inferd.client import encode_input
+    from inferd._client_codec import encode_input
     from inferd.v1 import inference_pb2 as pb
     from inferd.v1 import inference_pb2_grpc as pb_grpc
 

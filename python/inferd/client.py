@@ -259,9 +259,9 @@ class AsyncClient(_Channel):
         id: str = "",
         timeout: float | None = None,
     ) -> InferResult:
-        request = request(model, inputs, parameters, id)
+        message = request(model, inputs, parameters, id)
         try:
-            return infer_result(await self._stub.Infer(request, **self._options(timeout)))
+            return infer_result(await self._stub.Infer(message, **self._options(timeout)))
         except grpc.RpcError as failure:
             raise error(failure) from None
 

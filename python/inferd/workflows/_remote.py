@@ -24,6 +24,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import (
@@ -36,8 +37,9 @@ from ..errors import (
     Unauthenticated,
     Unavailable,
 )
+from ..workflow import Workflow
 
-__all__ = ["RetryPolicy", "Remote", "api_key_from"]
+__all__ = ["RemoteWorkflow", "RetryPolicy", "Remote", "api_key_from"]
 
 T = TypeVar("T")
 
@@ -79,6 +81,46 @@ class RetryPolicy:
             raise ConfigError(f"{what}: max_retries must be from 0 to 10")
         if self.backoff_s < 0 or self.max_backoff_s < 0:
             raise ConfigError(f"{what}: backoff_s and max_backoff_s must be >= 0")
+
+
+class RemoteWorkflow(Workflow):
+    """The base of the remote workflows: the options they share (key, retry policy, limits on
+    the text and on ``max_new_tokens``), checked once, and the key taken at setup.
+
+    Options are not kept as given: they may hold a key, which :meth:`take_key` hands over once
+    and forgets."""
+
+    #: The workflow's kind, as configurations name it (errors and logs say it).
+    kind = "remote"
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        api_key_env: str | None,
+        api_key: str | None,
+        timeout_s: float,
+        max_retries: int,
+        backoff_s: float,
+        max_backoff_s: float,
+        max_chars: int,
+        default_max_new_tokens: int,
+        max_new_tokens_limit: int,
+    ) -> None:
+        super().__init__(path)
+        self._api_key = api_key
+        self.api_key_env = api_key_env
+        self.policy = RetryPolicy(timeout_s, max_retries, backoff_s, max_backoff_s)
+        self.policy.check(self.kind)
+        self.max_chars = max_chars
+        self.default_max_new_tokens = default_max_new_tokens
+        self.max_new_tokens_limit = max_new_tokens_limit
+
+    def take_key(self, *, required: bool) -> str | None:
+        """The API key (see :func:`api_key_from`), forgotten here once taken."""
+        key = api_key_from(self._api_key, self.api_key_env, required=required, what=self.kind)
+        self._api_key = None
+        return key
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:

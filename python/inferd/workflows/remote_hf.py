@@ -23,9 +23,8 @@ from typing import Any
 from huggingface_hub import InferenceClient
 
 from ..errors import ConfigError, Unimplemented
-from ..workflow import Workflow
 from ._params import GenerationParameters, check_known, generation_arguments, generation_parameters, text_input
-from ._remote import Remote, RetryPolicy, api_key_from
+from ._remote import Remote, RemoteWorkflow
 
 __all__ = ["HFInferenceWorkflow"]
 
@@ -34,7 +33,7 @@ TASKS = ("text-generation", "text-classification", "summarization", "token-class
 _Features = tuple[str, GenerationParameters | None]
 
 
-class HFInferenceWorkflow(Workflow):
+class HFInferenceWorkflow(RemoteWorkflow):
     """One task of one model on the Hugging Face Inference API (or an Inference Endpoint)."""
 
     kind = "hf-inference"
@@ -56,19 +55,23 @@ class HFInferenceWorkflow(Workflow):
         default_max_new_tokens: int = 256,
         max_new_tokens_limit: int = 32_768,
     ) -> None:
-        super().__init__(path)  # options are not kept: they may hold a key
+        super().__init__(
+            path,
+            api_key_env=api_key_env,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            max_chars=max_chars,
+            default_max_new_tokens=default_max_new_tokens,
+            max_new_tokens_limit=max_new_tokens_limit,
+        )
         if task not in TASKS:
             raise ConfigError(f"hf-inference: task must be one of {', '.join(TASKS)}, not {task!r}")
         self.model = model
         self.task = task
         self.provider = provider
-        self._api_key = api_key
-        self.api_key_env = api_key_env
-        self.policy = RetryPolicy(timeout_s, max_retries, backoff_s, max_backoff_s)
-        self.policy.check("hf-inference")
-        self.max_chars = max_chars
-        self.default_max_new_tokens = default_max_new_tokens
-        self.max_new_tokens_limit = max_new_tokens_limit
         self.client: InferenceClient | None = None
         self.remote = Remote(model, "Hugging Face Inference API", self.policy, [])
 
@@ -76,13 +79,12 @@ class HFInferenceWorkflow(Workflow):
         return f"HFInferenceWorkflow(model={self.model!r}, task={self.task!r})"
 
     def setup(self) -> None:
-        key = api_key_from(self._api_key, self.api_key_env, required=False, what="hf-inference")
+        key = self.take_key(required=False)
         self.remote = Remote(self.model, "Hugging Face Inference API", self.policy, [key])
         arguments: dict[str, Any] = {"model": self.model, "token": key, "timeout": self.policy.timeout_s}
         if self.provider is not None:
             arguments["provider"] = self.provider
         self.client = InferenceClient(**arguments)
-        self._api_key = None
 
     def teardown(self) -> None:
         self.client = None

@@ -22,9 +22,8 @@ import numpy as np
 import openai
 
 from ..errors import ConfigError, InvalidInput, Unimplemented
-from ..workflow import Workflow
 from ._params import GenerationParameters, chat_messages, check_known, generation_parameters, text_input
-from ._remote import Remote, RetryPolicy, api_key_from
+from ._remote import Remote, RemoteWorkflow
 
 __all__ = ["OpenAIWorkflow"]
 
@@ -33,7 +32,7 @@ Endpoint = Literal["chat", "completion", "embeddings"]
 _Features = tuple[Any, GenerationParameters | None]
 
 
-class OpenAIWorkflow(Workflow):
+class OpenAIWorkflow(RemoteWorkflow):
     """Chat, completion or embeddings through an OpenAI-compatible HTTP API."""
 
     kind = "openai"
@@ -56,20 +55,24 @@ class OpenAIWorkflow(Workflow):
         default_max_new_tokens: int = 256,
         max_new_tokens_limit: int = 32_768,
     ) -> None:
-        super().__init__(path)  # options are not kept: they may hold a key
+        super().__init__(
+            path,
+            api_key_env=api_key_env,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            max_chars=max_chars,
+            default_max_new_tokens=default_max_new_tokens,
+            max_new_tokens_limit=max_new_tokens_limit,
+        )
         if endpoint not in ("chat", "completion", "embeddings"):
             raise ConfigError(f"openai: endpoint must be chat, completion or embeddings, not {endpoint!r}")
         self.model = model
         self.endpoint: Endpoint = endpoint
         self.base_url = base_url
-        self._api_key = api_key
-        self.api_key_env = api_key_env
         self.system = system
-        self.policy = RetryPolicy(timeout_s, max_retries, backoff_s, max_backoff_s)
-        self.policy.check("openai")
-        self.max_chars = max_chars
-        self.default_max_new_tokens = default_max_new_tokens
-        self.max_new_tokens_limit = max_new_tokens_limit
         self.client: openai.OpenAI | None = None
         self.remote = Remote(model, "OpenAI API", self.policy, [])
 
@@ -77,13 +80,12 @@ class OpenAIWorkflow(Workflow):
         return f"OpenAIWorkflow(model={self.model!r}, endpoint={self.endpoint!r}, base_url={self.base_url!r})"
 
     def setup(self) -> None:
-        key = api_key_from(self._api_key, self.api_key_env, required=self.base_url is None, what="openai")
+        key = self.take_key(required=self.base_url is None)
         self.remote = Remote(self.model, f"OpenAI API at {self.base_url or 'api.openai.com'}", self.policy, [key])
         # Retries are ours (counted, bounded, logged without secrets): the client's are off.
         self.client = openai.OpenAI(
             api_key=key or "none", base_url=self.base_url, timeout=self.policy.timeout_s, max_retries=0
         )
-        self._api_key = None
 
     def teardown(self) -> None:
         if self.client is not None:

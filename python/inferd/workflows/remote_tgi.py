@@ -22,16 +22,15 @@ from typing import Any
 from huggingface_hub import InferenceClient
 
 from ..errors import ConfigError
-from ..workflow import Workflow
 from ._params import GenerationParameters, generation_arguments, generation_parameters, text_input
-from ._remote import Remote, RetryPolicy, api_key_from
+from ._remote import Remote, RemoteWorkflow
 
 __all__ = ["TGIWorkflow"]
 
 _Features = tuple[str, GenerationParameters]
 
 
-class TGIWorkflow(Workflow):
+class TGIWorkflow(RemoteWorkflow):
     """Text generation on a Text Generation Inference server."""
 
     kind = "tgi"
@@ -51,17 +50,21 @@ class TGIWorkflow(Workflow):
         default_max_new_tokens: int = 256,
         max_new_tokens_limit: int = 32_768,
     ) -> None:
-        super().__init__(path)  # options are not kept: they may hold a key
+        super().__init__(
+            path,
+            api_key_env=api_key_env,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            max_chars=max_chars,
+            default_max_new_tokens=default_max_new_tokens,
+            max_new_tokens_limit=max_new_tokens_limit,
+        )
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"tgi: url must start with http:// or https://, not {url!r}")
         self.url = url.rstrip("/")
-        self._api_key = api_key
-        self.api_key_env = api_key_env
-        self.policy = RetryPolicy(timeout_s, max_retries, backoff_s, max_backoff_s)
-        self.policy.check("tgi")
-        self.max_chars = max_chars
-        self.default_max_new_tokens = default_max_new_tokens
-        self.max_new_tokens_limit = max_new_tokens_limit
         self.client: InferenceClient | None = None
         self.remote = Remote(self.url, "TGI server", self.policy, [])
 
@@ -69,10 +72,9 @@ class TGIWorkflow(Workflow):
         return f"TGIWorkflow(url={self.url!r})"
 
     def setup(self) -> None:
-        key = api_key_from(self._api_key, self.api_key_env, required=self.api_key_env is not None, what="tgi")
+        key = self.take_key(required=self.api_key_env is not None)
         self.remote = Remote(self.url, "TGI server", self.policy, [key])
         self.client = InferenceClient(model=self.url, token=key, timeout=self.policy.timeout_s)
-        self._api_key = None
 
     def teardown(self) -> None:
         self.client = None
