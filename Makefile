@@ -85,6 +85,11 @@ $(PACKFLOW)/packflow:
 	  loguru flatten-dict deepmerge pyyaml click questionary prompt-toolkit wcwidth pathspec
 
 bench-records: setup $(PACKFLOW)/packflow ## records -> tensors: native core against Python and packflow
+	@# The parse-only row needs _native.parse_only, built only with the cargo feature bench-hooks;
+	@# the venv's module is rebuilt with it, and the next `make setup` builds the shipped one again.
+	MATURIN_PEP517_ARGS="--features bench-hooks" $(UV) pip install --python $(PY) --quiet \
+	  --reinstall-package inferd --no-deps -e .
+	@rm -f $(VENV)/.installed
 	PYTHONPATH=$(PACKFLOW) $(PY) benches/records.py
 
 bench-serve: setup models ## serving throughput and latency against MLServer and a bare grpc.aio server

@@ -394,8 +394,9 @@ mod python {
         CoreError::Schema(SchemaError { message }).into()
     }
 
-    /// Benchmark hook: parses one JSON document with the same parser as `Schema.parse_json`,
+    /// Benchmark hook (cargo feature `bench-hooks`, off in the shipped module): parses one JSON document with the same parser as `Schema.parse_json`,
     /// building nothing, and returns how many scalars it holds.
+    #[cfg(feature = "bench-hooks")]
     #[pyfunction]
     fn parse_only(py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<usize> {
         let data = data.as_bytes();
@@ -477,6 +478,7 @@ mod python {
                 .into_iter()
                 .collect::<std::collections::HashMap<_, _>>(),
         )?;
+        #[cfg(feature = "bench-hooks")]
         module.add_function(wrap_pyfunction!(parse_only, module)?)?;
         module.add_function(wrap_pyfunction!(plan_concat, module)?)?;
         module.add_function(wrap_pyfunction!(split_ranges, module)?)?;
