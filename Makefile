@@ -58,8 +58,9 @@ fuzz: ## fuzz the JSON records path for FUZZ_SECONDS, the request reader for FUZ
 test-python: setup models ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
 
-lint: setup ## clippy -D warnings, mypy --strict, stubtest of the native module's .pyi
+lint: setup ## clippy -D warnings, the pure core built without pyo3, mypy --strict, stubtest of the .pyi
 	cargo clippy --quiet --manifest-path $(CARGO_MANIFEST) --all-targets -- -D warnings
+	cargo check --quiet --no-default-features --manifest-path $(CARGO_MANIFEST)
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest inferd._native
 
