@@ -15,8 +15,11 @@ PROTO_SOURCES := $(shell find proto -name '*.proto')
 
 .PHONY: help setup models serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
 
-FUZZ_SECONDS ?= 30
-FUZZ_WIRE_SECONDS ?= 10
+# The fuzz budget (40 s in all) split among the four targets.
+FUZZ_SECONDS ?= 24
+FUZZ_WIRE_SECONDS ?= 8
+FUZZ_RESPONSE_SECONDS ?= 4
+FUZZ_DICTS_SECONDS ?= 4
 PACKFLOW := benches/.packflow
 
 help: ## list the targets
@@ -49,11 +52,15 @@ test: setup models ## set up, then run every check: Rust tests, clippy, proto, m
 test-rust: ## cargo test on the native core
 	cargo test --quiet --manifest-path $(CARGO_MANIFEST)
 
-fuzz: ## fuzz the JSON records path for FUZZ_SECONDS, the request reader for FUZZ_WIRE_SECONDS (no crash allowed)
+fuzz: ## fuzz JSON records, the request reader, the response writer, dict records (FUZZ_*_SECONDS; no crash allowed)
 	INFERD_FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
 	  --test fuzz_json_records -- --nocapture
 	INFERD_FUZZ_SECONDS=$(FUZZ_WIRE_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
 	  --test fuzz_wire -- --nocapture
+	INFERD_FUZZ_SECONDS=$(FUZZ_RESPONSE_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
+	  --test fuzz_response -- --nocapture
+	INFERD_FUZZ_SECONDS=$(FUZZ_DICTS_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
+	  --test fuzz_dict_records -- --nocapture
 
 test-python: setup models ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
