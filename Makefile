@@ -15,8 +15,11 @@ PROTO_SOURCES := $(shell find proto -name '*.proto')
 
 .PHONY: help setup models buf tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
 
-FUZZ_SECONDS ?= 30
-FUZZ_WIRE_SECONDS ?= 10
+# The fuzz budget (40 s in all) split among the four targets.
+FUZZ_SECONDS ?= 24
+FUZZ_WIRE_SECONDS ?= 8
+FUZZ_RESPONSE_SECONDS ?= 4
+FUZZ_DICTS_SECONDS ?= 4
 PACKFLOW := benches/.packflow
 # ghz, the gRPC load generator: the bench's, and the reflection smoke test's (the same
 # version as benches/serve_setup.sh, which reuses this build).
@@ -64,11 +67,15 @@ test: setup models tools ## set up, then run every check: Rust tests, clippy, pr
 test-rust: ## cargo test on the native core
 	cargo test --quiet --manifest-path $(CARGO_MANIFEST)
 
-fuzz: ## fuzz the JSON records path for FUZZ_SECONDS, the request reader for FUZZ_WIRE_SECONDS (no crash allowed)
+fuzz: ## fuzz JSON records, the request reader, the response writer, dict records (FUZZ_*_SECONDS; no crash allowed)
 	INFERD_FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
 	  --test fuzz_json_records -- --nocapture
 	INFERD_FUZZ_SECONDS=$(FUZZ_WIRE_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
 	  --test fuzz_wire -- --nocapture
+	INFERD_FUZZ_SECONDS=$(FUZZ_RESPONSE_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
+	  --test fuzz_response -- --nocapture
+	INFERD_FUZZ_SECONDS=$(FUZZ_DICTS_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
+	  --test fuzz_dict_records -- --nocapture
 
 $(GHZ):
 	@command -v go >/dev/null || { echo "make: Go is needed to build ghz (tests/test_reflection.py)"; exit 1; }
@@ -80,8 +87,9 @@ tools: $(GHZ) buf ## the tools the tests drive the server with (ghz, buf)
 test-python: setup models tools ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
 
-lint: setup ## clippy -D warnings, mypy --strict, stubtest of the native module's .pyi
+lint: setup ## clippy -D warnings, the pure core built without pyo3, mypy --strict, stubtest of the .pyi
 	cargo clippy --quiet --manifest-path $(CARGO_MANIFEST) --all-targets -- -D warnings
+	cargo check --quiet --no-default-features --manifest-path $(CARGO_MANIFEST)
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest inferd._native
 
@@ -107,6 +115,11 @@ $(PACKFLOW)/packflow:
 	  loguru flatten-dict deepmerge pyyaml click questionary prompt-toolkit wcwidth pathspec
 
 bench-records: setup $(PACKFLOW)/packflow ## records -> tensors: native core against Python and packflow
+	@# The parse-only row needs _native.parse_only, built only with the cargo feature bench-hooks;
+	@# the venv's module is rebuilt with it, and the next `make setup` builds the shipped one again.
+	MATURIN_PEP517_ARGS="--features bench-hooks" $(UV) pip install --python $(PY) --quiet \
+	  --reinstall-package inferd --no-deps -e .
+	@rm -f $(VENV)/.installed
 	PYTHONPATH=$(PACKFLOW) $(PY) benches/records.py
 
 bench-serve: setup models ## serving throughput and latency against MLServer and a bare grpc.aio server

@@ -5,7 +5,8 @@ equal before anything is timed. Cases:
 
 * native-json       Schema.parse_json(bytes)                       (GIL released, Rust)
 * native-dicts      Schema.parse_records(list of dicts)
-* parse-only        _native.parse_only(bytes): the same Rust JSON parser, building nothing
+* parse-only        _native.parse_only(bytes): the same Rust JSON parser, building nothing (a
+                    hook built only with the cargo feature bench-hooks: run ``make bench-records``)
 * json+listcomp     json.loads + list comprehension + np.asarray
 * orjson+listcomp   orjson.loads + list comprehension + np.asarray
 * listcomp          list comprehension + np.asarray over dicts already loaded
@@ -219,6 +220,8 @@ def main() -> int:
     count = 2_000 if args.quick else args.records
     min_seconds = 0.05 if args.quick else 1.0
 
+    if not hasattr(_native, "parse_only"):
+        raise SystemExit("inferd._native has no parse_only: build it with the cargo feature bench-hooks (make bench-records)")
     records = make_records(count)
     data = json.dumps(records).encode()
     schema = make_schema()

@@ -9,7 +9,7 @@ use _native::records::{
 };
 use _native::schema::{ConfigValue, FieldSpec, Schema, SchemaSpec};
 
-fn schemas() -> &'static [Schema] {
+pub fn schemas() -> &'static [Schema] {
     static SCHEMAS: OnceLock<Vec<Schema>> = OnceLock::new();
     SCHEMAS.get_or_init(|| {
         let field = |path: &str, configure: &dyn Fn(&mut FieldSpec)| {
@@ -53,7 +53,7 @@ fn schemas() -> &'static [Schema] {
 }
 
 /// Equal, comparing floats by their bits (NaN fills must match too).
-fn same_columns(left: &[Column], right: &[Column]) -> bool {
+pub fn same_columns(left: &[Column], right: &[Column]) -> bool {
     let same_data = |left: &Buffer, right: &Buffer| match (left, right) {
         (Buffer::Float32(left), Buffer::Float32(right)) => left
             .iter()

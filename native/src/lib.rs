@@ -5,8 +5,12 @@
 //! steps: take the bytes while attached to the interpreter, parse them in [`detached`] (GIL
 //! released), then build NumPy arrays from the columns. Python records are read by `py_records`
 //! straight from the objects into column buffers, attached (Python objects can only be read so).
+//! Every entry Python calls runs in `py_guard::guarded`, so that a panic is an ordinary
+//! RuntimeError, logged, and never pyo3's PanicException (a BaseException).
 
 pub mod batch;
+#[cfg(feature = "python")]
+mod py_guard;
 #[cfg(feature = "python")]
 mod py_records;
 #[cfg(feature = "python")]
@@ -26,6 +30,7 @@ mod python {
     use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyMapping, PyString, PyType};
 
     use crate::batch::{self, BatchError, TensorMeta};
+    use crate::py_guard::guarded;
     use crate::py_records::{self, NodeKeys};
     use crate::py_wire::{self, PyRequest, RequestFault};
     use crate::records::{self, Buffer, Column, ParseError, SyntaxError};
@@ -188,42 +193,50 @@ mod python {
             dtype: &str,
             name: &str,
         ) -> PyResult<Self> {
-            let fields = fields
-                .try_iter()?
-                .map(|field| field.and_then(|field| extract_field_spec(&field)))
-                .collect::<PyResult<Vec<_>>>()?;
-            let spec = SchemaSpec {
-                fields,
-                delimiter: delimiter.into(),
-                dtype: dtype.into(),
-                name: name.into(),
-            };
-            let schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
-            let node_keys = py_records::node_keys(py, &schema);
-            Ok(Self {
-                schema: Arc::new(schema),
-                node_keys,
+            guarded("Schema", || {
+                let fields = fields
+                    .try_iter()?
+                    .map(|field| field.and_then(|field| extract_field_spec(&field)))
+                    .collect::<PyResult<Vec<_>>>()?;
+                let spec = SchemaSpec {
+                    fields,
+                    delimiter: delimiter.into(),
+                    dtype: dtype.into(),
+                    name: name.into(),
+                };
+                let schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
+                let node_keys = py_records::node_keys(py, &schema);
+                Ok(Self {
+                    schema: Arc::new(schema),
+                    node_keys,
+                })
             })
         }
 
         /// Names of the output tensors, in order.
         #[getter]
-        fn tensor_names(&self) -> Vec<String> {
-            self.schema
-                .tensor_names()
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
+        fn tensor_names(&self) -> PyResult<Vec<String>> {
+            guarded("Schema.tensor_names", || {
+                Ok(self
+                    .schema
+                    .tensor_names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect())
+            })
         }
 
         /// Output names of the fields, in declaration order.
         #[getter]
-        fn columns(&self) -> Vec<String> {
-            self.schema
-                .column_names()
-                .into_iter()
-                .map(str::to_owned)
-                .collect()
+        fn columns(&self) -> PyResult<Vec<String>> {
+            guarded("Schema.columns", || {
+                Ok(self
+                    .schema
+                    .column_names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect())
+            })
         }
 
         fn parse_json<'py>(
@@ -231,11 +244,13 @@ mod python {
             py: Python<'py>,
             data: &Bound<'py, PyBytes>,
         ) -> PyResult<Bound<'py, PyDict>> {
-            // bytes are immutable, so reading them without the GIL is sound.
-            let data = data.as_bytes();
-            let schema = Arc::clone(&self.schema);
-            let columns = detached(py, move || Ok(records::parse_json(&schema, data)?))?;
-            columns_to_dict(py, columns)
+            guarded("Schema.parse_json", || {
+                // bytes are immutable, so reading them without the GIL is sound.
+                let data = data.as_bytes();
+                let schema = Arc::clone(&self.schema);
+                let columns = detached(py, move || Ok(records::parse_json(&schema, data)?))?;
+                columns_to_dict(py, columns)
+            })
         }
 
         fn parse_records<'py>(
@@ -243,19 +258,24 @@ mod python {
             py: Python<'py>,
             records: &Bound<'py, PyAny>,
         ) -> PyResult<Bound<'py, PyDict>> {
-            // Python objects can only be read with the GIL held: the values go straight from
-            // the objects into the column buffers, with no intermediate copy to hand off.
-            let columns = py_records::parse_records(&self.schema, &self.node_keys, records)?
-                .map_err(CoreError::from)?;
-            columns_to_dict(py, columns)
+            guarded("Schema.parse_records", || {
+                // Python objects can only be read with the GIL held: the values go straight
+                // from the objects into the column buffers, with no intermediate copy to hand
+                // off.
+                let columns = py_records::parse_records(&self.schema, &self.node_keys, records)?
+                    .map_err(CoreError::from)?;
+                columns_to_dict(py, columns)
+            })
         }
 
-        fn __repr__(&self) -> String {
-            format!(
-                "Schema(tensors={:?}, columns={:?})",
-                self.schema.tensor_names(),
-                self.schema.column_names()
-            )
+        fn __repr__(&self) -> PyResult<String> {
+            guarded("Schema.__repr__", || {
+                Ok(format!(
+                    "Schema(tensors={:?}, columns={:?})",
+                    self.schema.tensor_names(),
+                    self.schema.column_names()
+                ))
+            })
         }
     }
 
@@ -394,28 +414,33 @@ mod python {
         CoreError::Schema(SchemaError { message }).into()
     }
 
-    /// Benchmark hook: parses one JSON document with the same parser as `Schema.parse_json`,
+    /// Benchmark hook (cargo feature `bench-hooks`, off in the shipped module): parses one JSON document with the same parser as `Schema.parse_json`,
     /// building nothing, and returns how many scalars it holds.
+    #[cfg(feature = "bench-hooks")]
     #[pyfunction]
     fn parse_only(py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<usize> {
-        let data = data.as_bytes();
-        detached(py, move || Ok(records::count_scalars(data)?))
+        guarded("parse_only", || {
+            let data = data.as_bytes();
+            detached(py, move || Ok(records::count_scalars(data)?))
+        })
     }
 
     /// Checks that requests' tensors can be concatenated along the first axis; returns the
     /// offsets of each request's rows (`len(requests) + 1` of them).
     #[pyfunction]
     fn plan_concat(requests: Vec<Vec<(String, String, Vec<usize>)>>) -> PyResult<Vec<usize>> {
-        let requests: Vec<Vec<TensorMeta>> = requests
-            .into_iter()
-            .map(|tensors| {
-                tensors
-                    .into_iter()
-                    .map(|(name, dtype, shape)| TensorMeta { name, dtype, shape })
-                    .collect()
-            })
-            .collect();
-        Ok(batch::plan_concat(&requests).map_err(CoreError::from)?)
+        guarded("plan_concat", || {
+            let requests: Vec<Vec<TensorMeta>> = requests
+                .into_iter()
+                .map(|tensors| {
+                    tensors
+                        .into_iter()
+                        .map(|(name, dtype, shape)| TensorMeta { name, dtype, shape })
+                        .collect()
+                })
+                .collect();
+            Ok(batch::plan_concat(&requests).map_err(CoreError::from)?)
+        })
     }
 
     /// Checks offsets against a batch of `rows` rows; returns each part's (start, stop).
@@ -425,14 +450,18 @@ mod python {
         rows: usize,
         tensor: &str,
     ) -> PyResult<Vec<(usize, usize)>> {
-        let ranges = batch::split_ranges(&offsets, rows, tensor).map_err(CoreError::from)?;
-        Ok(ranges
-            .into_iter()
-            .map(|range| (range.start, range.end))
-            .collect())
+        guarded("split_ranges", || {
+            let ranges = batch::split_ranges(&offsets, rows, tensor).map_err(CoreError::from)?;
+            Ok(ranges
+                .into_iter()
+                .map(|range| (range.start, range.end))
+                .collect())
+        })
     }
 
-    /// Reads an `InferRequest` (the server's request deserializer for Infer and Stream).
+    /// Reads an `InferRequest` (the server's request deserializer for Infer and Stream). It
+    /// never raises: it catches a panic itself (with the guard's helper) and keeps it for
+    /// `payload()`, as it keeps every other failure.
     #[pyfunction]
     fn decode_request(py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<PyRequest> {
         py_wire::decode_request(py, data.as_bytes(), |_, fault| {
@@ -449,7 +478,9 @@ mod python {
         output: &Bound<'py, PyAny>,
         timings: Vec<(String, f64)>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        py_wire::encode_response(py, model, id, output, &timings)
+        guarded("encode_response", || {
+            py_wire::encode_response(py, model, id, output, &timings)
+        })
     }
 
     /// Writes an `InferResponse` whose output is the given UTF-8 JSON.
@@ -460,8 +491,10 @@ mod python {
         id: &str,
         json: &[u8],
         timings: Vec<(String, f64)>,
-    ) -> Bound<'py, PyBytes> {
-        py_wire::encode_json_response(py, model, id, json, &timings)
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        guarded("encode_json_response", || {
+            Ok(py_wire::encode_json_response(py, model, id, json, &timings))
+        })
     }
 
     #[pymodule]
@@ -477,6 +510,7 @@ mod python {
                 .into_iter()
                 .collect::<std::collections::HashMap<_, _>>(),
         )?;
+        #[cfg(feature = "bench-hooks")]
         module.add_function(wrap_pyfunction!(parse_only, module)?)?;
         module.add_function(wrap_pyfunction!(plan_concat, module)?)?;
         module.add_function(wrap_pyfunction!(split_ranges, module)?)?;

@@ -5,7 +5,6 @@
 //! Both run attached to the interpreter (they build or read Python objects) and take
 //! microseconds: they replace the generated message classes on the serving hot path.
 
-use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 
 use half::f16;
@@ -17,6 +16,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
+use crate::py_guard;
 use crate::wire::{self, Answer, Input, OutTensor, TensorRef};
 
 /// A request that cannot be served as sent: the class is InvalidInput, or TensorError when a
@@ -53,7 +53,7 @@ pub type RaiseFault = fn(Python<'_>, RequestFault) -> PyErr;
 enum Unservable {
     /// The caller's mistake (INVALID_ARGUMENT).
     Fault(RequestFault, RaiseFault),
-    /// The reader itself failed (a bug of inferd's: INTERNAL).
+    /// The reader itself failed (a bug of inferd's: INTERNAL), with the message to raise.
     Failure(String),
 }
 
@@ -81,45 +81,43 @@ impl PyRequest {
     /// `(kind, value)`: json -> bytes, tensors -> {name: ndarray}, text -> str,
     /// blob -> (data, content_type). Raises what made the request unservable.
     fn payload(&self, py: Python<'_>) -> PyResult<Py<PyTuple>> {
-        match &self.payload {
+        py_guard::guarded("Request.payload", || match &self.payload {
             Ok(payload) => Ok(payload.clone_ref(py)),
             Err(Unservable::Fault(fault, raise)) => Err(raise(py, fault.clone())),
-            Err(Unservable::Failure(what)) => Err(PyRuntimeError::new_err(format!(
-                "the request reader failed: {what}"
-            ))),
-        }
+            Err(Unservable::Failure(message)) => Err(PyRuntimeError::new_err(message.clone())),
+        })
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        format!(
-            "Request(model={}, id={})",
-            self.model.bind(py),
-            self.id.bind(py)
-        )
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        py_guard::guarded("Request.__repr__", || {
+            Ok(format!(
+                "Request(model={}, id={})",
+                self.model.bind(py),
+                self.id.bind(py)
+            ))
+        })
     }
 }
 
 /// Reads an `InferRequest`. Never raises: a malformed message or a bad tensor is kept and
 /// raised by `payload()`, so that the handler maps it to INVALID_ARGUMENT. So is any other
-/// failure, a panic included (a bug of inferd's: the handler answers INTERNAL and logs it).
-/// grpc gives a deserializer's exception no status of its own, and leaves a call whose
-/// deserializer raised a `BaseException` (as a panic is in Python) unanswered.
+/// failure, a panic included (a bug of inferd's: the handler answers INTERNAL, and the panic
+/// is logged by [`py_guard`]'s helper). grpc gives a deserializer's exception no status of its
+/// own, and leaves a call whose deserializer raised a `BaseException` unanswered.
 pub fn decode_request(
     py: Python<'_>,
     data: &[u8],
     raise: RaiseFault,
 ) -> PyResult<PyRequest> {
-    let read = panic::catch_unwind(AssertUnwindSafe(|| read_request(py, data, raise)));
-    let what = match read {
+    let message = match py_guard::caught("decode_request", || read_request(py, data, raise)) {
         Ok(Ok(request)) => return Ok(request),
-        Ok(Err(error)) => error.to_string(),
-        Err(panic) => panic
-            .downcast_ref::<&str>()
-            .map(|text| (*text).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default(),
+        Ok(Err(error)) => format!("the request reader failed: {error}"),
+        Err(panicked) => {
+            py_guard::log_panic(py, &panicked);
+            panicked.message
+        }
     };
-    Ok(unservable(py, Unservable::Failure(what)))
+    Ok(unservable(py, Unservable::Failure(message)))
 }
 
 /// A request that only raises.

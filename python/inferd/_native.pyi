@@ -23,7 +23,6 @@ __all__ = [
     "decode_request",
     "encode_json_response",
     "encode_response",
-    "parse_only",
     "plan_concat",
     "split_ranges",
 ]
@@ -93,10 +92,6 @@ class Schema:
         self, records: Iterable[Mapping[str, Any]] | Mapping[str, Any]
     ) -> dict[str, npt.NDArray[Any]]:
         """Tensors from Python records, read straight from the objects (with the GIL held)."""
-
-def parse_only(data: bytes) -> int:
-    """Benchmark hook: parses one JSON document with the parser of ``Schema.parse_json``,
-    building nothing (numbers are still decoded), and returns how many scalars it holds."""
 
 def plan_concat(requests: Sequence[Sequence[tuple[str, str, Sequence[int]]]]) -> list[int]:
     """Checks that the requests' tensors (name, dtype, shape) can be joined on the first axis;
