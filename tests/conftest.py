@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -16,6 +17,9 @@ from inferd.config import ModelConfig, ServiceConfig, load_config
 from inferd.server.app import Server, create_server, event_loop_factory
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every server a test starts, in this process or as `inferd serve`, puts its metrics on a free
+# port (the default, 8002, would be taken by the first).
+os.environ.setdefault("INFERD_METRICS_ADDRESS", "127.0.0.1:0")
 SERVICE_CONFIG = ROOT / "service" / "inferd.toml"
 
 T = TypeVar("T")

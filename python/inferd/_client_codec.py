@@ -71,6 +71,9 @@ class ModelInfo:
     #: for any size along an axis; None instead of a list: any shape)}
     inputs: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    #: calls naming the model by final status code ("OK", "CANCELLED", ...); empty when the
+    #: server's metrics are off
+    requests: dict[str, int] = field(default_factory=dict)
 
 
 # -- conversions -------------------------------------------------------------------------
@@ -160,6 +163,7 @@ def model_info(info: pb.ModelInfo) -> ModelInfo:
         else None,
         inputs=[_tensor_info(tensor) for tensor in info.inputs],
         outputs=[_tensor_info(tensor) for tensor in info.outputs],
+        requests=dict(info.requests),
     )
 
 

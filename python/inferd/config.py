@@ -93,6 +93,29 @@ EventLoop = Literal["auto", "uvloop", "asyncio"]
 EVENT_LOOPS: tuple[str, ...] = get_args(EventLoop)
 
 
+#: Request and stage durations' histogram buckets, in seconds: 100 µs to 60 s.
+DEFAULT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def _ascending(buckets: list[float]) -> list[float]:
+    if not buckets or any(b <= a for a, b in zip(buckets, buckets[1:])) or buckets[0] <= 0:
+        raise ValueError("buckets must be positive and strictly ascending")
+    return buckets
+
+
+class MetricsConfig(_Strict):
+    """The ``[server.metrics]`` table: Prometheus metrics on an HTTP endpoint of their own."""
+
+    enabled: bool = True
+    #: host:port of the ``/metrics`` endpoint; port 0 picks a free one. With ``--workers N``,
+    #: worker i listens on port + i (each worker reports its own series).
+    address: str = "127.0.0.1:8002"
+    #: Duration histograms' buckets in seconds (a model's ``metrics_buckets`` overrides them).
+    buckets: list[float] = list(DEFAULT_BUCKETS)
+
+    _buckets = field_validator("buckets")(_ascending)
+
+
 class ServerConfig(_Strict):
     """The ``[server]`` table."""
 
@@ -114,6 +137,7 @@ class ServerConfig(_Strict):
     #: ``auto``: uvloop where it is installed (it is a dependency, except on Windows).
     loop: EventLoop = "auto"
     auth: AuthConfig | None = None
+    metrics: MetricsConfig = MetricsConfig()
     #: Without it the server listens in plaintext (terminate TLS in front of it, or set this).
     tls: TLSConfig | None = None
 
@@ -208,6 +232,13 @@ class ModelConfig(_Strict):
     #: stages take milliseconds: while one runs, the whole server waits.
     inline: bool = False
     description: str = ""
+    #: This model's duration histograms' buckets in seconds (default: ``[server.metrics]``'s).
+    metrics_buckets: list[float] | None = None
+
+    @field_validator("metrics_buckets")
+    @classmethod
+    def _model_buckets(cls, buckets: list[float] | None) -> list[float] | None:
+        return None if buckets is None else _ascending(buckets)
 
 
 class ServiceConfig(_Strict):
@@ -249,6 +280,11 @@ ENVIRONMENT_OVERRIDES = {
     "INFERD_REFLECTION": "reflection",
     "INFERD_LOG_LEVEL": "log_level",
     "INFERD_LOOP": "loop",
+}
+#: INFERD_* environment variables that override ``[server.metrics]`` keys.
+METRICS_ENVIRONMENT_OVERRIDES = {
+    "INFERD_METRICS_ENABLED": "enabled",
+    "INFERD_METRICS_ADDRESS": "address",
 }
 #: INFERD_* environment variables that override ``[server.tls]`` keys.
 TLS_ENVIRONMENT_OVERRIDES = {
@@ -292,6 +328,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     tls = {key: variables[variable] for variable, key in TLS_ENVIRONMENT_OVERRIDES.items() if variable in variables}
     if tls:
         server["tls"] = {**dict(server.get("tls") or {}), **tls}
+    metrics = {key: variables[variable] for variable, key in METRICS_ENVIRONMENT_OVERRIDES.items() if variable in variables}
+    if metrics:
+        server["metrics"] = {**dict(server.get("metrics") or {}), **metrics}
     data["server"] = server
     data["base_dir"] = file.resolve().parent
     config: ServiceConfig = _validated(ServiceConfig, data, str(file))

@@ -26,6 +26,7 @@ from .config import ServiceConfig
 from .errors import DeadlineExceeded, InvalidInput, ResourceExhausted, Unimplemented
 from .repository import ModelEntry, ModelState, Repository
 from .stages import Stages, StageStat
+from .telemetry import Telemetry
 from .workflow import TensorSpec
 
 __all__ = ["Engine", "Result", "Chunk", "ModelReport", "ModelState", "BatchingReport"]
@@ -88,6 +89,8 @@ class ModelReport:
     description: str
     setup_ms: float
     inflight: int
+    #: Calls naming this model, by final gRPC status code (with metrics on; else empty).
+    requests: dict[str, int]
     stages: dict[str, StageStat]
     batching: BatchingReport | None
     #: The tensors its run takes and gives, where the workflow declares them (once set up).
@@ -115,6 +118,8 @@ class _Clock:
     def finish(self, lane: _Lane) -> Timings:
         self.timings.append(("total", (time.perf_counter() - self.started) * 1000))
         lane.entry.stats.record_all(self.timings)
+        if lane.telemetry is not None:
+            lane.telemetry.record_stages(lane.entry.name, self.timings)
         return tuple(self.timings)
 
 
@@ -123,10 +128,11 @@ class _Lane:
     context manager that holds no state per request, so one serves them all), requests on
     their way to the batch queue, and the batcher."""
 
-    __slots__ = ("entry", "inflight", "preparing", "batcher")
+    __slots__ = ("entry", "inflight", "preparing", "batcher", "telemetry")
 
-    def __init__(self, entry: ModelEntry) -> None:
+    def __init__(self, entry: ModelEntry, telemetry: Telemetry | None) -> None:
         self.entry = entry
+        self.telemetry = telemetry
         self.inflight = 0
         #: Requests in their input adapter or preprocess now: the ones that may join a batch.
         self.preparing = 0
@@ -196,7 +202,9 @@ class Engine:
         self.config = config
         self._executor = ThreadPoolExecutor(config.server.threads, thread_name_prefix="inferd-stage")
         self.repository = Repository(config, self._executor)
-        self._lanes = {entry.name: _Lane(entry) for entry in self.repository}
+        #: What the server counts for Prometheus (None: metrics off).
+        self.telemetry = Telemetry(config) if config.server.metrics.enabled else None
+        self._lanes = {entry.name: _Lane(entry, self.telemetry) for entry in self.repository}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -359,6 +367,8 @@ class Engine:
             prepare = self._prepare(lane, payload, parameters, deadline, clock, streaming=True)
             stages, _, features = await _by(deadline, model, prepare)
             chunks = stages.stream(features, parameters)
+            telemetry = lane.telemetry
+            first = True
             try:
                 while True:
                     try:
@@ -370,6 +380,11 @@ class Engine:
                         break
                     except TimeoutError:
                         raise _late(model) from None
+                    if telemetry is not None:
+                        if first:
+                            telemetry.record_first_chunk(model, time.perf_counter() - clock.started)
+                            first = False
+                        telemetry.record_chunk(model)
                     kind, value, metadata = adapt_output(output, payload.kind)
                     yield Chunk(kind, value, metadata)
             finally:
@@ -412,6 +427,7 @@ class Engine:
             description=config.description,
             setup_ms=entry.setup_ms,
             inflight=lane.inflight,
+            requests=self.telemetry.requests_by_code(entry.name) if self.telemetry is not None else {},
             stages=entry.stats.snapshot(),
             batching=batching,
             inputs=inputs,

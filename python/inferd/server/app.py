@@ -24,6 +24,7 @@ from ..config import ServiceConfig
 from ..errors import ConfigError
 from ..engine import Engine, ModelState
 from .interceptors import SERVICE_NAME, Authenticator, add_inference_service
+from .metrics import MetricsEndpoint, start_metrics
 from .reflection import enable_reflection
 from .servicer import WIRE_CODECS, InferenceServicer
 
@@ -44,6 +45,8 @@ class Server:
     health: health.aio.HealthServicer
     port: int
     config: ServiceConfig
+    #: The Prometheus endpoint (None: metrics off).
+    metrics: MetricsEndpoint | None = None
     _stopped: bool = field(default=False, init=False)
 
     async def update_health(self) -> None:
@@ -72,6 +75,8 @@ class Server:
             await asyncio.sleep(self.config.server.drain_delay_s)
         await self.grpc_server.stop(self.config.server.grace_s if grace is None else grace)
         await self.engine.close()
+        if self.metrics is not None:
+            await self.metrics.close()
 
 
 def server_credentials(config: ServiceConfig) -> grpc.ServerCredentials | None:
@@ -121,7 +126,7 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     authenticator = Authenticator(config.server.auth) if config.server.auth else None
     grpc_server = grpc.aio.server(options=options)
     engine = Engine(config)
-    add_inference_service(grpc_server, InferenceServicer(engine), authenticator, WIRE_CODECS)
+    add_inference_service(grpc_server, InferenceServicer(engine), authenticator, WIRE_CODECS, engine.telemetry)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     if config.server.reflection:
@@ -145,6 +150,9 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     await health_servicer.set("", NOT_SERVING)
     await health_servicer.set(SERVICE_NAME, NOT_SERVING)
     await grpc_server.start()
+    if engine.telemetry is not None:
+        server.metrics = await start_metrics(engine, config.server.metrics.address)
+        logger.info("metrics on http://%s:%d/metrics", config.server.metrics.address.rpartition(":")[0], server.metrics.port)
     loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
     tls = config.server.tls
     transport = "plaintext" if tls is None else "mutual TLS" if tls.client_ca else "TLS"
@@ -201,6 +209,16 @@ def _worker(config: ServiceConfig) -> None:
     run(config)
 
 
+def _worker_config(config: ServiceConfig, index: int) -> ServiceConfig:
+    """Worker ``index``'s configuration: its metrics on the metrics port + ``index`` (each
+    worker has its own counters, and Prometheus scrapes each; port 0 stays 0)."""
+    metrics = config.server.metrics
+    host, _, port = metrics.address.rpartition(":")
+    if not metrics.enabled or port in ("", "0") or index == 0:
+        return config
+    return config.with_server(metrics=metrics.model_copy(update={"address": f"{host}:{int(port) + index}"}))
+
+
 def serve_workers(config: ServiceConfig, workers: int) -> int:
     """Runs ``workers`` server processes on one port (SO_REUSEPORT: the kernel spreads the
     connections), each with its own engine and models. SIGTERM or SIGINT is passed on to every
@@ -210,7 +228,10 @@ def serve_workers(config: ServiceConfig, workers: int) -> int:
     if port in ("", "0"):
         raise ConfigError("--workers needs a fixed port: port 0 would give each worker its own")
     context = multiprocessing.get_context("spawn")  # no fork: grpc and torch do not survive it
-    processes = [context.Process(target=_worker, args=(config,), name=f"inferd-worker-{index}") for index in range(workers)]
+    processes = [
+        context.Process(target=_worker, args=(_worker_config(config, index),), name=f"inferd-worker-{index}")
+        for index in range(workers)
+    ]
     for process in processes:
         process.start()
     logger.info("started %d workers on %s: %s", workers, config.server.address, ", ".join(str(p.pid) for p in processes))

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from ..config import AuthConfig
 from ..errors import InferdError, InvalidInput, PermissionDenied, ResourceExhausted, Unauthenticated
+from ..telemetry import Telemetry
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
 
@@ -151,6 +153,7 @@ def add_inference_service(
     servicer: pb_grpc.InferenceServicer,
     authenticator: Authenticator | None = None,
     codecs: Codecs | None = None,
+    telemetry: Telemetry | None = None,
 ) -> None:
     """Registers the Inference service on ``server``, every method wrapped by
     :func:`_wrap_handler` once, here, rather than by an interceptor on every call. ``codecs``
@@ -173,9 +176,23 @@ def add_inference_service(
             read = deserializer
         elif deserializer is not None:
             handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
-        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator, read)
+        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator, read, telemetry)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, wrapped),))
     server.add_registered_method_handlers(SERVICE_NAME, wrapped)
+
+
+def _status(error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The status code a call that raised ``error`` ends with (for the metrics)."""
+    if isinstance(error, InferdError):
+        return error.code
+    if isinstance(error, asyncio.CancelledError):
+        # grpc cancels the handler when the caller goes, or when the caller's deadline passes.
+        remaining = context.time_remaining()
+        return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+    if isinstance(error, grpc.aio.AbortError):
+        code = context.code()
+        return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+    return "INTERNAL"
 
 
 def _wrap_handler(
@@ -183,12 +200,14 @@ def _wrap_handler(
     handler: grpc.RpcMethodHandler[Any, Any],
     authenticator: Authenticator | None,
     read: Callable[[bytes], Any] | None,
+    telemetry: Telemetry | None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """One method's handler, wrapped: authenticate, read the request, call, map errors to
-    status codes. With an ``authenticator`` the handler receives the request's bytes and
-    ``read`` turns them into the request once the token has been checked, so that a caller
-    without a valid token costs no decoding. A request the deserializer could not read comes
-    as an ``_Unreadable``."""
+    status codes, count the call (``telemetry``). With an ``authenticator`` the handler
+    receives the request's bytes and ``read`` turns them into the request once the token has
+    been checked, so that a caller without a valid token costs no decoding. A request the
+    deserializer could not read comes as an ``_Unreadable``."""
+    rpc = method.rpartition("/")[2]
 
     def accept(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if authenticator is None:
@@ -207,25 +226,41 @@ def _wrap_handler(
         inner_unary: Any = handler.unary_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            code = "OK"
             try:
-                return await inner_unary(accept(request, context), context)
-            except (asyncio.CancelledError, grpc.aio.AbortError):
+                request = accept(request, context)
+                return await inner_unary(request, context)
+            except (asyncio.CancelledError, grpc.aio.AbortError) as error:
+                code = _status(error, context)
                 raise
             except Exception as error:
+                code = _status(error, context)
                 await _abort(context, error, method)
+            finally:
+                if telemetry is not None:
+                    telemetry.record_request(rpc, _model_of(request), code, time.perf_counter() - started)
 
         return handler._replace(unary_unary=unary)  # type: ignore[attr-defined,no-any-return]
     if handler.unary_stream is not None:
         inner_stream: Any = handler.unary_stream
 
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            code = "OK"
             try:
-                async for response in inner_stream(accept(request, context), context):
+                request = accept(request, context)
+                async for response in inner_stream(request, context):
                     yield response
-            except (asyncio.CancelledError, grpc.aio.AbortError):
+            except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit) as error:
+                code = "CANCELLED" if isinstance(error, GeneratorExit) else _status(error, context)
                 raise
             except Exception as error:
+                code = _status(error, context)
                 await _abort(context, error, method)
+            finally:
+                if telemetry is not None:
+                    telemetry.record_request(rpc, _model_of(request), code, time.perf_counter() - started)
 
         return handler._replace(unary_stream=stream)  # type: ignore[attr-defined,no-any-return]
     return handler

@@ -91,6 +91,7 @@ def model_info(report: ModelReport) -> pb.ModelInfo:
         ],
         inputs=[tensor_info(spec) for spec in report.inputs],
         outputs=[tensor_info(spec) for spec in report.outputs],
+        requests=report.requests,
     )
 
 

@@ -517,6 +517,26 @@ class ModelInfo(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class RequestsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     WORKFLOW_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
@@ -530,6 +550,7 @@ class ModelInfo(_message.Message):
     BATCHING_FIELD_NUMBER: _builtins.int
     INPUTS_FIELD_NUMBER: _builtins.int
     OUTPUTS_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The model's name: what requests use."""
     workflow: _builtins.str
@@ -569,6 +590,13 @@ class ModelInfo(_message.Message):
     def outputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TensorInfo]:
         """The tensors the model's run gives, as inputs."""
 
+    @_builtins.property
+    def requests(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Calls naming this model (Setup, Infer, Stream), by their final gRPC status code ("OK",
+        "INVALID_ARGUMENT", "CANCELLED", "DEADLINE_EXCEEDED", ...), since the server started.
+        Empty when the server's metrics are off ([server.metrics] enabled = false).
+        """
+
     def __init__(
         self,
         *,
@@ -585,10 +613,11 @@ class ModelInfo(_message.Message):
         batching: Global___BatchingStats | None = ...,
         inputs: _abc.Iterable[Global___TensorInfo] | None = ...,
         outputs: _abc.Iterable[Global___TensorInfo] | None = ...,
+        requests: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching", "description", b"description", "input_format", b"input_format", "inputs", b"inputs", "name", b"name", "outputs", b"outputs", "reason", b"reason", "setup_mode", b"setup_mode", "stages", b"stages", "state", b"state", "streaming", b"streaming", "unary", b"unary", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching", "description", b"description", "input_format", b"input_format", "inputs", b"inputs", "name", b"name", "outputs", b"outputs", "reason", b"reason", "requests", b"requests", "setup_mode", b"setup_mode", "stages", b"stages", "state", b"state", "streaming", b"streaming", "unary", b"unary", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
