@@ -195,3 +195,41 @@ def test_metrics_off_means_no_endpoint_and_no_counts() -> None:
             assert client.models()[0].requests == {}
     finally:
         running.stop()
+
+
+def test_triton_compatible_names() -> None:
+    config = service_config()
+    models = {
+        "echo": config.models["echo"],
+        "crashing": ModelConfig.model_validate({"workflow": "workflows_for_tests:Crashing"}),
+    }
+    config = config.with_server(metrics={"address": "127.0.0.1:0", "compat": "triton"}).model_copy(update={"models": models})
+    running = RunningServer(config)
+    try:
+        with running.client(timeout=60) as client:
+            for _ in range(6):
+                client.infer("echo", "x")
+            for _ in range(2):
+                with pytest.raises(InternalError):
+                    client.infer("crashing", "x")
+        samples = scrape(running)
+        assert running.server.metrics is not None
+        url = f"http://127.0.0.1:{running.server.metrics.port}/metrics"
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            text = answer.read().decode()
+    finally:
+        running.stop()
+    # Triton's exact names, as its dashboards query them: its counters have no _total (the
+    # parser below adds one to every counter's samples, so the text is checked as it is).
+    assert "# TYPE nv_inference_request_success counter" in text
+    assert 'nv_inference_request_success{model="echo",version="1"} 6.0' in text
+    assert value(samples, "nv_inference_request_success_total", model="echo", version="1") == 6
+    assert value(samples, "nv_inference_count_total", model="echo", version="1") == 6
+    assert value(samples, "nv_inference_exec_count_total", model="echo", version="1") == 6
+    assert value(samples, "nv_inference_request_failure_total", model="crashing", version="1", reason="BACKEND") == 2
+    assert value(samples, "nv_inference_request_failure_total", model="echo", version="1", reason="BACKEND") == 0
+    request_us = value(samples, "nv_inference_request_duration_us_total", model="echo", version="1")
+    run_us = value(samples, "nv_inference_compute_infer_duration_us_total", model="echo", version="1")
+    assert 0 < run_us < request_us  # the run is part of the request
+    seconds = value(samples, "inferd_request_duration_seconds_sum", model="echo", rpc="Infer")
+    assert request_us == pytest.approx(seconds * 1e6)

@@ -112,6 +112,9 @@ class MetricsConfig(_Strict):
     address: str = "127.0.0.1:8002"
     #: Duration histograms' buckets in seconds (a model's ``metrics_buckets`` overrides them).
     buckets: list[float] = list(DEFAULT_BUCKETS)
+    #: "triton": also Triton's own names (nv_inference_*) for what inferd measures alike, so
+    #: dashboards made for Triton work as they are.
+    compat: Literal["none", "triton"] = "none"
 
     _buckets = field_validator("buckets")(_ascending)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import ServiceConfig
 
-__all__ = ["Histogram", "Telemetry", "MetricsCollector", "VERSION"]
+__all__ = ["Histogram", "Telemetry", "MetricsCollector", "VERSION", "triton_text"]
 
 VERSION = "0.1.0"
 
@@ -57,6 +57,7 @@ class Telemetry:
     """The counters of one server process. Updated on the event loop's thread only."""
 
     def __init__(self, config: ServiceConfig) -> None:
+        self.triton = config.server.metrics.compat == "triton"
         default = config.server.metrics.buckets
         self._buckets = {name: model.metrics_buckets or default for name, model in config.models.items()}
         self._default_buckets = default
@@ -173,6 +174,68 @@ class MetricsCollector:
         build = GaugeMetricFamily("inferd_build_info", "inferd's version and what it runs on.", labels=["version", "python", "grpc"])
         build.add_metric([VERSION, platform.python_version(), _grpc_version()], 1)
         yield build
+
+
+#: Triton's failure reasons for inferd's status codes (anything else is OTHER).
+_TRITON_REASONS = {"RESOURCE_EXHAUSTED": "REJECTED", "CANCELLED": "CANCELED", "INTERNAL": "BACKEND"}
+
+
+def triton_text(telemetry: Telemetry, reports: list[Any]) -> bytes:
+    """Triton's names (``compat = "triton"``) in the text format, for Infer calls, ``version``
+    "1": counters of requests and of cumulative microseconds, named exactly as Triton names them
+    (its counters carry no ``_total``, which prometheus_client would add, so these are written
+    here)."""
+    families: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {
+        "nv_inference_request_success": ("Successful inference requests (Infer).", []),
+        "nv_inference_request_failure": ("Failed inference requests (Infer), by reason.", []),
+        "nv_inference_count": ("Inferences performed (batch rows where the model batches, else requests).", []),
+        "nv_inference_exec_count": ("Model executions (batches where the model batches, else requests).", []),
+        "nv_inference_request_duration_us": ("Cumulative inference request duration in microseconds.", []),
+        "nv_inference_queue_duration_us": ("Cumulative time requests waited for a batch, in microseconds.", []),
+        "nv_inference_compute_input_duration_us": ("Cumulative adapt and preprocess time, in microseconds.", []),
+        "nv_inference_compute_infer_duration_us": ("Cumulative run time, in microseconds.", []),
+        "nv_inference_compute_output_duration_us": ("Cumulative postprocess time, in microseconds.", []),
+    }
+
+    def add(name: str, labels: dict[str, str], value: float) -> None:
+        families[name][1].append((labels, value))
+
+    def stage_us(model: str, *stages: str) -> float:
+        return sum(telemetry.stages[(model, stage)].total for stage in stages if (model, stage) in telemetry.stages) * 1e6
+
+    for report in reports:
+        name = report.name
+        labels = {"model": name, "version": "1"}
+        ok = telemetry.requests.get((name, "Infer", "OK"), 0)
+        add("nv_inference_request_success", labels, ok)
+        failed: dict[str, int] = {}
+        for (model, rpc, code), calls in list(telemetry.requests.items()):
+            if model == name and rpc == "Infer" and code != "OK":
+                reason = _TRITON_REASONS.get(code, "OTHER")
+                failed[reason] = failed.get(reason, 0) + calls
+        for reason in ("REJECTED", "CANCELED", "BACKEND", "OTHER"):
+            add("nv_inference_request_failure", {**labels, "reason": reason}, failed.get(reason, 0))
+        stats = report.batching.stats if report.batching is not None else None
+        add("nv_inference_count", labels, stats.rows if stats is not None else ok)
+        add("nv_inference_exec_count", labels, stats.batches if stats is not None else ok)
+        duration = telemetry.durations.get((name, "Infer"))
+        add("nv_inference_request_duration_us", labels, duration.total * 1e6 if duration is not None else 0.0)
+        add("nv_inference_queue_duration_us", labels, stage_us(name, "queue"))
+        add("nv_inference_compute_input_duration_us", labels, stage_us(name, "adapt", "preprocess"))
+        add("nv_inference_compute_infer_duration_us", labels, stage_us(name, "run"))
+        add("nv_inference_compute_output_duration_us", labels, stage_us(name, "postprocess"))
+    lines: list[str] = []
+    for name, (documentation, samples) in families.items():
+        lines.append(f"# HELP {name} {documentation}")
+        lines.append(f"# TYPE {name} counter")
+        for labels, value in samples:
+            text = ",".join(f'{key}="{_escape(str(label))}"' for key, label in labels.items())
+            lines.append(f"{name}{{{text}}} {float(value)!r}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def _histograms(name: str, documentation: str, labels: list[str], table: dict[Any, Histogram]) -> Any:

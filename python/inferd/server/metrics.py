@@ -15,7 +15,7 @@ import logging
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..engine import Engine
-from ..telemetry import MetricsCollector
+from ..telemetry import MetricsCollector, triton_text
 
 __all__ = ["MetricsEndpoint", "start_metrics"]
 
@@ -43,9 +43,10 @@ def _split(address: str) -> tuple[str, int]:
 
 async def start_metrics(engine: Engine, address: str) -> MetricsEndpoint:
     """Serves ``engine``'s metrics on ``address`` (host:port; port 0 picks a free one)."""
-    assert engine.telemetry is not None
+    telemetry = engine.telemetry
+    assert telemetry is not None
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MetricsCollector(engine.telemetry, engine.describe))
+    registry.register(MetricsCollector(telemetry, engine.describe))
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -54,6 +55,8 @@ async def start_metrics(engine: Engine, address: str) -> MetricsEndpoint:
             path = rest.partition(b" ")[0].partition(b"?")[0]
             if method in (b"GET", b"HEAD") and path in (b"/metrics", b"/"):
                 body = generate_latest(registry)
+                if telemetry.triton:
+                    body += triton_text(telemetry, engine.describe())
                 status, content_type = b"200 OK", CONTENT_TYPE_LATEST.encode()
             else:
                 body, status, content_type = b"not found: GET /metrics\n", b"404 Not Found", b"text/plain"
