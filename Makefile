@@ -13,7 +13,7 @@ CONFIG ?= service/inferd.toml
 RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.toml
 PROTO_SOURCES := $(shell find proto -name '*.proto')
 
-.PHONY: help setup models buf tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
+.PHONY: help setup models buf prometheus tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
 
 # The fuzz budget (40 s in all) split among the four targets.
 FUZZ_SECONDS ?= 24
@@ -82,7 +82,16 @@ $(GHZ):
 	GOBIN=$(CURDIR)/benches/.bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 	@printf '%s' "$(GHZ_VERSION)" > benches/.bin/.ghz-version
 
-tools: $(GHZ) buf ## the tools the tests drive the server with (ghz, buf)
+prometheus: ## Debian's prometheus, for tests/test_prometheus.py, where apt-get can install it (else that test is skipped)
+	@if command -v prometheus >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "make: installing Debian's prometheus (tests/test_prometheus.py)"; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }; } >/dev/null 2>&1 \
+	    || echo "make: could not install prometheus: tests/test_prometheus.py will be skipped"; \
+	else echo "make: no apt-get as root: tests/test_prometheus.py will be skipped"; fi
+
+tools: $(GHZ) buf prometheus ## the tools the tests drive the server with (ghz, buf, prometheus)
 
 test-python: setup models tools ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
