@@ -9,6 +9,7 @@ import subprocess
 import sys
 import socket
 import threading
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -261,3 +262,59 @@ def test_sigterm_while_a_model_still_sets_up_stops_cleanly(tmp_path: Path) -> No
         output = stop_serve(process)
     assert "model slow: setting up" in output and "stopped" in output
     assert "Traceback" not in output, output
+
+
+def _free_pair() -> int:
+    """A port P with P + 1 free too (the second worker's metrics)."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two free ports in a row")
+
+
+def test_each_worker_serves_its_metrics_on_port_plus_its_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    base = _free_pair()
+    monkeypatch.setenv("INFERD_METRICS_ADDRESS", f"127.0.0.1:{base}")
+    process, address = start_serve(tmp_path, '[models.echo]\nworkflow = "echo"\n', "--workers", "2")
+
+    def served(port: int) -> float | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return None  # that worker is still starting
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "inferd_requests_total" and sample.labels == {"model": "echo", "rpc": "Infer", "code": "OK"}
+        )
+
+    try:
+        for _ in range(600):
+            if served(base) is not None and served(base + 1) is not None:
+                break
+            threading.Event().wait(0.05)
+        before = [served(base), served(base + 1)]
+        assert None not in before, "a worker's metrics never answered"
+        sent = 0
+        while sent < 40:
+            with Client(address, timeout=30) as client:  # a connection each: the kernel spreads them
+                try:
+                    client.infer("echo", "hi")
+                except InferdError:
+                    threading.Event().wait(0.05)  # a worker's echo still starting
+                    continue
+                sent += 1
+        after = [served(base), served(base + 1)]
+        counted = [a - b for a, b in zip(after, before)]  # type: ignore[operator]
+        assert sum(counted) == sent  # every call counted once, by the worker that served it
+    finally:
+        stop_serve(process)

@@ -173,14 +173,18 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
 
 
 #: The goals' targets, measured again in the paired phase (see :func:`measure_paired`).
-PAIRED_TARGETS = ["inferd-off", "inferd-on", "mlserver-best", "mlserver-batching", "bare", "bare-model", "inferd-asyncio", "bare-asyncio"]
+PAIRED_TARGETS = [
+    "inferd-off", "inferd-on", "mlserver-best", "mlserver-batching", "bare", "bare-model", "inferd-asyncio", "bare-asyncio",
+    "inferd-nometrics",
+]  # fmt: skip
 
 
 def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int, seconds: float) -> dict[str, Any]:
     """The goals again, at one concurrency, robust to a drifting machine: every server of
     PAIRED_TARGETS up at once, then ``rounds`` rounds in which each target gets a burst of
-    ``seconds`` in turn. Drift (neighbours, steal) hits every target of a round alike, so the
-    per-round ratios and their median are steadier than one point each from the sweep."""
+    ``seconds`` in turn (every other round in reverse order). Drift (neighbours, steal) hits
+    every target of a round alike, so the per-round ratios and their median are steadier than
+    one point each from the sweep."""
     load = run_ghz if args.loadgen == "ghz" else run_python_load
     at = 32
     chosen = [t for name in PAIRED_TARGETS for t in targets if t.name == name]
@@ -202,7 +206,9 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
                 load(target, address, at, args.warmup, args.cap)
         for round_ in range(rounds):
             ticks = cpu_ticks()
-            for target in chosen:
+            # Every other round in reverse order, so that no target always runs first (or
+            # right after the same neighbour).
+            for target in chosen if round_ % 2 == 0 else reversed(chosen):
                 result = load(target, addresses[target.name], at, seconds, args.cap)
                 rps[target.name].append(result["rps"])
                 p99[target.name].append(result["p99_ms"])
@@ -234,6 +240,9 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
     # What the model's run alone costs the bare server: bare-model over bare, round by round.
     if "bare-model" in rps and "bare" in rps:
         out["bare_model_vs_bare"] = spread([rps["bare-model"][i] / rps["bare"][i] for i in range(rounds)])
+    # What the metrics cost: inferd-off (metrics on, the default) over the same with them off.
+    if "inferd-off" in rps and "inferd-nometrics" in rps:
+        out["metrics_on_vs_off"] = spread([rps["inferd-off"][i] / rps["inferd-nometrics"][i] for i in range(rounds)])
     # What uvloop is worth (with the *-asyncio targets): each server on uvloop over asyncio's loop.
     for uv, plain in (("inferd-off", "inferd-asyncio"), ("bare", "bare-asyncio")):
         if uv in rps and plain in rps:

@@ -78,11 +78,13 @@ def start_process(name: str, argv: list[str], *, cwd: Path = ROOT, env: dict[str
     return Process(name, popen, log_path)
 
 
-def start_inferd(name: str, config: Path, loop: str = "auto") -> tuple[Process, str]:
+def start_inferd(name: str, config: Path, loop: str = "auto", *, metrics: bool = True) -> tuple[Process, str]:
     port = free_port()
     address = f"127.0.0.1:{port}"
     argv = [str(MAIN_PYTHON), "-m", "inferd", "serve", "--config", str(config), "--address", address, "--loop", loop]
-    return start_process(name, argv), address
+    # Metrics on a free port of their own (the default port would be taken by the first server).
+    env = {"INFERD_METRICS_ADDRESS": "127.0.0.1:0", "INFERD_METRICS_ENABLED": "true" if metrics else "false"}
+    return start_process(name, argv, env=env), address
 
 
 def start_bare(name: str, response: Path | None, loop: str = "auto", model: Path | None = None) -> tuple[Process, str]:
@@ -122,6 +124,8 @@ def start_server(server: str, bare_response: Path | None) -> tuple[Process, str]
         return start_inferd(server, CONFIGS / "batching-off.toml")
     if server == "inferd-on":
         return start_inferd(server, CONFIGS / "batching-on.toml")
+    if server == "inferd-nometrics":
+        return start_inferd(server, CONFIGS / "batching-off.toml", metrics=False)
     if server == "inferd-asyncio":
         return start_inferd(server, CONFIGS / "batching-off.toml", loop="asyncio")
     if server in ("bare", "bare-asyncio"):

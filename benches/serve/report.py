@@ -154,6 +154,7 @@ def table(results: dict[str, Any]) -> str:
             ("inferd_vs_bare", "inferd vs the bare server", "goal >= 70%"),
             ("bare_model_vs_bare", "the model's run alone (bare-model vs bare)", "no goal"),
             ("inferd_vs_bare_model", "inferd vs the bare server running the same model", "no goal"),
+            ("metrics_on_vs_off", "inferd with metrics on (the default) vs off", "goal >= 97%"),
         ):
             if key in paired:
                 x = paired[key]

@@ -68,6 +68,7 @@ def _output_text(output: Any) -> str | bytes:
 
 def command_serve(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .logs import configure_logging
     from .server.app import run, serve_workers
 
     config = load_config(args.config)
@@ -80,10 +81,7 @@ def command_serve(args: argparse.Namespace) -> int:
         changes["loop"] = args.loop
     if changes:
         config = config.with_server(**changes)
-    logging.basicConfig(
-        level=config.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config)
     if args.workers > 1:
         return serve_workers(config, args.workers)
     run(config)

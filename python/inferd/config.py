@@ -136,6 +136,11 @@ class ServerConfig(_Strict):
     #: Serve grpc.reflection so that grpcurl, buf curl and ghz work without the .proto.
     reflection: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: "text": a line a record, for people; "json": a JSON object a line, for log pipelines.
+    log_format: Literal["text", "json"] = "text"
+    #: One line a call (time, model, RPC, request id, status code, ms) on the logger
+    #: ``inferd.access``, at info; never payloads, never secrets.
+    access_log: bool = False
     #: The event loop: ``uvloop`` (libuv, in C), ``asyncio`` (the standard library's), or
     #: ``auto``: uvloop where it is installed (it is a dependency, except on Windows).
     loop: EventLoop = "auto"
@@ -282,6 +287,8 @@ ENVIRONMENT_OVERRIDES = {
     "INFERD_THREADS": "threads",
     "INFERD_REFLECTION": "reflection",
     "INFERD_LOG_LEVEL": "log_level",
+    "INFERD_LOG_FORMAT": "log_format",
+    "INFERD_ACCESS_LOG": "access_log",
     "INFERD_LOOP": "loop",
 }
 #: INFERD_* environment variables that override ``[server.metrics]`` keys.

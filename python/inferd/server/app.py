@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..config import ServiceConfig
 from ..errors import ConfigError
+from ..logs import configure_logging
 from ..engine import Engine, ModelState
 from .interceptors import SERVICE_NAME, Authenticator, add_inference_service
 from .metrics import MetricsEndpoint, start_metrics
@@ -126,7 +127,9 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     authenticator = Authenticator(config.server.auth) if config.server.auth else None
     grpc_server = grpc.aio.server(options=options)
     engine = Engine(config)
-    add_inference_service(grpc_server, InferenceServicer(engine), authenticator, WIRE_CODECS, engine.telemetry)
+    add_inference_service(
+        grpc_server, InferenceServicer(engine), authenticator, WIRE_CODECS, engine.telemetry, access_log=config.server.access_log
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     if config.server.reflection:
@@ -202,10 +205,7 @@ def run(config: ServiceConfig) -> None:
 
 
 def _worker(config: ServiceConfig) -> None:
-    logging.basicConfig(
-        level=config.server.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s [worker {os.getpid()}] %(name)s: %(message)s",
-    )
+    configure_logging(config, worker=True)
     run(config)
 
 

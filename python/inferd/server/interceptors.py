@@ -154,6 +154,8 @@ def add_inference_service(
     authenticator: Authenticator | None = None,
     codecs: Codecs | None = None,
     telemetry: Telemetry | None = None,
+    *,
+    access_log: bool = False,
 ) -> None:
     """Registers the Inference service on ``server``, every method wrapped by
     :func:`_wrap_handler` once, here, rather than by an interceptor on every call. ``codecs``
@@ -176,7 +178,8 @@ def add_inference_service(
             read = deserializer
         elif deserializer is not None:
             handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
-        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator, read, telemetry)
+        observe = _observer(name, telemetry, access_log)
+        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator, read, observe)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, wrapped),))
     server.add_registered_method_handlers(SERVICE_NAME, wrapped)
 
@@ -195,19 +198,47 @@ def _status(error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -
     return "INTERNAL"
 
 
+Observer = Callable[[Any, str, float], None]
+
+
+def _observer(rpc: str, telemetry: Telemetry | None, access_log: bool) -> Observer | None:
+    """What sees each call's end (request, status code, seconds): the metrics, the access log."""
+    if telemetry is None and not access_log:
+        return None
+
+    def observe(request: Any, code: str, seconds: float) -> None:
+        model = _model_of(request)
+        if telemetry is not None:
+            telemetry.record_request(rpc, model, code, seconds)
+        if access_log:
+            request_id = getattr(request, "id", "")
+            fields = {
+                "model": model or "",
+                "rpc": rpc,
+                "id": request_id if isinstance(request_id, str) else "",
+                "code": code,
+                "ms": round(seconds * 1000, 3),
+            }
+            access.info("%s model=%s id=%s %s %.3f ms", rpc, fields["model"], fields["id"], code, fields["ms"], extra=fields)
+
+    return observe
+
+
+access = logging.getLogger("inferd.access")
+
+
 def _wrap_handler(
     method: str,
     handler: grpc.RpcMethodHandler[Any, Any],
     authenticator: Authenticator | None,
     read: Callable[[bytes], Any] | None,
-    telemetry: Telemetry | None,
+    observe: Observer | None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """One method's handler, wrapped: authenticate, read the request, call, map errors to
-    status codes, count the call (``telemetry``). With an ``authenticator`` the handler
+    status codes, report the call's end (``observe``: metrics, access log). With an ``authenticator`` the handler
     receives the request's bytes and ``read`` turns them into the request once the token has
     been checked, so that a caller without a valid token costs no decoding. A request the
     deserializer could not read comes as an ``_Unreadable``."""
-    rpc = method.rpartition("/")[2]
 
     def accept(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if authenticator is None:
@@ -238,8 +269,8 @@ def _wrap_handler(
                 code = _status(error, context)
                 await _abort(context, error, method)
             finally:
-                if telemetry is not None:
-                    telemetry.record_request(rpc, _model_of(request), code, time.perf_counter() - started)
+                if observe is not None:
+                    observe(request, code, time.perf_counter() - started)
 
         return handler._replace(unary_unary=unary)  # type: ignore[attr-defined,no-any-return]
     if handler.unary_stream is not None:
@@ -259,8 +290,8 @@ def _wrap_handler(
                 code = _status(error, context)
                 await _abort(context, error, method)
             finally:
-                if telemetry is not None:
-                    telemetry.record_request(rpc, _model_of(request), code, time.perf_counter() - started)
+                if observe is not None:
+                    observe(request, code, time.perf_counter() - started)
 
         return handler._replace(unary_stream=stream)  # type: ignore[attr-defined,no-any-return]
     return handler
