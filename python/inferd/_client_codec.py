@@ -193,6 +193,9 @@ def error(error: grpc.RpcError) -> InferdError:
                 if info.domain == "inferd":
                     name = info.reason
                 details.setdefault("reason", info.reason)
+    trace = trailers.get("trace-id")  # the server's trace of the call, with tracing on
+    if isinstance(trace, str):
+        details["trace_id"] = trace
     retry = trailers.get("retry-after-ms")
     if isinstance(retry, str):
         details["retry_after_ms"] = retry

@@ -34,6 +34,7 @@ import numpy as np
 from .config import BatchingConfig
 from .errors import InternalError, InvalidInput, ResourceExhausted, Unavailable
 from .schema import concat_tensors, split_tensors
+from .tracing import Tracing, current_call
 
 __all__ = ["Batcher", "BatchStats", "Tensors"]
 
@@ -79,6 +80,8 @@ class _Item:
     taken: bool = False
     queue_ms: float = 0.0
     run_ms: float = 0.0
+    #: The server span of the call it serves (with tracing on), for the batch span's links.
+    span: Any = None
 
 
 def as_tensors(features: Any, model: str, from_request: bool = False) -> Tensors:
@@ -143,6 +146,7 @@ class Batcher:
         arriving: Callable[[], bool] = lambda: True,
         run_inline: RunBatchInline | None = None,
         features_from_request: bool = False,
+        tracing: Tracing | None = None,
     ) -> None:
         self.model = model
         self.config = config
@@ -154,6 +158,8 @@ class Batcher:
         #: The model's run as a plain call on the event loop (an inline model): the collector
         #: runs each batch itself, as soon as it forms, instead of in a task of its own.
         self._run_inline = run_inline
+        #: Where each batch's run span goes (None: tracing off).
+        self._tracing = tracing
         #: Whether another request of the model is on its way to the queue (adapt, preprocess).
         self._arriving = arriving
         self._items: deque[_Item] = deque()
@@ -222,6 +228,8 @@ class Batcher:
     def _enqueue(self, features: Tensors, rows: int, deadline: float | None) -> _Item:
         loop = asyncio.get_running_loop()
         item = _Item(features, rows, _signature(features), loop.create_future(), time.perf_counter(), deadline)
+        if self._tracing is not None:
+            item.span = current_call.get()
         item.future.add_done_callback(lambda _: self._leave_queue(item))
         self._items.append(item)
         self._queued_rows += rows
@@ -381,7 +389,10 @@ class Batcher:
         except Exception as error:
             self._fail(batch, error)
             return
-        elapsed = time.perf_counter() - started
+        ended = time.perf_counter()
+        elapsed = ended - started
+        if self._tracing is not None:
+            self._tracing.batch(self.model, [item.span for item in batch], started, ended, offsets[-1])
         self._run_estimate = elapsed if not self._run_estimate else 0.8 * self._run_estimate + 0.2 * elapsed
         run_ms = elapsed * 1000
         for item, part in zip(batch, parts):

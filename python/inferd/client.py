@@ -110,6 +110,22 @@ def _channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
 # -- clients -----------------------------------------------------------------------------
 
 
+def _trace_context() -> tuple[tuple[str, str], ...]:
+    """``traceparent`` (and ``tracestate``) of the caller's current span, if it has one."""
+    if _propagate is None:
+        return ()
+    carrier: dict[str, str] = {}
+    _propagate.inject(carrier)
+    return tuple((key, value) for key, value in carrier.items() if key in ("traceparent", "tracestate"))
+
+
+_propagate: Any
+try:  # the caller's traces reach through inferd when it uses OpenTelemetry
+    from opentelemetry import propagate as _propagate
+except ImportError:  # pragma: no cover - the otel extra is not installed
+    _propagate = None
+
+
 class _Channel:
     """What both clients share: the channel, its stubs, the token and the default deadline."""
 
@@ -131,10 +147,15 @@ class _Channel:
         self._timeout = timeout
 
     def _options(self, timeout: float | None, *, authenticated: bool = True) -> dict[str, Any]:
-        """A call's deadline and metadata."""
+        """A call's deadline and metadata: the token, and the caller's trace context (W3C
+        ``traceparent``) when OpenTelemetry is installed and the caller has a current span."""
         options: dict[str, Any] = {"timeout": self._timeout if timeout is None else timeout}
-        if authenticated:
-            options["metadata"] = self._metadata
+        metadata = (self._metadata or ()) if authenticated else ()
+        trace = _trace_context()
+        if trace:
+            metadata = (*metadata, *trace)
+        if metadata:
+            options["metadata"] = metadata
         return options
 
 

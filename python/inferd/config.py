@@ -119,6 +119,20 @@ class MetricsConfig(_Strict):
     _buckets = field_validator("buckets")(_ascending)
 
 
+class TracingConfig(_Strict):
+    """The ``[server.tracing]`` table: OpenTelemetry traces (the ``otel`` extra)."""
+
+    #: Off unless set here, by INFERD_TRACING, or by the standard OTEL_TRACES_EXPORTER=otlp.
+    enabled: bool = False
+    #: How spans leave: OTLP over gRPC or HTTP (None: as OTEL_EXPORTER_OTLP_PROTOCOL says, gRPC
+    #: by default).
+    exporter: Literal["otlp-grpc", "otlp-http"] | None = None
+    #: Where to (None: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else
+    #: the exporter's default, localhost:4317 or :4318). ``http://`` for gRPC: no TLS.
+    endpoint: str | None = None
+    service_name: str = "inferd"
+
+
 class ServerConfig(_Strict):
     """The ``[server]`` table."""
 
@@ -146,6 +160,7 @@ class ServerConfig(_Strict):
     loop: EventLoop = "auto"
     auth: AuthConfig | None = None
     metrics: MetricsConfig = MetricsConfig()
+    tracing: TracingConfig = TracingConfig()
     #: Without it the server listens in plaintext (terminate TLS in front of it, or set this).
     tls: TLSConfig | None = None
 
@@ -296,6 +311,11 @@ METRICS_ENVIRONMENT_OVERRIDES = {
     "INFERD_METRICS_ENABLED": "enabled",
     "INFERD_METRICS_ADDRESS": "address",
 }
+#: INFERD_* environment variables that override ``[server.tracing]`` keys.
+TRACING_ENVIRONMENT_OVERRIDES = {
+    "INFERD_TRACING": "enabled",
+    "INFERD_TRACING_ENDPOINT": "endpoint",
+}
 #: INFERD_* environment variables that override ``[server.tls]`` keys.
 TLS_ENVIRONMENT_OVERRIDES = {
     "INFERD_TLS_CERT": "cert",
@@ -341,6 +361,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     metrics = {key: variables[variable] for variable, key in METRICS_ENVIRONMENT_OVERRIDES.items() if variable in variables}
     if metrics:
         server["metrics"] = {**dict(server.get("metrics") or {}), **metrics}
+    tracing = {key: variables[variable] for variable, key in TRACING_ENVIRONMENT_OVERRIDES.items() if variable in variables}
+    if tracing:
+        server["tracing"] = {**dict(server.get("tracing") or {}), **tracing}
     data["server"] = server
     data["base_dir"] = file.resolve().parent
     config: ServiceConfig = _validated(ServiceConfig, data, str(file))

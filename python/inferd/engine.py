@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ from .errors import DeadlineExceeded, InvalidInput, ResourceExhausted, Unimpleme
 from .repository import ModelEntry, ModelState, Repository
 from .stages import Stages, StageStat
 from .telemetry import Telemetry
+from .tracing import Tracing, current_call, tracing_enabled
 from .workflow import TensorSpec
 
 __all__ = ["Engine", "Result", "Chunk", "ModelReport", "ModelState", "BatchingReport"]
@@ -115,11 +116,15 @@ class _Clock:
         self.timings.append((stage, ms))
         self.mark = time.perf_counter()
 
-    def finish(self, lane: _Lane) -> Timings:
+    def finish(self, lane: _Lane, chunks: Sequence[float] = ()) -> Timings:
         self.timings.append(("total", (time.perf_counter() - self.started) * 1000))
         lane.entry.stats.record_all(self.timings)
         if lane.telemetry is not None:
             lane.telemetry.record_stages(lane.entry.name, self.timings)
+        if lane.tracing is not None:
+            span = current_call.get()
+            if span is not None:
+                lane.tracing.stages(span, lane.entry.name, self.started, self.timings, chunks)
         return tuple(self.timings)
 
 
@@ -128,11 +133,12 @@ class _Lane:
     context manager that holds no state per request, so one serves them all), requests on
     their way to the batch queue, and the batcher."""
 
-    __slots__ = ("entry", "inflight", "preparing", "batcher", "telemetry")
+    __slots__ = ("entry", "inflight", "preparing", "batcher", "telemetry", "tracing")
 
-    def __init__(self, entry: ModelEntry, telemetry: Telemetry | None) -> None:
+    def __init__(self, entry: ModelEntry, telemetry: Telemetry | None, tracing: Tracing | None) -> None:
         self.entry = entry
         self.telemetry = telemetry
+        self.tracing = tracing
         self.inflight = 0
         #: Requests in their input adapter or preprocess now: the ones that may join a batch.
         self.preparing = 0
@@ -175,6 +181,7 @@ class _Lane:
                 arriving=lambda: self.preparing > 0,
                 run_inline=run.function if stages.on_loop else None,
                 features_from_request=stages.preprocess is None,
+                tracing=self.tracing,
             )
         return self.batcher
 
@@ -204,7 +211,9 @@ class Engine:
         self.repository = Repository(config, self._executor)
         #: What the server counts for Prometheus (None: metrics off).
         self.telemetry = Telemetry(config) if config.server.metrics.enabled else None
-        self._lanes = {entry.name: _Lane(entry, self.telemetry) for entry in self.repository}
+        #: Where spans go (None: tracing off).
+        self.tracing = Tracing(config.server.tracing) if tracing_enabled(config.server.tracing) else None
+        self._lanes = {entry.name: _Lane(entry, self.telemetry, self.tracing) for entry in self.repository}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -244,6 +253,8 @@ class Engine:
                 lane.batcher = None
         await self.repository.teardown()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.tracing is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.tracing.shutdown)  # flushes: blocks
 
     # -- requests ------------------------------------------------------------------------
 
@@ -368,6 +379,7 @@ class Engine:
             stages, _, features = await _by(deadline, model, prepare)
             chunks = stages.stream(features, parameters)
             telemetry = lane.telemetry
+            sent: list[float] | None = [] if lane.tracing is not None else None
             first = True
             try:
                 while True:
@@ -385,12 +397,14 @@ class Engine:
                             telemetry.record_first_chunk(model, time.perf_counter() - clock.started)
                             first = False
                         telemetry.record_chunk(model)
+                    if sent is not None:
+                        sent.append(time.perf_counter())
                     kind, value, metadata = adapt_output(output, payload.kind)
                     yield Chunk(kind, value, metadata)
             finally:
                 await chunks.aclose()
             clock.lap("stream")
-            yield Chunk("none", None, final=True, timings=clock.finish(lane))
+            yield Chunk("none", None, final=True, timings=clock.finish(lane, sent or ()))
 
     # -- reports -------------------------------------------------------------------------
 

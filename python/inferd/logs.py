@@ -19,7 +19,7 @@ from .config import ServiceConfig
 __all__ = ["ACCESS_FIELDS", "JsonFormatter", "configure_logging"]
 
 #: The access log's fields, in order (also the ``extra`` keys of its records).
-ACCESS_FIELDS = ("model", "rpc", "id", "code", "ms")
+ACCESS_FIELDS = ("model", "rpc", "id", "code", "ms", "trace_id")
 
 
 class JsonFormatter(logging.Formatter):

@@ -128,8 +128,9 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     grpc_server = grpc.aio.server(options=options)
     engine = Engine(config)
     add_inference_service(
-        grpc_server, InferenceServicer(engine), authenticator, WIRE_CODECS, engine.telemetry, access_log=config.server.access_log
-    )
+        grpc_server, InferenceServicer(engine), authenticator, WIRE_CODECS, engine.telemetry,
+        access_log=config.server.access_log, tracing=engine.tracing,
+    )  # fmt: skip
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     if config.server.reflection:

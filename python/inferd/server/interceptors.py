@@ -26,6 +26,7 @@ from google.rpc import error_details_pb2, status_pb2
 from ..config import AuthConfig
 from ..errors import InferdError, InvalidInput, PermissionDenied, ResourceExhausted, Unauthenticated
 from ..telemetry import Telemetry
+from ..tracing import Tracing, current_call
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
 
@@ -95,15 +96,20 @@ def _status_details(error: InferdError, code: grpc.StatusCode) -> bytes:
     return serialized
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseException, method: str) -> None:
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], error: BaseException, method: str, trace_id: str = ""
+) -> None:
+    extra: tuple[tuple[str, str], ...] = (("trace-id", trace_id),) if trace_id else ()
     if isinstance(error, InferdError):
         code = grpc.StatusCode[error.code]
-        trailers: list[tuple[str, str | bytes]] = [("grpc-status-details-bin", _status_details(error, code))]
+        trailers: list[tuple[str, str | bytes]] = [("grpc-status-details-bin", _status_details(error, code)), *extra]
         if isinstance(error, ResourceExhausted):
             trailers.append(("retry-after-ms", str(error.retry_after_ms)))
         await context.abort(code, error.message, trailing_metadata=tuple(trailers))
-    logger.error("%s failed", method, exc_info=error)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error while serving the request; see the server log")
+    logger.error("%s failed%s", method, f" (trace {trace_id})" if trace_id else "", exc_info=error)
+    await context.abort(
+        grpc.StatusCode.INTERNAL, "internal error while serving the request; see the server log", trailing_metadata=extra
+    )
 
 
 def _model_of(request: Any) -> str | None:
@@ -156,6 +162,7 @@ def add_inference_service(
     telemetry: Telemetry | None = None,
     *,
     access_log: bool = False,
+    tracing: Tracing | None = None,
 ) -> None:
     """Registers the Inference service on ``server``, every method wrapped by
     :func:`_wrap_handler` once, here, rather than by an interceptor on every call. ``codecs``
@@ -179,7 +186,7 @@ def add_inference_service(
         elif deserializer is not None:
             handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
         observe = _observer(name, telemetry, access_log)
-        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator, read, observe)
+        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator, read, observe, tracing)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, wrapped),))
     server.add_registered_method_handlers(SERVICE_NAME, wrapped)
 
@@ -198,7 +205,8 @@ def _status(error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -
     return "INTERNAL"
 
 
-Observer = Callable[[Any, str, float], None]
+#: What sees a call's end: (request, status code, seconds, trace id).
+Observer = Callable[[Any, str, float, str], None]
 
 
 def _observer(rpc: str, telemetry: Telemetry | None, access_log: bool) -> Observer | None:
@@ -206,7 +214,7 @@ def _observer(rpc: str, telemetry: Telemetry | None, access_log: bool) -> Observ
     if telemetry is None and not access_log:
         return None
 
-    def observe(request: Any, code: str, seconds: float) -> None:
+    def observe(request: Any, code: str, seconds: float, trace_id: str) -> None:
         model = _model_of(request)
         if telemetry is not None:
             telemetry.record_request(rpc, model, code, seconds)
@@ -218,8 +226,12 @@ def _observer(rpc: str, telemetry: Telemetry | None, access_log: bool) -> Observ
                 "id": request_id if isinstance(request_id, str) else "",
                 "code": code,
                 "ms": round(seconds * 1000, 3),
+                "trace_id": trace_id,
             }
-            access.info("%s model=%s id=%s %s %.3f ms", rpc, fields["model"], fields["id"], code, fields["ms"], extra=fields)
+            access.info(
+                "%s model=%s id=%s %s %.3f ms%s", rpc, fields["model"], fields["id"], code, fields["ms"],
+                f" trace={trace_id}" if trace_id else "", extra=fields,
+            )  # fmt: skip
 
     return observe
 
@@ -233,12 +245,41 @@ def _wrap_handler(
     authenticator: Authenticator | None,
     read: Callable[[bytes], Any] | None,
     observe: Observer | None,
+    tracing: Tracing | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """One method's handler, wrapped: authenticate, read the request, call, map errors to
     status codes, report the call's end (``observe``: metrics, access log). With an ``authenticator`` the handler
     receives the request's bytes and ``read`` turns them into the request once the token has
     been checked, so that a caller without a valid token costs no decoding. A request the
-    deserializer could not read comes as an ``_Unreadable``."""
+    deserializer could not read comes as an ``_Unreadable``. With ``tracing``, the call has a
+    server span (the current one, :data:`inferd.tracing.current_call`, while it runs) and its
+    trace id goes back in the ``trace-id`` trailer."""
+    rpc = method.rpartition("/")[2]
+
+    def begin(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[Any, Any, str]:
+        if tracing is None:
+            return None, None, ""
+        span = tracing.start_call(rpc, context.invocation_metadata())
+        trace_id = tracing.trace_id(span)
+        if trace_id:
+            context.set_trailing_metadata((("trace-id", trace_id),))
+        return span, current_call.set(span), trace_id
+
+    def end(request: Any, code: str, started: float, span: Any, token: Any, trace_id: str) -> None:
+        if observe is not None:
+            observe(request, code, time.perf_counter() - started, trace_id)
+        if span is not None:
+            span.set_attribute("rpc.grpc.status_code", code)
+            model = _model_of(request)
+            if model:
+                span.set_attribute("inferd.model", model)
+            if code not in ("OK",):
+                span.set_attribute("error.type", code)
+            span.end()
+            try:
+                current_call.reset(token)
+            except ValueError:
+                pass  # a stream closed from another context (its task is gone): nothing to restore
 
     def accept(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if authenticator is None:
@@ -259,6 +300,7 @@ def _wrap_handler(
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             code = "OK"
+            span, token, trace_id = begin(context)
             try:
                 request = accept(request, context)
                 return await inner_unary(request, context)
@@ -267,10 +309,9 @@ def _wrap_handler(
                 raise
             except Exception as error:
                 code = _status(error, context)
-                await _abort(context, error, method)
+                await _abort(context, error, method, trace_id)
             finally:
-                if observe is not None:
-                    observe(request, code, time.perf_counter() - started)
+                end(request, code, started, span, token, trace_id)
 
         return handler._replace(unary_unary=unary)  # type: ignore[attr-defined,no-any-return]
     if handler.unary_stream is not None:
@@ -279,6 +320,7 @@ def _wrap_handler(
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             started = time.perf_counter()
             code = "OK"
+            span, token, trace_id = begin(context)
             try:
                 request = accept(request, context)
                 async for response in inner_stream(request, context):
@@ -288,10 +330,9 @@ def _wrap_handler(
                 raise
             except Exception as error:
                 code = _status(error, context)
-                await _abort(context, error, method)
+                await _abort(context, error, method, trace_id)
             finally:
-                if observe is not None:
-                    observe(request, code, time.perf_counter() - started)
+                end(request, code, started, span, token, trace_id)
 
         return handler._replace(unary_stream=stream)  # type: ignore[attr-defined,no-any-return]
     return handler
