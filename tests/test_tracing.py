@@ -7,6 +7,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -243,3 +244,23 @@ def test_spans_go_over_otlp_http_too() -> None:
         running.stop()
         http_server.shutdown()
         http_server.server_close()
+
+
+def test_inferd_trace_draws_one_requests_waterfall(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "inferd.toml").write_text('[models.echo]\nworkflow = "echo"\n')
+    out = tmp_path / "waterfall.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "inferd", "trace", "--config", str(tmp_path / "inferd.toml"), "echo", "--text", "hi", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("inferd.v1.Inference/Infer ")
+    assert {line.split()[0] for line in lines[1:]} == {"preprocess", "run", "adapt"}
+    assert all(line.startswith("  ") for line in lines[1:])  # the stages nest under the call
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -160,6 +160,18 @@ def command_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_trace(args: argparse.Namespace) -> int:
+    from .waterfall import draw, layout, trace_request
+
+    roots = trace_request(args.config, args.model, _inputs(args), _parameters(args.param), stream=args.stream)
+    for bar, row, depth in layout(roots):
+        print(f"{'  ' * depth}{bar.name}{' [linked]' if bar.linked else ''}  {bar.ms:.3f} ms")
+    if args.out:
+        draw(roots, Path(args.out), f"inferd: one {'Stream' if args.stream else 'Infer'} call to {args.model!r}")
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inferd",
@@ -229,6 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "stream":
             command.add_argument("--raw", action="store_true", help="print chunks back to back, not a line each")
         command.set_defaults(handler=handler)
+
+    trace = commands.add_parser("trace", help="serve a configuration here, trace one request, draw its waterfall", description=(
+        "Serve a configuration in this process with tracing on (to a receiver of its own), send one request, "
+        "print its spans and draw them as a waterfall PNG. Needs the otel extra, and matplotlib for --out."))
+    trace.add_argument("--config", "-c", default=os.environ.get("INFERD_CONFIG", DEFAULT_CONFIG),
+                       help=f"the service configuration (default: $INFERD_CONFIG or {DEFAULT_CONFIG})")
+    trace.add_argument("model", help="the model's name")
+    given = trace.add_mutually_exclusive_group(required=True)
+    given.add_argument("--json", type=_json_argument, help="JSON input: '[{...}]', or @file, or @- for stdin")
+    given.add_argument("--text", help="text input")
+    given.add_argument("--file", help="a file to send as a blob")
+    trace.add_argument("--content-type", help="the blob's media type (with --file)")
+    trace.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE", help="a request parameter")
+    trace.add_argument("--stream", action="store_true", help="call Stream instead of Infer")
+    trace.add_argument("--out", "-o", help="the waterfall PNG to write")
+    trace.set_defaults(handler=command_trace)
     return parser
 
 
