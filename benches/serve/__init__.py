@@ -20,6 +20,7 @@ Targets (``--targets``; default all but the ``*`` ones):
   bare-model        the bare server that also runs wine.onnx on each request (ONNX Runtime,
                     inline), then gives the same fixed answer: the stack plus the model's run
   inferd-nometrics  inferd-off with its Prometheus metrics off (what the metrics cost, paired)
+  inferd-traced     inferd-off tracing every call to an OTLP sink of its own (what tracing costs)
   inferd-asyncio *  inferd-off on asyncio's event loop (server.loop = "asyncio"; default: uvloop)
   bare-asyncio *    the bare server on asyncio's event loop
   mlserver-default  MLServer 1.7.1 as shipped (debug access log, metrics, 1 parallel worker)

@@ -26,7 +26,7 @@ WINE = [13.2, 1.78, 2.14, 11.2, 100.0, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 
 INFERD_INFER = "/inferd.v1.Inference/Infer"
 KSERVE_INFER = "/inference.GRPCInferenceService/ModelInfer"
 ALL_TARGETS = [
-    "inferd-off", "inferd-on", "inferd-json", "inferd-on-json", "inferd-nometrics", "bare", "bare-model", "inferd-asyncio", "bare-asyncio",
+    "inferd-off", "inferd-on", "inferd-json", "inferd-on-json", "inferd-nometrics", "inferd-traced", "bare", "bare-model", "inferd-asyncio", "bare-asyncio",
     "mlserver-default", "mlserver-best", "mlserver-batching", "mlserver-pw2", "mlp-off", "mlp-on",
 ]  # fmt: skip
 DEFAULT_TARGETS = [t for t in ALL_TARGETS if t not in ("inferd-on-json", "mlserver-pw2", "inferd-asyncio", "bare-asyncio")]
@@ -39,6 +39,7 @@ LABELS = {
     "bare-model": "bare grpc.aio + the model's run (fixed answer)",
     "inferd-asyncio": "inferd, batching off (tensor), asyncio loop",
     "inferd-nometrics": "inferd, batching off (tensor), metrics off",
+    "inferd-traced": "inferd, batching off (tensor), every call traced to an OTLP sink",
     "bare-asyncio": "bare grpc.aio (fixed answer), asyncio loop",
     "mlserver-default": "MLServer 1.7.1, default settings",
     "mlserver-best": "MLServer 1.7.1, best (no log, no metrics, in-process)",

@@ -175,7 +175,7 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
 #: The goals' targets, measured again in the paired phase (see :func:`measure_paired`).
 PAIRED_TARGETS = [
     "inferd-off", "inferd-on", "mlserver-best", "mlserver-batching", "bare", "bare-model", "inferd-asyncio", "bare-asyncio",
-    "inferd-nometrics",
+    "inferd-nometrics", "inferd-traced",
 ]  # fmt: skip
 
 
@@ -243,6 +243,9 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
     # What the metrics cost: inferd-off (metrics on, the default) over the same with them off.
     if "inferd-off" in rps and "inferd-nometrics" in rps:
         out["metrics_on_vs_off"] = spread([rps["inferd-off"][i] / rps["inferd-nometrics"][i] for i in range(rounds)])
+    # What tracing every call costs: inferd-traced over inferd-off (tracing off, the default).
+    if "inferd-off" in rps and "inferd-traced" in rps:
+        out["traced_vs_untraced"] = spread([rps["inferd-traced"][i] / rps["inferd-off"][i] for i in range(rounds)])
     # What uvloop is worth (with the *-asyncio targets): each server on uvloop over asyncio's loop.
     for uv, plain in (("inferd-off", "inferd-asyncio"), ("bare", "bare-asyncio")):
         if uv in rps and plain in rps:

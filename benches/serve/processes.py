@@ -11,7 +11,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    #: Processes that serve this one (a traced server's OTLP sink), stopped with it.
+    companions: list[Process] = field(default_factory=list)
 
     def tree_cpu_s(self) -> float:
         """User + system CPU seconds of the process and its live children."""
@@ -56,6 +58,8 @@ class Process:
             return ""
 
     def stop(self) -> None:
+        for companion in self.companions:
+            companion.stop()
         if self.popen.poll() is None:
             try:
                 os.killpg(self.popen.pid, signal.SIGTERM)
@@ -78,13 +82,27 @@ def start_process(name: str, argv: list[str], *, cwd: Path = ROOT, env: dict[str
     return Process(name, popen, log_path)
 
 
-def start_inferd(name: str, config: Path, loop: str = "auto", *, metrics: bool = True) -> tuple[Process, str]:
+def start_inferd(
+    name: str, config: Path, loop: str = "auto", *, metrics: bool = True, traces_to: str | None = None
+) -> tuple[Process, str]:
     port = free_port()
     address = f"127.0.0.1:{port}"
     argv = [str(MAIN_PYTHON), "-m", "inferd", "serve", "--config", str(config), "--address", address, "--loop", loop]
     # Metrics on a free port of their own (the default port would be taken by the first server).
     env = {"INFERD_METRICS_ADDRESS": "127.0.0.1:0", "INFERD_METRICS_ENABLED": "true" if metrics else "false"}
+    if traces_to is not None:  # every call traced (the default sampler), spans to an OTLP sink
+        env.update({"INFERD_TRACING": "true", "INFERD_TRACING_ENDPOINT": traces_to})
     return start_process(name, argv, env=env), address
+
+
+def start_traced(name: str) -> tuple[Process, str]:
+    """inferd-off with tracing at 100% sampling, exporting to an OTLP sink of its own: a process
+    beside it, as a collector would be, stopped with the server."""
+    sink_port = free_port()
+    sink = start_process(f"{name}-sink", [str(MAIN_PYTHON), "-m", "benches.serve.otlp_sink", str(sink_port)])
+    process, address = start_inferd(name, CONFIGS / "batching-off.toml", traces_to=f"http://127.0.0.1:{sink_port}")
+    process.companions.append(sink)
+    return process, address
 
 
 def start_bare(name: str, response: Path | None, loop: str = "auto", model: Path | None = None) -> tuple[Process, str]:
@@ -124,6 +142,8 @@ def start_server(server: str, bare_response: Path | None) -> tuple[Process, str]
         return start_inferd(server, CONFIGS / "batching-off.toml")
     if server == "inferd-on":
         return start_inferd(server, CONFIGS / "batching-on.toml")
+    if server == "inferd-traced":
+        return start_traced(server)
     if server == "inferd-nometrics":
         return start_inferd(server, CONFIGS / "batching-off.toml", metrics=False)
     if server == "inferd-asyncio":

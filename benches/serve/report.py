@@ -155,6 +155,7 @@ def table(results: dict[str, Any]) -> str:
             ("bare_model_vs_bare", "the model's run alone (bare-model vs bare)", "no goal"),
             ("inferd_vs_bare_model", "inferd vs the bare server running the same model", "no goal"),
             ("metrics_on_vs_off", "inferd with metrics on (the default) vs off", "goal >= 97%"),
+            ("traced_vs_untraced", "inferd tracing every call (to a local OTLP sink) vs tracing off", "goal >= 85%"),
         ):
             if key in paired:
                 x = paired[key]

@@ -182,7 +182,7 @@ def build_targets(names: list[str], concurrency: list[int], mlp_concurrency: lis
         elif name in ("inferd-json", "inferd-on-json"):
             server = "inferd-on" if name == "inferd-on-json" else "inferd-off"
             targets.append(Target(name, server, INFERD_INFER, json_request("wine", record), inferd_set, inferd_outputs, wine_want, concurrency))
-        elif name in ("bare", "bare-model", "bare-asyncio", "inferd-asyncio", "inferd-nometrics"):
+        elif name in ("bare", "bare-model", "bare-asyncio", "inferd-asyncio", "inferd-nometrics", "inferd-traced"):
             targets.append(Target(name, name, INFERD_INFER, tensor_request("wine", wine), inferd_set, inferd_outputs, wine_want, concurrency))
         elif name.startswith("mlserver"):
             messages = kserve_messages()
