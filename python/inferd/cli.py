@@ -172,6 +172,18 @@ def command_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _request_arguments(command: argparse.ArgumentParser) -> None:
+    """The model and the one request's input and parameters (infer, stream, trace)."""
+    command.add_argument("model", help="the model's name")
+    given = command.add_mutually_exclusive_group(required=True)
+    given.add_argument("--json", type=_json_argument, help="JSON input: '[{...}]', or @file, or @- for stdin")
+    given.add_argument("--text", help="text input")
+    given.add_argument("--file", help="a file to send as a blob")
+    command.add_argument("--content-type", help="the blob's media type (with --file)")
+    command.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                         help="a request parameter (VALUE is JSON, or else a string); repeatable")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inferd",
@@ -228,14 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("stream", command_stream, "run one request and print the chunks as they arrive"),
     ):
         command = client_command(name, help, help[0].upper() + help[1:] + ".")
-        command.add_argument("model", help="the model's name")
-        given = command.add_mutually_exclusive_group(required=True)
-        given.add_argument("--json", type=_json_argument, help="JSON input: '[{...}]', or @file, or @- for stdin")
-        given.add_argument("--text", help="text input")
-        given.add_argument("--file", help="a file to send as a blob")
-        command.add_argument("--content-type", help="the blob's media type (with --file)")
-        command.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
-                             help="a request parameter (VALUE is JSON, or else a string); repeatable")
+        _request_arguments(command)
         command.add_argument("--id", default="", help="request id, echoed by the server")
         command.add_argument("--timings", action="store_true", help="print stage timings to stderr")
         if name == "stream":
@@ -247,13 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         "print its spans and draw them as a waterfall PNG. Needs the otel extra, and matplotlib for --out."))
     trace.add_argument("--config", "-c", default=os.environ.get("INFERD_CONFIG", DEFAULT_CONFIG),
                        help=f"the service configuration (default: $INFERD_CONFIG or {DEFAULT_CONFIG})")
-    trace.add_argument("model", help="the model's name")
-    given = trace.add_mutually_exclusive_group(required=True)
-    given.add_argument("--json", type=_json_argument, help="JSON input: '[{...}]', or @file, or @- for stdin")
-    given.add_argument("--text", help="text input")
-    given.add_argument("--file", help="a file to send as a blob")
-    trace.add_argument("--content-type", help="the blob's media type (with --file)")
-    trace.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE", help="a request parameter")
+    _request_arguments(trace)
     trace.add_argument("--stream", action="store_true", help="call Stream instead of Infer")
     trace.add_argument("--out", "-o", help="the waterfall PNG to write")
     trace.set_defaults(handler=command_trace)
