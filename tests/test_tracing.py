@@ -264,3 +264,41 @@ def test_inferd_trace_draws_one_requests_waterfall(tmp_path: Path) -> None:
     assert {line.split()[0] for line in lines[1:]} == {"preprocess", "run", "adapt"}
     assert all(line.startswith("  ") for line in lines[1:])  # the stages nest under the call
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_unsampled_callers_trace_is_not_recorded(traced: RunningServer, receiver: tuple[Receiver, int]) -> None:
+    """parentbased_always_on (the default): a caller that did not sample its trace (flags 00)
+    gets no spans here either, but its trace id still comes back."""
+    exported(traced, receiver[0])
+    with grpc.insecure_channel(traced.address) as channel:
+        _, call = pb_grpc.InferenceStub(channel).Infer.with_call(
+            pb.InferRequest(model="echo", input=pb.Payload(text="x")),
+            metadata=(("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-00"),), timeout=30,
+        )  # fmt: skip
+    assert dict(call.trailing_metadata())["trace-id"] == TRACE_ID
+    with traced.client(timeout=30) as client:
+        client.infer("echo", "sampled")  # a call of its own trace, sampled: it is exported
+    spans = exported(traced, receiver[0], 1)
+    assert TRACE_ID not in {hex_id(span.trace_id) for span in spans}
+
+
+@pytest.mark.parametrize(
+    "environ, parent, share",
+    [
+        ({}, None, 1.0),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, None, 0.0),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}, None, 0.25),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, True, 1.0),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_on"}, False, 0.0),
+        ({"OTEL_TRACES_SAMPLER": "always_on"}, False, 1.0),
+    ],
+)
+def test_the_standard_sampler_settings(environ: dict[str, str], parent: bool | None, share: float) -> None:
+    import os
+
+    from inferd.tracing import _Sampler
+
+    sampler = _Sampler(environ)
+    ids = [os.urandom(16) for _ in range(4000)]
+    sampled = sum(sampler.sampled(trace_id, parent) for trace_id in ids) / len(ids)
+    assert sampled == pytest.approx(share, abs=0.05)

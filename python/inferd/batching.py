@@ -34,7 +34,7 @@ import numpy as np
 from .config import BatchingConfig
 from .errors import InternalError, InvalidInput, ResourceExhausted, Unavailable
 from .schema import concat_tensors, split_tensors
-from .tracing import Tracing, current_call
+from .tracing import Span, Tracing, current_call
 
 __all__ = ["Batcher", "BatchStats", "Tensors"]
 
@@ -81,7 +81,7 @@ class _Item:
     queue_ms: float = 0.0
     run_ms: float = 0.0
     #: The server span of the call it serves (with tracing on), for the batch span's links.
-    span: Any = None
+    span: Span | None = None
 
 
 def as_tensors(features: Any, model: str, from_request: bool = False) -> Tensors:

@@ -254,7 +254,7 @@ class Engine:
         await self.repository.teardown()
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self.tracing is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.tracing.shutdown)  # flushes: blocks
+            await asyncio.get_running_loop().run_in_executor(None, self.tracing.shutdown)  # exports what is left
 
     # -- requests ------------------------------------------------------------------------
 
