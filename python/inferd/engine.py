@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .adapters import OutputKind, Payload, adapt_output
-from .batching import Batcher, BatchStats
+from .batching import Batcher
 from .config import ServiceConfig
 from .errors import DeadlineExceeded, InvalidInput, ResourceExhausted, Unimplemented
+from .reports import BatchingReport, ModelReport, model_report
 from .repository import ModelEntry, ModelState, Repository
-from .stages import Stages, StageStat
+from .stages import Stages
 from .telemetry import Telemetry
 from .tracing import Tracing, current_call, tracing_enabled
-from .workflow import TensorSpec
 
 __all__ = ["Engine", "Result", "Chunk", "ModelReport", "ModelState", "BatchingReport"]
 
@@ -64,39 +64,6 @@ class Chunk:
     parameters: dict[str, Any] = field(default_factory=dict)
     final: bool = False
     timings: Timings = ()
-
-
-@dataclass(frozen=True)
-class BatchingReport:
-    max_batch_size: int
-    max_delay_ms: float
-    stats: BatchStats
-    #: Mean milliseconds a request that ran waited for its batch.
-    mean_queue_ms: float
-
-
-@dataclass(frozen=True)
-class ModelReport:
-    """What the engine knows of one model now (ListModels reports it)."""
-
-    name: str
-    workflow: str
-    state: ModelState
-    reason: str
-    input_format: str
-    streaming: bool
-    unary: bool
-    setup_mode: str
-    description: str
-    setup_ms: float
-    inflight: int
-    #: Calls naming this model, by final gRPC status code (with metrics on; else empty).
-    requests: dict[str, int]
-    stages: dict[str, StageStat]
-    batching: BatchingReport | None
-    #: The tensors its run takes and gives, where the workflow declares them (once set up).
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
 
 
 class _Clock:
@@ -409,44 +376,7 @@ class Engine:
     # -- reports -------------------------------------------------------------------------
 
     def _report(self, lane: _Lane) -> ModelReport:
-        entry = lane.entry
-        config = entry.config
-        stages = entry.stages if entry.state is ModelState.READY else None
-        inputs: list[TensorSpec] = []
-        outputs: list[TensorSpec] = []
-        if stages is not None:
-            try:
-                inputs, outputs = stages.signature()
-            except Exception:  # a workflow's own signature() failing must not fail the report
-                logger.warning("model %s: signature() failed", entry.name, exc_info=True)
-        batching = None
-        if config.batching is not None:
-            stats = lane.batcher.stats if lane.batcher is not None else BatchStats()
-            taken = stats.queued_requests - stats.dropped
-            batching = BatchingReport(
-                config.batching.max_batch_size,
-                config.batching.max_delay_ms,
-                stats,
-                stats.queue_ms_total / taken if taken > 0 else 0.0,
-            )
-        return ModelReport(
-            name=entry.name,
-            workflow=entry.workflow_name,
-            state=entry.state,
-            reason=entry.reason,
-            input_format=config.input.format,
-            streaming=entry.spec.streaming if entry.spec else False,
-            unary=entry.spec.unary if entry.spec else False,
-            setup_mode=config.setup,
-            description=config.description,
-            setup_ms=entry.setup_ms,
-            inflight=lane.inflight,
-            requests=self.telemetry.requests_by_code(entry.name) if self.telemetry is not None else {},
-            stages=entry.stats.snapshot(),
-            batching=batching,
-            inputs=inputs,
-            outputs=outputs,
-        )
+        return model_report(lane.entry, lane.batcher, lane.inflight, self.telemetry)
 
 
 def _adapts_in_thread(payload: Payload) -> bool:
