@@ -28,7 +28,7 @@ from .reports import BatchingReport, ModelReport, model_report
 from .repository import ModelEntry, ModelState, Repository
 from .stages import Stages
 from .telemetry import Telemetry
-from .tracing import Tracing, current_call, tracing_enabled
+from .tracing import Tracing, current_call
 
 __all__ = ["Engine", "Result", "Chunk", "ModelReport", "ModelState", "BatchingReport"]
 
@@ -172,14 +172,15 @@ def _late(model: str) -> DeadlineExceeded:
 class Engine:
     """Serves the models of one configuration."""
 
-    def __init__(self, config: ServiceConfig) -> None:
+    def __init__(self, config: ServiceConfig, tracing: Tracing | None = None) -> None:
+        """``tracing``: where spans go (None: tracing off; the server makes it, as
+        :func:`inferd.server.otlp.make_tracing`)."""
         self.config = config
         self._executor = ThreadPoolExecutor(config.server.threads, thread_name_prefix="inferd-stage")
         self.repository = Repository(config, self._executor)
         #: What the server counts for Prometheus (None: metrics off).
         self.telemetry = Telemetry(config) if config.server.metrics.enabled else None
-        #: Where spans go (None: tracing off).
-        self.tracing = Tracing(config.server.tracing) if tracing_enabled(config.server.tracing) else None
+        self.tracing = tracing
         self._lanes = {entry.name: _Lane(entry, self.telemetry, self.tracing) for entry in self.repository}
 
     # -- lifecycle -----------------------------------------------------------------------

@@ -113,9 +113,11 @@ class MetricsCollector:
     """A prometheus_client collector: ``telemetry``'s counts and the engine's state, read at
     each scrape. ``reports`` gives the engine's model reports (:meth:`Engine.describe`)."""
 
-    def __init__(self, telemetry: Telemetry, reports: Callable[[], list[Any]]) -> None:
+    def __init__(self, telemetry: Telemetry, reports: Callable[[], list[Any]], build: dict[str, str]) -> None:
         self._telemetry = telemetry
         self._reports = reports
+        #: inferd_build_info's labels (the transport's versions come from the server).
+        self._build = {"version": VERSION, "python": platform.python_version(), **build}
 
     def describe(self) -> list[Any]:
         return []  # families are only known at collection; no describe (registry auto_describe off)
@@ -171,8 +173,8 @@ class MetricsCollector:
                 waiting.add_metric([name], stats.waiting)
                 running.add_metric([name], stats.running)
         yield from (inflight, state, setup, sizes, releases, waiting, running)
-        build = GaugeMetricFamily("inferd_build_info", "inferd's version and what it runs on.", labels=["version", "python", "grpc"])
-        build.add_metric([VERSION, platform.python_version(), _grpc_version()], 1)
+        build = GaugeMetricFamily("inferd_build_info", "inferd's version and what it runs on.", labels=list(self._build))
+        build.add_metric(list(self._build.values()), 1)
         yield build
 
 
@@ -260,9 +262,3 @@ def _rows_histogram(sizes: dict[int, int], max_batch_size: int) -> Histogram:
         histogram.counts[bisect_left(histogram.bounds, rows)] += count
         histogram.total += rows * count
     return histogram
-
-
-def _grpc_version() -> str:
-    import grpc
-
-    return str(getattr(grpc, "__version__", "?"))

@@ -12,7 +12,8 @@ standard ``OTEL_TRACES_EXPORTER=otlp``); the ``otel`` extra installs what they n
 - Sampling follows the standard settings (``OTEL_TRACES_SAMPLER``: ``parentbased_always_on`` by
   default, ``always_on``, ``always_off``, ``traceidratio``, ``parentbased_traceidratio``, ...,
   with ``OTEL_TRACES_SAMPLER_ARG``).
-- Spans leave in batches over OTLP, gRPC or HTTP/protobuf, from a thread of their own.
+- Spans leave in batches from a thread of their own, through the sender the server gives
+  (OTLP over gRPC or HTTP/protobuf: :mod:`inferd.server.otlp`).
 
 Spans are not the OpenTelemetry SDK's objects: a call's spans are kept as plain tuples on the
 event loop and written as OTLP messages by the export thread, about a tenth of what the SDK's
@@ -28,9 +29,7 @@ import os
 import random
 import threading
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .config import TracingConfig
@@ -128,7 +127,11 @@ def _parse_traceparent(value: str) -> tuple[bytes, bytes, bool] | None:
 class Tracing:
     """One server's traces: the sampler, the queue of finished spans and the export thread."""
 
-    def __init__(self, config: TracingConfig, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, config: TracingConfig, send: Callable[[bytes], None], environ: Mapping[str, str] | None = None
+    ) -> None:
+        """``send`` delivers one serialised ``ExportTraceServiceRequest`` (the transport is the
+        server's: :func:`inferd.server.otlp.otlp_sender`)."""
         env = os.environ if environ is None else environ
         try:
             from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401
@@ -136,7 +139,7 @@ class Tracing:
             raise ConfigError(f"[server.tracing] needs opentelemetry-proto: pip install 'inferd[otel]' ({error})") from None
         self._sampler = _Sampler(env)
         self._service = config.service_name
-        self._send = _http_sender(config, env) if (config.exporter or _protocol(env)) == "otlp-http" else _grpc_sender(config, env)
+        self._send = send
         #: perf_counter seconds -> epoch nanoseconds (the engine measures with perf_counter).
         self._epoch_offset_ns = time.time_ns() - time.perf_counter_ns()
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
@@ -285,45 +288,3 @@ def _attribute(attributes: Any, key: str, value: Any) -> None:
         item.value.double_value = value
     else:
         item.value.string_value = str(value)
-
-
-def _protocol(env: Mapping[str, str]) -> str:
-    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-    return "otlp-http" if protocol.strip().lower().startswith("http") else "otlp-grpc"
-
-
-def _headers(env: Mapping[str, str]) -> list[tuple[str, str]]:
-    raw = env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS", "")
-    pairs = [item.split("=", 1) for item in raw.split(",") if "=" in item]
-    return [(key.strip().lower(), urllib.parse.unquote(value.strip())) for key, value in pairs]
-
-
-def _grpc_sender(config: TracingConfig, env: Mapping[str, str]) -> Any:
-    import grpc
-
-    endpoint = config.endpoint or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4317"
-    secure = endpoint.startswith("https://")
-    target = endpoint.split("://", 1)[-1].rstrip("/")
-    channel = grpc.secure_channel(target, grpc.ssl_channel_credentials()) if secure else grpc.insecure_channel(target)
-    export: Any = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
-    metadata = tuple(_headers(env)) or None
-
-    def send(body: bytes) -> None:
-        export(body, timeout=10, metadata=metadata)
-
-    return send
-
-
-def _http_sender(config: TracingConfig, env: Mapping[str, str]) -> Any:
-    endpoint = config.endpoint or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    if not endpoint:
-        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318").rstrip("/")
-        endpoint = f"{base}/v1/traces"
-    headers = {"Content-Type": "application/x-protobuf", **dict(_headers(env))}
-
-    def send(body: bytes) -> None:
-        request = urllib.request.Request(endpoint, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            answer.read()
-
-    return send

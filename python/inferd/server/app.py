@@ -26,6 +26,7 @@ from ..logs import configure_logging
 from ..engine import Engine, ModelState
 from .interceptors import SERVICE_NAME, Authenticator, add_inference_service
 from .metrics import MetricsEndpoint, start_metrics
+from .otlp import make_tracing
 from .reflection import enable_reflection
 from .servicer import WIRE_CODECS, InferenceServicer
 
@@ -126,7 +127,7 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     ]
     authenticator = Authenticator(config.server.auth) if config.server.auth else None
     grpc_server = grpc.aio.server(options=options)
-    engine = Engine(config)
+    engine = Engine(config, make_tracing(config))
     add_inference_service(
         grpc_server, InferenceServicer(engine), authenticator, WIRE_CODECS, engine.telemetry,
         access_log=config.server.access_log, tracing=engine.tracing,

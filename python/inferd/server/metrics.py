@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import grpc
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..engine import Engine
@@ -46,7 +47,7 @@ async def start_metrics(engine: Engine, address: str) -> MetricsEndpoint:
     telemetry = engine.telemetry
     assert telemetry is not None
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MetricsCollector(telemetry, engine.describe))
+    registry.register(MetricsCollector(telemetry, engine.describe, {"grpc": grpc.__version__}))
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
