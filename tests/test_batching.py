@@ -181,7 +181,7 @@ def test_an_expired_request_leaves_the_queue_and_never_runs(batching_server: Run
 def test_a_cancelled_request_never_runs(batching_server: RunningServer, doubler: type[Doubler]) -> None:
     import grpc
 
-    from inferd._client_codec import encode_input
+    from inferd.client._codec import encode_input
     from inferd.v1 import inference_pb2 as pb
     from inferd.v1 import inference_pb2_grpc as pb_grpc
 

@@ -161,7 +161,7 @@ def command_stream(args: argparse.Namespace) -> int:
 
 
 def command_trace(args: argparse.Namespace) -> int:
-    from .waterfall import draw, layout, trace_request
+    from .server.waterfall import draw, layout, trace_request
 
     roots = trace_request(args.config, args.model, _inputs(args), _parameters(args.param), stream=args.stream)
     for bar, row, depth in layout(roots):

@@ -61,9 +61,9 @@ def trace_request(
 ) -> list[SpanBar]:
     """Serves ``config_path`` here, sends one request, returns its trace's spans as a tree
     (roots first; batch runs linked to the request as extra roots, marked ``linked``)."""
-    from .client import Client
-    from .config import load_config
-    from .server.app import create_server
+    from ..client import Client
+    from ..config import load_config
+    from .app import create_server
 
     receiver, port, spans, lock = _receiver()
     config = load_config(config_path)

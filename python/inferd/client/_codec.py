@@ -14,9 +14,9 @@ import orjson
 from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 
-from ._proto import Blob, dict_to_struct, dtype_name, numpy_to_tensor, struct_to_dict, tensor_to_numpy
-from .errors import InferdError, error_from_status
-from .v1 import inference_pb2 as pb
+from .._proto import Blob, dict_to_struct, dtype_name, numpy_to_tensor, struct_to_dict, tensor_to_numpy
+from ..errors import InferdError, error_from_status
+from ..v1 import inference_pb2 as pb
 
 __all__ = ["JsonBytes", "InferResult", "StreamChunk", "ModelInfo", "encode_input", "decode_output"]
 

@@ -18,9 +18,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ._client_codec import InferResult, JsonBytes, ModelInfo, StreamChunk, chunk, error, infer_result, model_info, request
-from .v1 import inference_pb2 as pb
-from .v1 import inference_pb2_grpc as pb_grpc
+from ._codec import InferResult, JsonBytes, ModelInfo, StreamChunk, chunk, error, infer_result, model_info, request
+from ..v1 import inference_pb2 as pb
+from ..v1 import inference_pb2_grpc as pb_grpc
 
 __all__ = ["Client", "AsyncClient", "TLS", "JsonBytes", "InferResult", "StreamChunk", "ModelInfo", "DEFAULT_ADDRESS"]
 
