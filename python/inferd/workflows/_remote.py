@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from ..errors import (
     ConfigError,
@@ -83,6 +83,22 @@ class RetryPolicy:
             raise ConfigError(f"{what}: backoff_s and max_backoff_s must be >= 0")
 
 
+#: The options every remote workflow takes, with their defaults (a workflow's ``defaults``
+#: change some): the API key (``api_key_env`` preferred, or ``api_key``), the retry policy,
+#: the longest text, and ``max_new_tokens``' default and limit.
+SHARED_OPTIONS: dict[str, Any] = {
+    "api_key_env": None,
+    "api_key": None,
+    "timeout_s": 60.0,
+    "max_retries": 3,
+    "backoff_s": 0.5,
+    "max_backoff_s": 8.0,
+    "max_chars": 100_000,
+    "default_max_new_tokens": 256,
+    "max_new_tokens_limit": 32_768,
+}
+
+
 class RemoteWorkflow(Workflow):
     """The base of the remote workflows: the options they share (key, retry policy, limits on
     the text and on ``max_new_tokens``), checked once, and the key taken at setup.
@@ -92,29 +108,23 @@ class RemoteWorkflow(Workflow):
 
     #: The workflow's kind, as configurations name it (errors and logs say it).
     kind = "remote"
+    #: This workflow's own defaults for the shared options (over :data:`SHARED_OPTIONS`).
+    defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(
-        self,
-        path: Path | None = None,
-        *,
-        api_key_env: str | None,
-        api_key: str | None,
-        timeout_s: float,
-        max_retries: int,
-        backoff_s: float,
-        max_backoff_s: float,
-        max_chars: int,
-        default_max_new_tokens: int,
-        max_new_tokens_limit: int,
-    ) -> None:
+    def __init__(self, path: Path | None = None, **options: Any) -> None:
+        """``options``: the shared options (:data:`SHARED_OPTIONS`); any other is refused."""
         super().__init__(path)
-        self._api_key = api_key
-        self.api_key_env = api_key_env
-        self.policy = RetryPolicy(timeout_s, max_retries, backoff_s, max_backoff_s)
+        unknown = sorted(set(options) - set(SHARED_OPTIONS))
+        if unknown:
+            raise ConfigError(f"{self.kind}: unknown option {', '.join(map(repr, unknown))}")
+        given = {**SHARED_OPTIONS, **self.defaults, **options}
+        self._api_key: str | None = given["api_key"]
+        self.api_key_env: str | None = given["api_key_env"]
+        self.policy = RetryPolicy(given["timeout_s"], given["max_retries"], given["backoff_s"], given["max_backoff_s"])
         self.policy.check(self.kind)
-        self.max_chars = max_chars
-        self.default_max_new_tokens = default_max_new_tokens
-        self.max_new_tokens_limit = max_new_tokens_limit
+        self.max_chars: int = given["max_chars"]
+        self.default_max_new_tokens: int = given["default_max_new_tokens"]
+        self.max_new_tokens_limit: int = given["max_new_tokens_limit"]
 
     def take_key(self, *, required: bool) -> str | None:
         """The API key (see :func:`api_key_from`), forgotten here once taken."""

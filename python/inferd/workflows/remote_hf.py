@@ -37,6 +37,7 @@ class HFInferenceWorkflow(RemoteWorkflow):
     """One task of one model on the Hugging Face Inference API (or an Inference Endpoint)."""
 
     kind = "hf-inference"
+    defaults = {"api_key_env": "HF_TOKEN"}
 
     def __init__(
         self,
@@ -45,28 +46,9 @@ class HFInferenceWorkflow(RemoteWorkflow):
         model: str,
         task: str = "text-generation",
         provider: str | None = None,
-        api_key_env: str | None = "HF_TOKEN",
-        api_key: str | None = None,
-        timeout_s: float = 60.0,
-        max_retries: int = 3,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 8.0,
-        max_chars: int = 100_000,
-        default_max_new_tokens: int = 256,
-        max_new_tokens_limit: int = 32_768,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            path,
-            api_key_env=api_key_env,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            backoff_s=backoff_s,
-            max_backoff_s=max_backoff_s,
-            max_chars=max_chars,
-            default_max_new_tokens=default_max_new_tokens,
-            max_new_tokens_limit=max_new_tokens_limit,
-        )
+        super().__init__(path, **options)
         if task not in TASKS:
             raise ConfigError(f"hf-inference: task must be one of {', '.join(TASKS)}, not {task!r}")
         self.model = model

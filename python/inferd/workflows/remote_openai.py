@@ -36,6 +36,7 @@ class OpenAIWorkflow(RemoteWorkflow):
     """Chat, completion or embeddings through an OpenAI-compatible HTTP API."""
 
     kind = "openai"
+    defaults = {"api_key_env": "OPENAI_API_KEY", "max_chars": 200_000}
 
     def __init__(
         self,
@@ -44,29 +45,10 @@ class OpenAIWorkflow(RemoteWorkflow):
         model: str,
         endpoint: Endpoint = "chat",
         base_url: str | None = None,
-        api_key_env: str | None = "OPENAI_API_KEY",
-        api_key: str | None = None,
         system: str | None = None,
-        timeout_s: float = 60.0,
-        max_retries: int = 3,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 8.0,
-        max_chars: int = 200_000,
-        default_max_new_tokens: int = 256,
-        max_new_tokens_limit: int = 32_768,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            path,
-            api_key_env=api_key_env,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            backoff_s=backoff_s,
-            max_backoff_s=max_backoff_s,
-            max_chars=max_chars,
-            default_max_new_tokens=default_max_new_tokens,
-            max_new_tokens_limit=max_new_tokens_limit,
-        )
+        super().__init__(path, **options)
         if endpoint not in ("chat", "completion", "embeddings"):
             raise ConfigError(f"openai: endpoint must be chat, completion or embeddings, not {endpoint!r}")
         self.model = model

@@ -34,34 +34,16 @@ class TGIWorkflow(RemoteWorkflow):
     """Text generation on a Text Generation Inference server."""
 
     kind = "tgi"
+    defaults = {"timeout_s": 120.0}
 
     def __init__(
         self,
         path: Path | None = None,
         *,
         url: str,
-        api_key_env: str | None = None,
-        api_key: str | None = None,
-        timeout_s: float = 120.0,
-        max_retries: int = 3,
-        backoff_s: float = 0.5,
-        max_backoff_s: float = 8.0,
-        max_chars: int = 100_000,
-        default_max_new_tokens: int = 256,
-        max_new_tokens_limit: int = 32_768,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            path,
-            api_key_env=api_key_env,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            max_retries=max_retries,
-            backoff_s=backoff_s,
-            max_backoff_s=max_backoff_s,
-            max_chars=max_chars,
-            default_max_new_tokens=default_max_new_tokens,
-            max_new_tokens_limit=max_new_tokens_limit,
-        )
+        super().__init__(path, **options)
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"tgi: url must start with http:// or https://, not {url!r}")
         self.url = url.rstrip("/")
