@@ -19,7 +19,7 @@ pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc  # noqa: E402
 
-from inferd import InternalError  # noqa: E402
+from inferd import InternalError, ModelNotFound  # noqa: E402
 from inferd.adapters import Payload  # noqa: E402
 from inferd.config import ModelConfig  # noqa: E402
 from inferd.v1 import inference_pb2 as pb  # noqa: E402
@@ -124,7 +124,15 @@ def test_a_failed_call_has_its_trace_id_in_the_trailers(traced: RunningServer, r
     (server_span,) = [span for span in spans if span.name == "inferd.v1.Inference/Infer"]
     codes = {attribute.key: attribute.value.string_value for attribute in server_span.attributes}
     assert codes["rpc.grpc.status_code"] == "INTERNAL"
+    assert server_span.status.code == server_span.status.STATUS_CODE_ERROR  # the server's fault
+    assert server_span.status.message == "INTERNAL"
     assert error.value.details["trace_id"] == hex_id(server_span.trace_id)  # the client has it
+    with traced.client(timeout=30) as client, pytest.raises(ModelNotFound):
+        client.infer("no-such-model", "x")  # the caller's fault: an error.type, no ERROR status
+    spans = exported(traced, receiver[0], 1)
+    (server_span,) = [span for span in spans if span.name == "inferd.v1.Inference/Infer"]
+    assert {attribute.key: attribute.value.string_value for attribute in server_span.attributes}["error.type"] == "NOT_FOUND"
+    assert server_span.status.code == server_span.status.STATUS_CODE_UNSET
 
 
 def test_a_batch_is_one_run_span_linked_to_each_request(traced: RunningServer, receiver: tuple[Receiver, int]) -> None:

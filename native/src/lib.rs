@@ -9,8 +9,11 @@
 //! RuntimeError, logged, and never pyo3's PanicException (a BaseException).
 
 pub mod batch;
+pub mod otlp;
 #[cfg(feature = "python")]
 mod py_guard;
+#[cfg(feature = "python")]
+mod py_otlp;
 #[cfg(feature = "python")]
 mod py_records;
 #[cfg(feature = "python")]
@@ -497,6 +500,21 @@ mod python {
         })
     }
 
+    /// Writes the tracing thread's span tuples as one OTLP `ExportTraceServiceRequest`
+    /// (the tuples' layout: `py_otlp`).
+    #[pyfunction]
+    fn encode_spans<'py>(
+        py: Python<'py>,
+        spans: &Bound<'py, PyAny>,
+        service: &str,
+        scope: &str,
+        version: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        guarded("encode_spans", || {
+            crate::py_otlp::encode_spans(py, spans, service, scope, version)
+        })
+    }
+
     #[pymodule]
     fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module.add_class::<PySchema>()?;
@@ -504,6 +522,14 @@ mod python {
         module.add_function(wrap_pyfunction!(decode_request, module)?)?;
         module.add_function(wrap_pyfunction!(encode_response, module)?)?;
         module.add_function(wrap_pyfunction!(encode_json_response, module)?)?;
+        module.add_function(wrap_pyfunction!(encode_spans, module)?)?;
+        module.add(
+            "OTLP_FIELDS",
+            crate::otlp::FIELDS
+                .iter()
+                .copied()
+                .collect::<std::collections::HashMap<_, _>>(),
+        )?;
         module.add(
             "WIRE_FIELDS",
             crate::wire::FIELDS

@@ -328,7 +328,7 @@ fn varint_len(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -336,7 +336,7 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-fn put_tag(out: &mut Vec<u8>, number: u32, wire_type: u8) {
+pub(crate) fn put_tag(out: &mut Vec<u8>, number: u32, wire_type: u8) {
     put_varint(out, u64::from(number) << 3 | u64::from(wire_type));
 }
 
@@ -345,7 +345,7 @@ fn len_field(length: usize) -> usize {
     1 + varint_len(length as u64) + length
 }
 
-fn put_bytes(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     put_tag(out, number, LEN);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);

@@ -7,7 +7,8 @@ Errors are raised as :mod:`inferd.errors` classes: ``ConfigError`` for a bad dec
 batched together.
 
 It also reads and writes the two messages of the serving hot path (``decode_request``,
-``encode_response``), which the server uses in place of the generated message classes.
+``encode_response``), which the server uses in place of the generated message classes, and
+writes the server's spans as OTLP (``encode_spans``, in the tracing thread).
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,12 +18,14 @@ import numpy.typing as npt
 
 __all__ = [
     "PARALLEL_MIN_BYTES",
+    "OTLP_FIELDS",
     "WIRE_FIELDS",
     "Request",
     "Schema",
     "decode_request",
     "encode_json_response",
     "encode_response",
+    "encode_spans",
     "plan_concat",
     "split_ranges",
 ]
@@ -32,6 +35,9 @@ PARALLEL_MIN_BYTES: Final[int]
 
 WIRE_FIELDS: Final[dict[str, int]]
 """The field numbers the wire codec reads and writes, as "Message.field": number."""
+
+OTLP_FIELDS: Final[dict[str, int]]
+"""The OTLP trace field numbers :func:`encode_spans` writes, as "Message.field": number."""
 
 @final
 class Request:
@@ -62,6 +68,11 @@ def encode_response(
 
 def encode_json_response(model: str, id: str, json: bytes, timings: Sequence[tuple[str, float]]) -> bytes:
     """An ``InferResponse`` carrying ``json`` (UTF-8 JSON, written as is) as its output."""
+
+def encode_spans(spans: Iterable[tuple[Any, ...]], service: str, scope: str, version: str) -> bytes:
+    """One OTLP ``ExportTraceServiceRequest`` of the span tuples (``inferd.tracing``'s layout:
+    trace id, span id, parent id, trace state, name, kind, start ns, end ns, attributes,
+    events, links, status), under the resource ``service.name = service`` and one scope."""
 
 @final
 class Schema:

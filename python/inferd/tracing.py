@@ -1,6 +1,5 @@
 """OpenTelemetry traces, off unless configured (``[server.tracing]``, ``INFERD_TRACING``, or the
-standard ``OTEL_TRACES_EXPORTER=otlp``); the ``otel`` extra installs what they need
-(opentelemetry-proto), and a server that does not ask for traces never imports it.
+standard ``OTEL_TRACES_EXPORTER=otlp``). They need no extra: the native core writes OTLP.
 
 - One server span per call, continuing the caller's trace when its metadata carries a W3C
   ``traceparent`` (and ``tracestate``).
@@ -12,12 +11,16 @@ standard ``OTEL_TRACES_EXPORTER=otlp``); the ``otel`` extra installs what they n
 - Sampling follows the standard settings (``OTEL_TRACES_SAMPLER``: ``parentbased_always_on`` by
   default, ``always_on``, ``always_off``, ``traceidratio``, ``parentbased_traceidratio``, ...,
   with ``OTEL_TRACES_SAMPLER_ARG``).
+- A server span's status is ERROR for the codes that are the server's fault (UNKNOWN,
+  DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS), as OpenTelemetry's
+  gRPC conventions say; every other failure is only its ``error.type``.
 - Spans leave in batches from a thread of their own, through the sender the server gives
   (OTLP over gRPC or HTTP/protobuf: :mod:`inferd.server.otlp`).
 
 Spans are not the OpenTelemetry SDK's objects: a call's spans are kept as plain tuples on the
-event loop and written as OTLP messages by the export thread, about a tenth of what the SDK's
-span objects and encoder cost a call (benches/README.md, "What metrics and traces cost").
+event loop, and the export thread has the native core write them as one OTLP message with the
+GIL released (:func:`inferd._native.encode_spans`), a small part of what the SDK's span
+objects and encoder cost a call (benches/README.md, "What metrics and traces cost").
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from . import _native
 from .config import TracingConfig
 from .errors import ConfigError
 
@@ -43,8 +47,16 @@ logger = logging.getLogger("inferd.tracing")
 current_call: contextvars.ContextVar[Span | None] = contextvars.ContextVar("inferd_call_span", default=None)
 
 _SERVER, _INTERNAL = 2, 1  # OTLP's SpanKind values
+_UNSET: tuple[int, str] = (0, "")
+#: The gRPC codes that make a server span's status ERROR (OpenTelemetry's gRPC conventions).
+SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"})
 _MAX_QUEUE = 20_000  # spans waiting for export; more are dropped (and counted)
-_BATCH = 512
+#: Spans an export carries. Each export costs about the same whatever its size, and at 512
+#: (the SDK's default) they cost a tenth of the server's throughput at 100% sampling.
+_BATCH = 2048
+#: ... and at most this many spans and events together (a stream's span has an event a
+#: chunk), so that an export stays far below a collector's 4 MiB message limit.
+_BATCH_ITEMS = 16_384
 _INTERVAL_S = 1.0
 
 
@@ -73,11 +85,13 @@ class Span:
     def set_attribute(self, key: str, value: Any) -> None:
         self.attributes[key] = value
 
-    def end(self) -> None:
+    def end(self, code: str = "OK") -> None:
+        """Ends the span of a call that ended with gRPC status ``code``."""
         if self.sampled:
+            status = (2, code) if code in SERVER_ERRORS else _UNSET
             self._tracing._record(
                 (self.trace_id, self.span_id, self.parent_id, self.trace_state, self.name, _SERVER,
-                 self.start_ns, self._tracing._ns(time.perf_counter()), self.attributes, (), ())
+                 self.start_ns, self._tracing._ns(time.perf_counter()), self.attributes, (), (), status)
             )  # fmt: skip
 
 
@@ -132,14 +146,14 @@ class Tracing:
         self, config: TracingConfig, send: Callable[[bytes], None], environ: Mapping[str, str] | None = None
     ) -> None:
         """``send`` delivers one serialised ``ExportTraceServiceRequest`` (the transport is the
-        server's: :func:`inferd.server.otlp.otlp_sender`)."""
+        server's: :func:`inferd.server.otlp.otlp_sender`); its ``close()``, if it has one, is
+        called at :meth:`shutdown`."""
         env = os.environ if environ is None else environ
-        try:
-            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401
-        except ImportError as error:
-            raise ConfigError(f"[server.tracing] needs opentelemetry-proto: pip install 'inferd[otel]' ({error})") from None
         self._sampler = _Sampler(env)
         self._service = config.service_name
+        from . import __version__  # (the package is whole by the time a server makes this)
+
+        self._version = __version__
         self._send = send
         #: perf_counter seconds -> epoch nanoseconds (the engine measures with perf_counter).
         self._epoch_offset_ns = time.time_ns() - time.perf_counter_ns()
@@ -148,6 +162,7 @@ class Tracing:
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._exporting = False
+        self._drain = threading.Event()  # set by flush(): the next wake exports everything
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="inferd-tracing", daemon=True)
         self._thread.start()
@@ -193,7 +208,7 @@ class Tracing:
             end = mark + ms / 1000
             events = tuple(("chunk", self._ns(at), {"index": index}) for index, at in enumerate(chunks)) if stage == "stream" else ()
             self._record((span.trace_id, _random_id(8), span.span_id, span.trace_state, stage, _INTERNAL,
-                          self._ns(mark), self._ns(end), attributes, events, ()))  # fmt: skip
+                          self._ns(mark), self._ns(end), attributes, events, (), _UNSET))  # fmt: skip
             mark = end
 
     def batch(self, model: str, requests: Sequence[Span | None], started: float, ended: float, rows: int) -> None:
@@ -203,7 +218,7 @@ class Tracing:
             return
         attributes = {"inferd.model": model, "inferd.batch.rows": rows, "inferd.batch.requests": len(links)}
         self._record((_random_id(16), _random_id(8), b"", "", "run batch", _INTERNAL,
-                      self._ns(started), self._ns(ended), attributes, (), links))  # fmt: skip
+                      self._ns(started), self._ns(ended), attributes, (), links, _UNSET))  # fmt: skip
 
     def _record(self, span: tuple[Any, ...]) -> None:
         if len(self._queue) >= _MAX_QUEUE:
@@ -217,18 +232,22 @@ class Tracing:
 
     def _run(self) -> None:
         while not self._stopped:
-            self._wake.wait(_INTERVAL_S)
+            # Woken by a full batch: only full batches leave, so that a slow collector does
+            # not turn into many small exports (each costs the loop a call). Every interval,
+            # and when asked to flush, everything leaves.
+            full = self._wake.wait(_INTERVAL_S) and not self._drain.is_set()
             self._wake.clear()
-            self._export_all()
+            self._drain.clear()
+            self._export(full_only=full)
 
-    def _export_all(self) -> None:
+    def _export(self, *, full_only: bool) -> None:
         with self._idle:
             self._exporting = True
         try:
-            while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
+            while len(self._queue) >= (_BATCH if full_only else 1):
+                batch = self._take()
                 try:
-                    self._send(_encode(batch, self._service))
+                    self._send(_native.encode_spans(batch, self._service, "inferd", self._version))
                 except Exception as error:  # a collector away must not stop the server
                     logger.warning("tracing: %d spans not exported: %s", len(batch), error)
         finally:
@@ -236,10 +255,19 @@ class Tracing:
                 self._exporting = False
                 self._idle.notify_all()
 
+    def _take(self) -> list[tuple[Any, ...]]:
+        batch = [self._queue.popleft()]
+        items = 1 + len(batch[0][9])
+        while self._queue and len(batch) < _BATCH and items + 1 + len(self._queue[0][9]) <= _BATCH_ITEMS:
+            batch.append(self._queue.popleft())
+            items += 1 + len(batch[-1][9])
+        return batch
+
     def flush(self, timeout_s: float = 30) -> bool:
         """Exports every span finished so far; False if that took longer than ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            self._drain.set()
             self._wake.set()
             with self._idle:
                 self._idle.wait(0.05)
@@ -252,40 +280,10 @@ class Tracing:
         self._stopped = True
         self._wake.set()
         self._thread.join(10)
+        close = getattr(self._send, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as error:  # a collector away must not stop the shutdown
+                logger.warning("tracing: closing the exporter: %s", error)
 
-
-def _encode(spans: list[tuple[Any, ...]], service: str) -> bytes:
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-    request = trace_service_pb2.ExportTraceServiceRequest()
-    resource = request.resource_spans.add()
-    _attribute(resource.resource.attributes, "service.name", service)
-    scope = resource.scope_spans.add()
-    scope.scope.name = "inferd"
-    for trace_id, span_id, parent_id, state, name, kind, start, end, attributes, events, links in spans:
-        out = scope.spans.add(
-            trace_id=trace_id, span_id=span_id, parent_span_id=parent_id, trace_state=state, name=name, kind=kind,
-            start_time_unix_nano=start, end_time_unix_nano=end,
-        )  # fmt: skip
-        for key, value in attributes.items():
-            _attribute(out.attributes, key, value)
-        for event_name, at, event_attributes in events:
-            event = out.events.add(name=event_name, time_unix_nano=at)
-            for key, value in event_attributes.items():
-                _attribute(event.attributes, key, value)
-        for link_trace, link_span in links:
-            out.links.add(trace_id=link_trace, span_id=link_span)
-    serialized: bytes = request.SerializeToString()
-    return serialized
-
-
-def _attribute(attributes: Any, key: str, value: Any) -> None:
-    item = attributes.add(key=key)
-    if isinstance(value, bool):
-        item.value.bool_value = value
-    elif isinstance(value, int):
-        item.value.int_value = value
-    elif isinstance(value, float):
-        item.value.double_value = value
-    else:
-        item.value.string_value = str(value)

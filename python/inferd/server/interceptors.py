@@ -275,7 +275,7 @@ def _wrap_handler(
                 span.set_attribute("inferd.model", model)
             if code not in ("OK",):
                 span.set_attribute("error.type", code)
-            span.end()
+            span.end(code)
             try:
                 current_call.reset(token)
             except ValueError:

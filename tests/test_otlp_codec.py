@@ -1,0 +1,165 @@
+"""The native OTLP writer (``inferd._native.encode_spans``) against opentelemetry-proto's own
+message classes: its field numbers, and what it writes for generated spans of every kind."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import pytest
+
+pytest.importorskip("opentelemetry.proto", reason="the otel extra is not installed")
+
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: E402
+from opentelemetry.proto.common.v1 import common_pb2  # noqa: E402
+from opentelemetry.proto.resource.v1 import resource_pb2  # noqa: E402
+from opentelemetry.proto.trace.v1 import trace_pb2  # noqa: E402
+
+from inferd import _native  # noqa: E402
+
+MESSAGES: dict[str, Any] = {
+    "ExportTraceServiceRequest": trace_service_pb2.ExportTraceServiceRequest,
+    "ResourceSpans": trace_pb2.ResourceSpans,
+    "Resource": resource_pb2.Resource,
+    "ScopeSpans": trace_pb2.ScopeSpans,
+    "InstrumentationScope": common_pb2.InstrumentationScope,
+    "Span": trace_pb2.Span,
+    "Event": trace_pb2.Span.Event,
+    "Link": trace_pb2.Span.Link,
+    "Status": trace_pb2.Status,
+    "KeyValue": common_pb2.KeyValue,
+    "AnyValue": common_pb2.AnyValue,
+}
+
+
+def test_field_numbers_are_opentelemetry_protos() -> None:
+    for name, number in _native.OTLP_FIELDS.items():
+        message, field = name.split(".")
+        assert MESSAGES[message].DESCRIPTOR.fields_by_name[field].number == number, name
+
+
+def _text(rng: random.Random) -> str:
+    alphabet = "abcXYZ.-_ é漢🙂\n\"\\"
+    return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+
+
+def _value(rng: random.Random) -> Any:
+    kind = rng.randrange(6)
+    if kind == 0:
+        return _text(rng)
+    if kind == 1:
+        return rng.random() < 0.5
+    if kind == 2:
+        return rng.choice([0, 1, -1, 2**63 - 1, -(2**63), rng.randrange(-(10**12), 10**12)])
+    if kind == 3:
+        return rng.choice([0.0, -0.0, 1.5, -2.25e-300, math.inf, rng.uniform(-1e9, 1e9)])
+    if kind == 4:
+        return 2**70  # past int64: written as its text
+    return ["a", 1]  # no scalar: written as its str()
+
+
+def _attributes(rng: random.Random) -> dict[str, Any]:
+    return {f"k{index}.{_text(rng)}": _value(rng) for index in range(rng.randrange(0, 5))}
+
+
+def _span(rng: random.Random) -> tuple[Any, ...]:
+    events = tuple((_text(rng), rng.randrange(0, 2**64), _attributes(rng)) for _ in range(rng.randrange(0, 3)))
+    links = tuple((rng.randbytes(16), rng.randbytes(8)) for _ in range(rng.randrange(0, 3)))
+    status = rng.choice([(0, ""), (2, "INTERNAL"), (1, ""), (2, _text(rng))])
+    return (
+        rng.randbytes(16), rng.randbytes(8), rng.choice([b"", rng.randbytes(8)]), rng.choice(["", "k=v,a=b"]),
+        _text(rng), rng.randrange(0, 6), rng.randrange(0, 2**64), rng.randrange(0, 2**64),
+        _attributes(rng), events, links, status,
+    )  # fmt: skip
+
+
+def _set(target: Any, key: str, value: Any) -> None:
+    """What the writer should make of one attribute, through the message classes."""
+    item = target.add(key=key)
+    if isinstance(value, bool):
+        item.value.bool_value = value
+    elif isinstance(value, int) and -(2**63) <= value < 2**63:
+        item.value.int_value = value
+    elif isinstance(value, float):
+        item.value.double_value = value
+    else:
+        item.value.string_value = str(value)
+
+
+def _expected(spans: list[tuple[Any, ...]], service: str) -> Any:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    resource = request.resource_spans.add()
+    _set(resource.resource.attributes, "service.name", service)
+    scope = resource.scope_spans.add()
+    scope.scope.name, scope.scope.version = "inferd", "9.9"
+    for trace_id, span_id, parent, state, name, kind, start, end, attributes, events, links, status in spans:
+        out = scope.spans.add(
+            trace_id=trace_id, span_id=span_id, parent_span_id=parent, trace_state=state, name=name, kind=kind,
+            start_time_unix_nano=start, end_time_unix_nano=end,
+        )  # fmt: skip
+        for key, value in attributes.items():
+            _set(out.attributes, key, value)
+        for event_name, at, event_attributes in events:
+            event = out.events.add(name=event_name, time_unix_nano=at)
+            for key, value in event_attributes.items():
+                _set(event.attributes, key, value)
+        for link_trace, link_span in links:
+            out.links.add(trace_id=link_trace, span_id=link_span)
+        out.status.code, out.status.message = status
+        if status == (0, ""):
+            out.ClearField("status")
+    return request
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_generated_spans_read_back_as_written(seed: int) -> None:
+    rng = random.Random(seed)
+    spans = [_span(rng) for _ in range(rng.randrange(0, 30))]
+    service = _text(rng) or "svc"
+    body = _native.encode_spans(spans, service, "inferd", "9.9")
+    parsed = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+    assert parsed == _expected(spans, service)
+    # Nothing the message classes would write differently (proto3 leaves defaults out alike).
+    assert body == _expected(spans, service).SerializeToString(deterministic=True)
+
+
+@pytest.mark.parametrize(
+    "spans",
+    [
+        [(b"x",)],  # too short
+        [("not bytes", b"", b"", "", "n", 1, 0, 0, {}, (), (), (0, ""))],
+        [(b"", b"", b"", "", "n", 1, -1, 0, {}, (), (), (0, ""))],  # a negative time
+        [(b"", b"", b"", "", "n", 1, 0, 0, [], (), (), (0, ""))],  # attributes not a dict
+        [None],
+    ],
+)
+def test_malformed_span_tuples_raise_type_or_value_errors(spans: list[Any]) -> None:
+    with pytest.raises((TypeError, ValueError, OverflowError, IndexError)):
+        _native.encode_spans(spans, "svc", "inferd", "1")
+
+
+def test_exports_are_cut_by_spans_and_by_events() -> None:
+    """A batch holds at most 2048 spans, and at most 16,384 spans and events together (a long
+    stream's span has an event a chunk); none is lost or reordered."""
+    from inferd.config import TracingConfig
+    from inferd.tracing import Tracing
+
+    sent: list[bytes] = []
+    tracing = Tracing(TracingConfig(enabled=True), sent.append, {})
+    rng = random.Random(7)
+    spans = [_span(rng) for _ in range(3000)]
+    for index in range(0, 3000, 300):  # ten streams of 5,000 chunks among them
+        spans[index] = spans[index][:9] + (tuple(("chunk", at, {"index": at}) for at in range(5000)),) + spans[index][10:]
+    for span in spans:
+        tracing._record(span)
+    assert tracing.flush()
+    tracing.shutdown()
+    names: list[bytes] = []
+    for body in sent:
+        (resource,) = trace_service_pb2.ExportTraceServiceRequest.FromString(body).resource_spans
+        batch = resource.scope_spans[0].spans
+        assert len(batch) <= 2048
+        assert len(batch) + sum(len(span.events) for span in batch) <= 16_384 or len(batch) == 1
+        names += [span.span_id for span in batch]
+    assert names == [span[1] for span in spans]
