@@ -29,10 +29,12 @@ from .workflow import Audio, Blob
 
 __all__ = ["Payload", "Adapter", "make_adapter", "decode_json", "decode_records", "adapt_output", "OutputKind"]
 
-PayloadKind = Literal["json", "tensors", "text", "blob"]
+#: "object": a Python object from another model of the same server (a graph's node), passed
+#: without serialisation.
+PayloadKind = Literal["json", "tensors", "text", "blob", "object"]
 #: What an answer carries: JSON bytes, tensors (an ndarray, sent as "output", or a dict of
-#: them), text, a :class:`Blob`, or nothing.
-OutputKind = Literal["json", "tensors", "text", "blob", "none"]
+#: them), text, a :class:`Blob`, nothing, or (to an "object" request) the output itself.
+OutputKind = Literal["json", "tensors", "text", "blob", "none", "object"]
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 1 µs a request more
@@ -40,7 +42,7 @@ class Payload:
     """A request's input, as the transport delivered it.
 
     ``value`` is ``bytes`` (UTF-8 JSON) for json, ``dict[str, numpy.ndarray]`` for tensors,
-    ``str`` for text and :class:`~inferd.workflow.Blob` for blob.
+    ``str`` for text, :class:`~inferd.workflow.Blob` for blob and anything for object.
     """
 
     kind: PayloadKind
@@ -141,7 +143,10 @@ def _records_adapter(config: RecordsInput) -> Adapter:
     select = list(config.select) if config.select is not None else None
 
     def adapt(payload: Payload) -> list[dict[str, Any]]:
-        records = _records(decode_records(_need_json(payload, "records")))
+        if payload.kind == "object":
+            records = _records(payload.value)
+        else:
+            records = _records(decode_records(_need_json(payload, "records")))
         if config.flatten:
             records = [_flatten(record, config.delimiter) for record in records]
         if rename:
@@ -173,6 +178,13 @@ def _tensor_adapter(config: TensorInput) -> Adapter:
         if payload.kind == "tensors":
             tensors: dict[str, np.ndarray] = payload.value
             return tensors
+        if payload.kind == "object":
+            value = payload.value
+            if isinstance(value, np.ndarray):
+                return {config.name: value}
+            if _is_tensors(value):
+                return dict(value)
+            return schema.parse_json(_json(value))  # records from another node: by the schema
         return schema.parse_json(_need_json(payload, "tensor"))
 
     return adapt
@@ -222,7 +234,10 @@ _NO_PARAMETERS: dict[str, Any] = {}
 def adapt_output(output: Any, request: PayloadKind) -> tuple[OutputKind, Any, dict[str, Any]]:
     """(kind, value, parameters) of the answer that ``output`` makes to a request of kind
     ``request`` (see the module's docstring). The parameters are metadata about the output
-    (``sample_rate``); do not change the dict returned."""
+    (``sample_rate``); do not change the dict returned. To an "object" request (a graph's
+    node, any model's call to another) the output goes as it is."""
+    if request == "object":
+        return "object", output, _NO_PARAMETERS
     if isinstance(output, np.ndarray):
         return ("json", _json(output), _NO_PARAMETERS) if request == "json" else ("tensors", output, _NO_PARAMETERS)
     if output is None:

@@ -25,6 +25,7 @@ __all__ = [
     "InputConfig",
     "LimitsConfig",
     "ModelConfig",
+    "NodeConfig",
     "PassthroughInput",
     "RecordsInput",
     "TLSConfig",
@@ -236,6 +237,68 @@ class BatchingConfig(_Strict):
         return self
 
 
+class NodeConfig(_Strict):
+    """One node of a graph (``[models.NAME.nodes.NODE]``); docs/graphs.md says what each key does.
+
+    A node is exactly one of: ``model`` (a declared model), ``function`` (``"module:function"``
+    glue), ``switch`` (a reference whose value picks one of ``cases``) or ``join`` (``all``,
+    ``first`` or ``any`` of ``inputs``). References name ``request``, ``parameters`` or a node,
+    with an optional path into its output (``"gen1.text"``, ``"rows.0"``).
+    """
+
+    model: str | None = None
+    function: str | None = None
+    switch: str | None = None
+    join: Literal["all", "first", "any"] | None = None
+    #: The node's input: one reference (``input``), or several as a list or by argument name.
+    input: str | None = None
+    inputs: list[str] | dict[str, str] | None = None
+    #: Run once per element of the input list, or per chunk of the input stream.
+    map: bool = False
+    #: A model node: call the model's Stream, so that its chunks flow downstream as they come.
+    stream: bool = False
+    #: Parameters the node passes to its model or function, and the request's parameters it
+    #: forwards (by name, or "*" for all; forwarded ones win).
+    parameters: dict[str, Any] = {}
+    forward_parameters: list[str] | Literal["*"] = []
+    #: A switch: value -> node, and the node for any other value (else the request is refused).
+    cases: dict[str, str] = {}
+    otherwise: str | None = None
+    #: ``join = "any"``: how many inputs must answer.
+    k: int | None = Field(default=None, gt=0)
+    #: On failure: fail the graph, or skip this node (its consumers skip it too; joins drop it).
+    on_error: Literal["fail", "skip"] = "fail"
+    #: On failure, answer this value instead (overrides ``on_error``).
+    default: Any = None
+    timeout_ms: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> NodeConfig:
+        kinds = [key for key in ("model", "function", "switch", "join") if getattr(self, key) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a node is exactly one of model, function, switch, join (got {', '.join(kinds) or 'none'})")
+        if self.input is not None and self.inputs is not None:
+            raise ValueError("give input or inputs, not both")
+        kind = kinds[0]
+        if self.map and kind not in ("model", "function"):
+            raise ValueError("map applies to a model or function node")
+        if self.stream and kind != "model":
+            raise ValueError("stream applies to a model node")
+        if (kind == "switch") != bool(self.cases):
+            raise ValueError("a switch needs cases, and only a switch has them")
+        if (self.k is not None) != (self.join == "any"):
+            raise ValueError('k goes with join = "any", and join = "any" needs k')
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(key for key in ("model", "function", "switch", "join") if getattr(self, key) is not None)
+
+    @property
+    def has_default(self) -> bool:
+        return "default" in self.model_fields_set
+
+
 class ModelConfig(_Strict):
     """One ``[models.NAME]`` table."""
 
@@ -257,6 +320,17 @@ class ModelConfig(_Strict):
     description: str = ""
     #: This model's duration histograms' buckets in seconds (default: ``[server.metrics]``'s).
     metrics_buckets: list[float] | None = None
+    #: ``workflow = "graph"``: its nodes, and the node whose output is the answer.
+    nodes: dict[str, NodeConfig] = {}
+    output: str | None = None
+
+    @model_validator(mode="after")
+    def _graph(self) -> ModelConfig:
+        if (self.workflow == "graph") != bool(self.nodes):
+            raise ValueError('a graph (workflow = "graph") needs nodes, and only a graph has them')
+        if (self.workflow == "graph") != (self.output is not None):
+            raise ValueError('a graph (workflow = "graph") names its output node, and only a graph does')
+        return self
 
     @field_validator("metrics_buckets")
     @classmethod

@@ -24,11 +24,13 @@ from .adapters import OutputKind, Payload, adapt_output
 from .batching import Batcher
 from .config import ServiceConfig
 from .errors import DeadlineExceeded, InvalidInput, ResourceExhausted, Unimplemented
+from .graph import GraphWorkflow, Models, Plan, build_plans, current_caller, graph_class
 from .reports import BatchingReport, ModelReport, model_report
 from .repository import ModelEntry, ModelState, Repository
 from .stages import Stages
 from .telemetry import Telemetry
 from .tracing import Tracing, current_call
+from .workflow import TensorSpec, Workflow, WorkflowSpec
 
 __all__ = ["Engine", "Result", "Chunk", "ModelReport", "ModelState", "BatchingReport"]
 
@@ -67,11 +69,17 @@ class Chunk:
 
 
 class _Clock:
-    __slots__ = ("started", "mark", "timings")
+    """One request's stage timings; also what a graph's nodes (and any call to another model,
+    :mod:`inferd.graph.handles`) know of the request: its deadline, and where their timings go."""
 
-    def __init__(self) -> None:
+    __slots__ = ("started", "mark", "timings", "calls", "deadline")
+
+    def __init__(self, deadline: float | None) -> None:
         self.started = self.mark = time.perf_counter()
         self.timings: list[tuple[str, float]] = []
+        #: (node:NAME or call:MODEL, ms) of the other models this request called.
+        self.calls: list[tuple[str, float]] = []
+        self.deadline = deadline
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
@@ -85,14 +93,16 @@ class _Clock:
 
     def finish(self, lane: _Lane, chunks: Sequence[float] = ()) -> Timings:
         self.timings.append(("total", (time.perf_counter() - self.started) * 1000))
-        lane.entry.stats.record_all(self.timings)
+        # A graph's nodes are timed apart from its stages (they ran inside its run).
+        timings = [*self.timings[:-1], *self.calls, self.timings[-1]] if self.calls else self.timings
+        lane.entry.stats.record_all(timings)
         if lane.telemetry is not None:
-            lane.telemetry.record_stages(lane.entry.name, self.timings)
+            lane.telemetry.record_stages(lane.entry.name, timings)
         if lane.tracing is not None:
             span = current_call.get()
             if span is not None:
                 lane.tracing.stages(span, lane.entry.name, self.started, self.timings, chunks)
-        return tuple(self.timings)
+        return tuple(timings)
 
 
 class _Lane:
@@ -158,10 +168,13 @@ async def _by(deadline: float | None, model: str, work: Coroutine[Any, Any, T]) 
     DeadlineExceeded."""
     if deadline is None:
         return await work
+    timeout = asyncio.timeout(deadline - time.monotonic())
     try:
-        async with asyncio.timeout(deadline - time.monotonic()):
+        async with timeout:
             return await work
     except TimeoutError:
+        if not timeout.expired():
+            raise  # the work's own (a graph's node that timed out)
         raise _late(model) from None
 
 
@@ -177,7 +190,14 @@ class Engine:
         :func:`inferd.server.otlp.make_tracing`)."""
         self.config = config
         self._executor = ThreadPoolExecutor(config.server.threads, thread_name_prefix="inferd-stage")
-        self.repository = Repository(config, self._executor)
+        #: Each graph's plan, validated now: a graph that cannot run never starts.
+        self.plans: dict[str, Plan] = build_plans(config)
+        self.repository = Repository(
+            config,
+            self._executor,
+            classes={name: graph_class(plan) for name, plan in self.plans.items()},
+            bind=self._bind,
+        )
         #: What the server counts for Prometheus (None: metrics off).
         self.telemetry = Telemetry(config) if config.server.metrics.enabled else None
         self.tracing = tracing
@@ -189,6 +209,22 @@ class Engine:
         """Sets up the eager models (failures are recorded on the model, not raised)."""
         eager = [entry.name for entry in self.repository if entry.config.setup == "eager"]
         await asyncio.gather(*(self.repository.setup(name) for name in eager), return_exceptions=True)
+
+    def _bind(self, entry: ModelEntry, workflow: Workflow) -> None:
+        """Gives a new workflow its handles to the other models (``self.models``)."""
+        workflow.models = Models(self, entry.name)
+        if isinstance(workflow, GraphWorkflow):
+            workflow.engine = self
+
+    def model_names(self) -> list[str]:
+        return [entry.name for entry in self.repository]
+
+    def model_facts(self, model: str) -> tuple[WorkflowSpec, tuple[list[TensorSpec], list[TensorSpec]], bool]:
+        """A set-up model's stages, signature and whether it takes parameters (graphs check
+        their nodes against them)."""
+        entry = self.repository.get(model)
+        assert entry.spec is not None and entry.stages is not None
+        return entry.spec, entry.stages.signature(), entry.stages.takes_parameters
 
     def eager_ready(self) -> bool:
         """Every eager model is set up and ready."""
@@ -257,7 +293,16 @@ class Engine:
             return await _by(deadline, model, work)
 
     async def _infer(self, lane: _Lane, payload: Payload, parameters: dict[str, Any], deadline: float | None) -> Result:
-        clock = _Clock()
+        clock = _Clock(deadline)
+        caller = current_caller.set(clock)
+        try:
+            return await self._infer_timed(lane, payload, parameters, deadline, clock)
+        finally:
+            current_caller.reset(caller)
+
+    async def _infer_timed(
+        self, lane: _Lane, payload: Payload, parameters: dict[str, Any], deadline: float | None, clock: _Clock
+    ) -> Result:
         stages, inputs, features = await self._prepare(lane, payload, parameters, deadline, clock, streaming=False)
         if lane.entry.config.batching is not None:
             outputs, queue_ms, run_ms = await lane.batch_queue(stages).submit(features, deadline)
@@ -342,9 +387,12 @@ class Engine:
         parameters = parameters or {}
         with lane:
             deadline = lane.deadline(deadline)
-            clock = _Clock()
+            clock = _Clock(deadline)
             prepare = self._prepare(lane, payload, parameters, deadline, clock, streaming=True)
             stages, _, features = await _by(deadline, model, prepare)
+            # Set and put back by value: a generator's steps may run in other contexts (wait_for).
+            previous = current_caller.get()
+            current_caller.set(clock)
             chunks = stages.stream(features, parameters)
             telemetry = lane.telemetry
             sent: list[float] | None = [] if lane.tracing is not None else None
@@ -371,13 +419,14 @@ class Engine:
                     yield Chunk(kind, value, metadata)
             finally:
                 await chunks.aclose()
+                current_caller.set(previous)
             clock.lap("stream")
             yield Chunk("none", None, final=True, timings=clock.finish(lane, sent or ()))
 
     # -- reports -------------------------------------------------------------------------
 
     def _report(self, lane: _Lane) -> ModelReport:
-        return model_report(lane.entry, lane.batcher, lane.inflight, self.telemetry)
+        return model_report(lane.entry, lane.batcher, lane.inflight, self.telemetry, self.plans.get(lane.entry.name))
 
 
 def _adapts_in_thread(payload: Payload) -> bool:

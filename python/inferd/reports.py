@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from .batching import Batcher, BatchStats
+from .graph.plan import NodeReport, Plan
 from .repository import ModelEntry, ModelState
 from .stages import StageStat
 from .telemetry import Telemetry
@@ -48,9 +49,13 @@ class ModelReport:
     #: The tensors its run takes and gives, where the workflow declares them (once set up).
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    #: A graph's nodes (empty for any other model).
+    nodes: list[NodeReport]
 
 
-def model_report(entry: ModelEntry, batcher: Batcher | None, inflight: int, telemetry: Telemetry | None) -> ModelReport:
+def model_report(
+    entry: ModelEntry, batcher: Batcher | None, inflight: int, telemetry: Telemetry | None, plan: Plan | None = None
+) -> ModelReport:
     """One model's report now."""
     config = entry.config
     stages = entry.stages if entry.state is ModelState.READY else None
@@ -88,4 +93,5 @@ def model_report(entry: ModelEntry, batcher: Batcher | None, inflight: int, tele
         batching=batching,
         inputs=inputs,
         outputs=outputs,
+        nodes=plan.report() if plan is not None else [],
     )

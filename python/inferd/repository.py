@@ -15,7 +15,7 @@ import importlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,8 +114,19 @@ class ModelEntry:
 class Repository:
     """The models that a configuration declares."""
 
-    def __init__(self, config: ServiceConfig, executor: Executor) -> None:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        executor: Executor,
+        *,
+        classes: Mapping[str, type[Workflow]] | None = None,
+        bind: Callable[[ModelEntry, Workflow], None] | None = None,
+    ) -> None:
+        """``classes``: the workflow class of some models, made by the engine (graphs);
+        ``bind``: called with each new workflow before its setup (it gives it ``models``)."""
         self.config = config
+        self._classes = dict(classes or {})
+        self._bind = bind
         #: Called (on the loop) whenever a model's state changes: health follows it.
         self.listeners: list[Callable[[ModelEntry], None]] = []
         self._entries: dict[str, ModelEntry] = {}
@@ -181,14 +192,18 @@ class Repository:
         logger.info("model %s: setting up (%s)", entry.name, entry.config.workflow)
         try:
             # In a thread: importing a framework (torch) takes seconds the loop must not lose.
-            cls = await entry.threads.run(
-                functools.partial(load_workflow_class, entry.config.workflow, entry.base_dir)
-            )
+            cls = self._classes.get(entry.name)
+            if cls is None:
+                cls = await entry.threads.run(
+                    functools.partial(load_workflow_class, entry.config.workflow, entry.base_dir)
+                )
             spec = entry.spec = inspect_workflow(cls)
             options = dict(entry.config.options)
             if entry.config.path is not None:
                 options["path"] = self.config.resolve(entry.config.path)
             workflow = await entry.threads.run(functools.partial(cls, **options))
+            if self._bind is not None:
+                self._bind(entry, workflow)
             stages = Stages(workflow, spec, entry.threads, inline=entry.config.inline)
             setup, ready = stages.get("setup"), stages.get("ready")
             if setup is not None:

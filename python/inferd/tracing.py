@@ -68,9 +68,11 @@ def tracing_enabled(config: TracingConfig, environ: Mapping[str, str] | None = N
 class Span:
     """A call's server span while the call runs."""
 
-    __slots__ = ("_tracing", "trace_id", "span_id", "parent_id", "trace_state", "sampled", "name", "start_ns", "attributes")
+    __slots__ = ("_tracing", "trace_id", "span_id", "parent_id", "trace_state", "sampled", "name", "start_ns", "attributes", "kind")
 
-    def __init__(self, tracing: Tracing, trace_id: bytes, parent_id: bytes, trace_state: str, sampled: bool, name: str) -> None:
+    def __init__(
+        self, tracing: Tracing, trace_id: bytes, parent_id: bytes, trace_state: str, sampled: bool, name: str, kind: int = 2
+    ) -> None:
         self._tracing = tracing
         self.trace_id = trace_id
         self.span_id = _random_id(8)
@@ -81,6 +83,13 @@ class Span:
         # On the clock the stages are measured with, so that children never stray outside.
         self.start_ns = tracing._ns(time.perf_counter())
         self.attributes: dict[str, Any] = {}
+        self.kind = kind  # SERVER for a call; INTERNAL for a graph's node
+
+    def child(self, name: str, attributes: dict[str, Any]) -> Span:
+        """A span inside this one (a graph's node), started now; end it with :meth:`end`."""
+        span = Span(self._tracing, self.trace_id, self.span_id, self.trace_state, self.sampled, name, _INTERNAL)
+        span.attributes = attributes
+        return span
 
     def set_attribute(self, key: str, value: Any) -> None:
         self.attributes[key] = value
@@ -88,9 +97,11 @@ class Span:
     def end(self, code: str = "OK") -> None:
         """Ends the span of a call that ended with gRPC status ``code``."""
         if self.sampled:
-            status = (2, code) if code in SERVER_ERRORS else _UNSET
+            # A node's span (INTERNAL) is an error whenever the node failed.
+            failed = code in SERVER_ERRORS or (self.kind != _SERVER and code != "OK")
+            status = (2, code) if failed else _UNSET
             self._tracing._record(
-                (self.trace_id, self.span_id, self.parent_id, self.trace_state, self.name, _SERVER,
+                (self.trace_id, self.span_id, self.parent_id, self.trace_state, self.name, self.kind,
                  self.start_ns, self._tracing._ns(time.perf_counter()), self.attributes, (), (), status)
             )  # fmt: skip
 

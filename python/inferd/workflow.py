@@ -111,6 +111,20 @@ class Workflow:
         self.path = path
         self.options = options
 
+    @property
+    def models(self) -> Mapping[str, Any]:
+        """The server's other models, to call in process: ``await self.models["name"].infer(x)``
+        or ``async for chunk in self.models["name"].stream(x)`` (:mod:`inferd.graph.handles`).
+        Set by the server before ``setup``; not in ``__init__``."""
+        models = self.__dict__.get("_inferd_models")
+        if models is None:
+            raise RuntimeError("self.models is given by the server before setup(), not in __init__")
+        return models  # type: ignore[no-any-return]
+
+    @models.setter
+    def models(self, value: Mapping[str, Any]) -> None:
+        self.__dict__["_inferd_models"] = value
+
     def signature(self) -> tuple[Sequence[TensorSpec], Sequence[TensorSpec]]:
         """The tensors ``run`` takes and gives, for ``ListModels`` (asked after setup; not a
         stage). Default: none declared."""

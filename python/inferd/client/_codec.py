@@ -74,6 +74,9 @@ class ModelInfo:
     #: calls naming the model by final status code ("OK", "CANCELLED", ...); empty when the
     #: server's metrics are off
     requests: dict[str, int] = field(default_factory=dict)
+    #: a graph's nodes: {"name", "kind" (model, function, switch, join), "target", "inputs",
+    #: "map", "streams", "on_error", "cases"}; their timings are the stages "node:NAME"
+    nodes: list[dict[str, Any]] = field(default_factory=list)
 
 
 # -- conversions -------------------------------------------------------------------------
@@ -164,6 +167,11 @@ def model_info(info: pb.ModelInfo) -> ModelInfo:
         inputs=[_tensor_info(tensor) for tensor in info.inputs],
         outputs=[_tensor_info(tensor) for tensor in info.outputs],
         requests=dict(info.requests),
+        nodes=[
+            {"name": node.name, "kind": node.kind, "target": node.target, "inputs": list(node.inputs), "map": node.map,
+             "streams": node.streams, "on_error": node.on_error, "cases": dict(node.cases)}
+            for node in info.nodes
+        ],
     )
 
 

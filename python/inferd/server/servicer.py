@@ -92,6 +92,11 @@ def model_info(report: ModelReport) -> pb.ModelInfo:
         inputs=[tensor_info(spec) for spec in report.inputs],
         outputs=[tensor_info(spec) for spec in report.outputs],
         requests=report.requests,
+        nodes=[
+            pb.GraphNode(name=node.name, kind=node.kind, target=node.target, inputs=node.inputs, map=node.map,
+                         streams=node.streams, on_error=node.on_error, cases=node.cases)
+            for node in report.nodes
+        ],
     )
 
 

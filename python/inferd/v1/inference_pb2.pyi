@@ -551,6 +551,7 @@ class ModelInfo(_message.Message):
     INPUTS_FIELD_NUMBER: _builtins.int
     OUTPUTS_FIELD_NUMBER: _builtins.int
     REQUESTS_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The model's name: what requests use."""
     workflow: _builtins.str
@@ -597,6 +598,12 @@ class ModelInfo(_message.Message):
         Empty when the server's metrics are off ([server.metrics] enabled = false).
         """
 
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___GraphNode]:
+        """A graph's nodes (workflow "graph"), in an order where each comes after what it reads;
+        their timings are the stages named "node:NAME".
+        """
+
     def __init__(
         self,
         *,
@@ -614,14 +621,90 @@ class ModelInfo(_message.Message):
         inputs: _abc.Iterable[Global___TensorInfo] | None = ...,
         outputs: _abc.Iterable[Global___TensorInfo] | None = ...,
         requests: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        nodes: _abc.Iterable[Global___GraphNode] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching", "description", b"description", "input_format", b"input_format", "inputs", b"inputs", "name", b"name", "outputs", b"outputs", "reason", b"reason", "requests", b"requests", "setup_mode", b"setup_mode", "stages", b"stages", "state", b"state", "streaming", b"streaming", "unary", b"unary", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batching", b"batching", "description", b"description", "input_format", b"input_format", "inputs", b"inputs", "name", b"name", "nodes", b"nodes", "outputs", b"outputs", "reason", b"reason", "requests", b"requests", "setup_mode", b"setup_mode", "stages", b"stages", "state", b"state", "streaming", b"streaming", "unary", b"unary", "workflow", b"workflow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
+
+@_typing.final
+class GraphNode(_message.Message):
+    """One node of a graph (docs/graphs.md)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CasesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    INPUTS_FIELD_NUMBER: _builtins.int
+    MAP_FIELD_NUMBER: _builtins.int
+    STREAMS_FIELD_NUMBER: _builtins.int
+    ON_ERROR_FIELD_NUMBER: _builtins.int
+    CASES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    kind: _builtins.str
+    """"model", "function", "switch" or "join"."""
+    target: _builtins.str
+    """The model it calls, the function ("module:function"), the switch's selector or the
+    join's mode ("all", "first", "any").
+    """
+    map: _builtins.bool
+    """Run once per element of its input list, or per chunk of its input stream."""
+    streams: _builtins.bool
+    """Its output is a stream."""
+    on_error: _builtins.str
+    """"fail", "skip" or "default"."""
+    @_builtins.property
+    def inputs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What it reads: "request", "parameters" or another node, with a path ("gen1.text")."""
+
+    @_builtins.property
+    def cases(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """A switch's cases: value -> node (and "*" -> the node for any other value)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        target: _builtins.str = ...,
+        inputs: _abc.Iterable[_builtins.str] | None = ...,
+        map: _builtins.bool = ...,
+        streams: _builtins.bool = ...,
+        on_error: _builtins.str = ...,
+        cases: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "inputs", b"inputs", "kind", b"kind", "map", b"map", "name", b"name", "on_error", b"on_error", "streams", b"streams", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GraphNode: _TypeAlias = GraphNode  # noqa: Y015
 
 @_typing.final
 class TensorInfo(_message.Message):
