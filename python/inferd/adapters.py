@@ -47,6 +47,9 @@ class Payload:
 
     kind: PayloadKind
     value: Any
+    #: Answer with the model's output object itself, not its kind's encoding: a call from
+    #: another model of the server (a graph's node), whatever kind its input is.
+    raw: bool = False
 
 
 Adapter = Callable[[Payload], Any]

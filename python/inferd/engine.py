@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from .adapters import OutputKind, Payload, adapt_output
 from .batching import Batcher
-from .config import ServiceConfig
+from .config import PassthroughInput, ServiceConfig
 from .errors import DeadlineExceeded, InvalidInput, ResourceExhausted, Unimplemented
 from .graph import GraphWorkflow, Models, Plan, build_plans, current_caller, graph_class
 from .reports import BatchingReport, ModelReport, model_report
@@ -198,6 +198,13 @@ class Engine:
             classes={name: graph_class(plan) for name, plan in self.plans.items()},
             bind=self._bind,
         )
+        for name in self.plans:
+            entry = self.repository.get(name)
+            if isinstance(entry.config.input, PassthroughInput):
+                # A graph's request goes to its nodes as it came: decoded only where a node
+                # reads into it, and a node model's own adapter reads it (JSON records into
+                # tensors in the native core, say).
+                entry.adapter = _as_it_came
         #: What the server counts for Prometheus (None: metrics off).
         self.telemetry = Telemetry(config) if config.server.metrics.enabled else None
         self.tracing = tracing
@@ -321,7 +328,7 @@ class Engine:
             if postprocess.suspends:
                 outputs = await outputs
             clock.lap("postprocess")
-        kind, output, metadata = adapt_output(outputs, payload.kind)
+        kind, output, metadata = adapt_output(outputs, "object" if payload.raw else payload.kind)
         return Result(kind, output, clock.finish(lane), metadata)
 
     async def _prepare(
@@ -415,7 +422,7 @@ class Engine:
                         telemetry.record_chunk(model)
                     if sent is not None:
                         sent.append(time.perf_counter())
-                    kind, value, metadata = adapt_output(output, payload.kind)
+                    kind, value, metadata = adapt_output(output, "object" if payload.raw else payload.kind)
                     yield Chunk(kind, value, metadata)
             finally:
                 await chunks.aclose()
@@ -427,6 +434,10 @@ class Engine:
 
     def _report(self, lane: _Lane) -> ModelReport:
         return model_report(lane.entry, lane.batcher, lane.inflight, self.telemetry, self.plans.get(lane.entry.name))
+
+
+def _as_it_came(payload: Payload) -> Payload:
+    return payload
 
 
 def _adapts_in_thread(payload: Payload) -> bool:

@@ -79,6 +79,14 @@ class _Call:
             self.caller.calls.append((self.label, (time.perf_counter() - self.started) * 1000))
 
 
+def _payload(inputs: Any) -> Payload:
+    """An object as a request, or a request that came in (a graph's, handed on as it came,
+    undecoded), answered with the output object."""
+    if isinstance(inputs, Payload):
+        return inputs if inputs.raw else Payload(inputs.kind, inputs.value, True)
+    return Payload("object", inputs, True)
+
+
 async def infer_object(
     engine: _Engine, model: str, inputs: Any, parameters: dict[str, Any] | None, *,
     timeout_s: float | None = None, label: str | None = None, span: str | None = None,
@@ -89,7 +97,7 @@ async def infer_object(
     error: BaseException | None = None
     try:
         async with asyncio.timeout(timeout_s):
-            result = await engine.infer(model, Payload("object", inputs), parameters, deadline=call.deadline)
+            result = await engine.infer(model, _payload(inputs), parameters, deadline=call.deadline)
         return result.output
     except TimeoutError:
         error = DeadlineExceeded(f"model {model!r}: the call's timeout ({timeout_s * 1000:.0f} ms) passed", model=model)  # type: ignore[operator]
@@ -187,7 +195,7 @@ def stream_object(
         call = _Call(label, span, {"inferd.model": model})
 
     async def chunks() -> AsyncIterator[Any]:
-        stream = engine.stream(model, Payload("object", inputs), parameters, deadline=call.deadline)
+        stream = engine.stream(model, _payload(inputs), parameters, deadline=call.deadline)
         try:
             async for chunk in stream:
                 if not chunk.final:

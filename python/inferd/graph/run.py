@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..adapters import Payload, decode_json
 from ..errors import DeadlineExceeded, InferdError, InternalError, InvalidInput
 from ..tracing import current_call
 from ..workflow import Workflow
@@ -59,9 +60,10 @@ def _wrapped(plan: Plan, node: Node, error: BaseException) -> InferdError:
 
 async def _all(awaitables: Iterable[Awaitable[Any]]) -> list[Any]:
     """Every result in order; the first failure cancels the rest and is raised."""
-    tasks = [asyncio.ensure_future(item) for item in awaitables]
-    if not tasks:
-        return []
+    items = list(awaitables)
+    if len(items) <= 1:  # (no task to make: most nodes read one input)
+        return [await item for item in items]
+    tasks = [asyncio.ensure_future(item) for item in items]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in tasks:
@@ -114,13 +116,16 @@ class _Run:
         self.span = current_call.get()  # the graph's call: every node's span is its child
 
     async def answer(self) -> Any:
-        value = await self.need(self.plan.output)
+        # The output node runs in the request's own task (nothing else reads it).
+        value = await self._node(self.plan.nodes[self.plan.output])
         return None if value is SKIPPED else value
 
     async def close(self) -> None:
         """Cancels every node still running and waits for them to stop."""
         for stream in self.streams:
             stream.cancel()
+        if not self.tasks and not self.streams:
+            return
         pending = [task for task in self.tasks.values() if not task.done()]
         for task in pending:
             task.cancel()
@@ -132,9 +137,18 @@ class _Run:
             task = self.tasks[name] = asyncio.ensure_future(self._node(self.plan.nodes[name]))
         return task
 
-    async def value(self, ref: Ref, reader: Node) -> Any:
+    def _request(self) -> Any:
+        """The graph's input, decoded (once) if it came as a request's payload."""
+        request = self.request
+        if isinstance(request, Payload):
+            request = self.request = decode_json(request.value) if request.kind == "json" else request.value
+        return request
+
+    async def value(self, ref: Ref, reader: Node, *, whole: bool = False) -> Any:
+        """What ``ref`` names; ``whole``: a model reads it as it is (the request's payload
+        then goes on undecoded, and the model's own adapter reads it)."""
         if ref.node == "request":
-            value = self.request
+            value = self.request if whole and not ref.path else self._request()
         elif ref.node == "parameters":
             value = self.parameters
         else:
@@ -157,18 +171,26 @@ class _Run:
 
     async def _node(self, node: Node) -> Any:
         config = node.config
-        attributes: dict[str, Any] = {"inferd.graph": self.plan.name, "inferd.graph.node": node.name, "inferd.graph.kind": node.kind}
-        if config.model is not None:
-            attributes["inferd.model"] = config.model
-        current_call.set(self.span)  # (this task's own context: whoever started the node)
+        attributes: dict[str, Any] = {}
+        if self.span is not None:
+            attributes = {"inferd.graph": self.plan.name, "inferd.graph.node": node.name, "inferd.graph.kind": node.kind}
+            if config.model is not None:
+                attributes["inferd.model"] = config.model
+        # The node's span is the call's child, whoever started the node; the node's model's
+        # stages nest in the node's span.
+        parent = current_call.get()
+        if parent is not self.span:
+            current_call.set(self.span)
         call = _Call(f"node:{node.name}", node.name, attributes)
-        if call.span is not None:
-            current_call.set(call.span)  # this task's own context: the node's stages nest in it
+        token = current_call.set(call.span) if call.span is not None else None
         error: BaseException | None = None
-        timeout = asyncio.timeout(config.timeout_ms / 1000 if config.timeout_ms else None)
+        timeout = asyncio.timeout(config.timeout_ms / 1000) if config.timeout_ms else None
         try:
-            async with timeout:
+            if timeout is None:
                 value = await self._compute(node, call)
+            else:
+                async with timeout:
+                    value = await self._compute(node, call)
             if isinstance(value, Chunks) and value.owns(call):
                 call = None  # type: ignore[assignment]  # the stream ends the call when it ends
             return value
@@ -179,9 +201,13 @@ class _Run:
             error = failure
             if id(failure) in self.failures:
                 raise  # an input's failure: it names that input, not this node
-            if isinstance(failure, TimeoutError) and timeout.expired():
+            if isinstance(failure, TimeoutError) and timeout is not None and timeout.expired():
                 error = DeadlineExceeded(f"timed out after {config.timeout_ms:g} ms", graph=self.plan.name, node=node.name)
         finally:
+            if token is not None:
+                current_call.reset(token)
+            if parent is not self.span:
+                current_call.set(parent)
             if call is not None:
                 call.end(error)
         if config.has_default:
@@ -205,7 +231,8 @@ class _Run:
             return await self.need(case)
         if node.kind == "join":
             return await self._join(node)
-        inputs = await _all(self.value(ref, node) for ref in node.inputs)
+        whole = node.kind == "model" and not config.map and len(node.inputs) == 1 and node.names is None
+        inputs = await _all(self.value(ref, node, whole=whole) for ref in node.inputs)
         if any(value is SKIPPED for value in inputs):
             return SKIPPED
         call.begin()  # its span and time start when its inputs are ready
