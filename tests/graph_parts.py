@@ -117,6 +117,17 @@ async def later(text: str) -> str:
     return f"later:{text}"
 
 
+def images(rows: list[Any]) -> list[Any]:
+    """8x8 images (nested lists) as the digits model's input tensors, one per image."""
+    import numpy as np
+
+    return [{"input": np.asarray(image, dtype=np.float32).reshape(1, 1, 8, 8)} for image in rows]
+
+
+def labels(outputs: list[dict[str, Any]]) -> list[int]:
+    return [int(output["label"][0]) for output in outputs]
+
+
 def split(text: str) -> list[str]:
     return str(text).split()
 

@@ -18,7 +18,7 @@ from inferd.errors import ConfigError, DeadlineExceeded, InternalError, InvalidI
 sys.path.insert(0, str(Path(__file__).parent))
 
 import graph_parts as parts  # noqa: E402
-from conftest import RunningServer  # noqa: E402
+from conftest import ROOT, RunningServer  # noqa: E402
 
 P = "graph_parts"
 
@@ -122,6 +122,13 @@ GRAPHS: dict[str, dict[str, Any]] = {
         "lengths": node(model="length", input="parts", map=True),
         "out": node(function="inferd.graph.functions:zip_records", inputs={"word": "parts", "length": "lengths"}),
     }},
+    "digits": {"workflow": "torch", "path": "models/digits.pt2", "batching": {"max_batch_size": 64, "max_delay_ms": 50},
+               "options": {"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 1, 8, 8]}], "outputs": ["logits", "label"]}},
+    "digit-each": {"workflow": "graph", "output": "labels", "nodes": {
+        "images": node(function=f"{P}:images", input="request"),
+        "digits": node(model="digits", input="images", map=True),
+        "labels": node(function=f"{P}:labels", input="digits"),
+    }},
     "nested": {"workflow": "graph", "output": "outer", "nodes": {
         "inner": node(model="pair-graph", input="request"),
         "outer": node(model="upper", input="inner.b"),
@@ -132,7 +139,7 @@ GRAPHS: dict[str, dict[str, Any]] = {
 @pytest.fixture(scope="module")
 def server() -> Iterator[RunningServer]:
     models = {name: ModelConfig.model_validate(table) for name, table in GRAPHS.items()}
-    running = RunningServer(ServiceConfig(models=models))
+    running = RunningServer(ServiceConfig(models=models, base_dir=ROOT / "service"))
     yield running
     running.stop()
 
@@ -267,6 +274,41 @@ def test_map_over_a_list_and_paths(client: Any) -> None:
         {"word": "a", "length": 1}, {"word": "bb", "length": 2}, {"word": "ccc", "length": 3},
     ]  # fmt: skip
     assert client.infer("nested", "q").output == "Q"
+
+
+def test_concurrent_node_calls_meet_at_the_models_batcher(client: Any) -> None:
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images[:8].tolist()
+    before = next(model for model in client.models() if model.name == "digits").batching
+    answer = client.infer("digit-each", images).output
+    after = next(model for model in client.models() if model.name == "digits").batching
+    assert before is not None and after is not None
+    assert int(after["rows"]) - int(before["rows"]) == 8
+    assert int(after["batches"]) - int(before["batches"]) < 8  # some calls ran in one batch
+    alone = [int(client.infer("digits", {"input": np.asarray(image, np.float32).reshape(1, 1, 8, 8)}).output["label"][0]) for image in images]
+    assert answer == alone and sum(a == b for a, b in zip(answer, digits.target[:8])) >= 6
+
+
+def test_a_tensor_mismatch_between_nodes_fails_the_graphs_setup(server: RunningServer) -> None:
+    config = ServiceConfig(base_dir=ROOT / "service", models={
+        "wine": ModelConfig.model_validate({"workflow": "onnx", "path": "models/wine.onnx"}),
+        "digits": ModelConfig.model_validate(GRAPHS["digits"]),
+        "mismatch": ModelConfig.model_validate({"workflow": "graph", "output": "digits", "nodes": {
+            "wine": node(model="wine", input="request"), "digits": node(model="digits", input="wine"),
+        }}),
+    })  # fmt: skip
+    engine = Engine(config)
+    server.call(engine.start())
+    try:
+        assert engine.states()["mismatch"].value == "failed"
+        (report,) = [report for report in engine.describe() if report.name == "mismatch"]
+        assert "graph 'mismatch', node 'digits' (model 'digits'): needs tensor 'input'" in report.reason
+        assert "node 'wine' gives (" in report.reason
+    finally:
+        server.call(engine.close())
 
 
 def test_list_models_shows_nodes_and_their_stats(client: Any) -> None:
