@@ -14,6 +14,7 @@ import functools
 import importlib
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
@@ -30,12 +31,15 @@ __all__ = ["ModelState", "ModelEntry", "Repository", "WORKFLOWS", "load_workflow
 
 logger = logging.getLogger("inferd.repository")
 
+_IMPORTS = threading.RLock()
+
 #: Registered workflow kinds: name -> ("module:Class", what to install when the import fails).
 WORKFLOWS: dict[str, tuple[str, str | None]] = {
     "onnx": ("inferd.workflows.onnx:OnnxWorkflow", "onnxruntime-gpu (pip install 'inferd[onnx]')"),
     "torch": ("inferd.workflows.torch:TorchWorkflow", "torch (pip install 'inferd[torch]')"),
     "echo": ("inferd.workflows.echo:EchoWorkflow", None),
     "textgen": ("inferd.workflows.textgen:TextGenWorkflow", "transformers (pip install 'inferd[textgen]')"),
+    "lm-score": ("inferd.workflows.lmscore:LMScoreWorkflow", "transformers (pip install 'inferd[textgen]')"),
     "bark": ("inferd.workflows.tts:BarkWorkflow", "transformers (pip install 'inferd[textgen]')"),
     "openai": ("inferd.workflows.remote_openai:OpenAIWorkflow", "openai (pip install 'inferd[remote]')"),
     "hf-inference": ("inferd.workflows.remote_hf:HFInferenceWorkflow", "huggingface_hub (pip install 'inferd[remote]')"),
@@ -65,7 +69,10 @@ def load_workflow_class(reference: str, base_dir: Path | None = None) -> type[Wo
         if str(base_dir) not in sys.path:
             sys.path.insert(0, str(base_dir))
     try:
-        module = importlib.import_module(module_name)
+        # One import at a time: workflows set up at once import their frameworks from several
+        # threads, and transformers' lazy module has failed such concurrent imports.
+        with _IMPORTS:
+            module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if hint is not None and error.name != module_name:
             raise ConfigError(f"workflow {reference!r} needs {hint}: {error}") from error

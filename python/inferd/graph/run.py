@@ -289,20 +289,32 @@ class _Run:
     async def _map(self, node: Node, value: Any, call: _Call) -> Any:
         if isinstance(value, Chunks):
             async def mapped() -> AsyncIterator[Any]:
+                # Each chunk's call starts as the chunk comes; results leave in order, each as
+                # soon as it and those before it are done.
                 pending: deque[asyncio.Task[Any]] = deque()
+                source = aiter(value)
+                upcoming: asyncio.Future[Any] | None = asyncio.ensure_future(anext(source))
+                index = 0
                 try:
-                    index = 0
-                    async for item in value:
-                        pending.append(asyncio.ensure_future(self._element(node, item, index)))
-                        index += 1
+                    while upcoming is not None or pending:
+                        waits = [task for task in (upcoming, pending[0] if pending else None) if task is not None]
+                        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                         while pending and pending[0].done():
                             yield pending.popleft().result()
-                    while pending:
-                        yield await pending.popleft()
+                        if upcoming is not None and upcoming.done():
+                            try:
+                                item = upcoming.result()
+                            except StopAsyncIteration:
+                                upcoming = None
+                                continue
+                            pending.append(asyncio.ensure_future(self._element(node, item, index)))
+                            index += 1
+                            upcoming = asyncio.ensure_future(anext(source))
                 finally:
-                    for task in pending:
+                    for task in (*pending, *([upcoming] if upcoming is not None else [])):
                         task.cancel()
-                    await asyncio.gather(*pending, return_exceptions=True)
+                    await asyncio.gather(*pending, *([upcoming] if upcoming is not None else []), return_exceptions=True)
+                    await source.aclose()  # type: ignore[attr-defined]
 
             stream = Chunks(mapped, call)
             self.streams.append(stream)
