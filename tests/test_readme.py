@@ -139,6 +139,34 @@ def test_buf_curl_quick_start(address: str) -> None:
     assert_close(infer_response_parts(answer)[2], json.loads(readme_block("shell-output-json")), "output.json")
 
 
+def graph_output_shown() -> list[Any]:
+    return [ast.literal_eval(line) for line in readme_block("graph-python-output").splitlines() if line.strip()]
+
+
+def test_graph_quick_start(address: str) -> None:
+    """The stories graph: seeded generations, so the same texts and scores as the README's."""
+    code = with_address(readme_block("graph-python"), address)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    printed = [ast.literal_eval(line) for line in result.stdout.splitlines() if line.strip()]
+    assert_close(printed, graph_output_shown())
+
+
+def test_graph_buf_curl(address: str) -> None:
+    if not (BUF_DIRECTORY / "buf").exists():
+        pytest.fail("buf is not installed: run `make buf` (it installs npm's @bufbuild/buf into .tools/)")
+    script = "set -euo pipefail\n" + with_address(readme_block("graph-shell"), address)
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "PATH": f"{BUF_DIRECTORY}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["model"] == "stories"
+    assert {"node:gen1", "node:gen2", "node:gen3", "node:scores", "node:scored"} <= {t["stage"] for t in answer["timings"]}
+    assert_close(json.loads(base64.b64decode(answer["output"]["json"])), graph_output_shown(), "output.json")
+
+
 def test_minimal_configuration_is_valid(tmp_path: Path) -> None:
     """The README's minimal configuration loads (unknown keys would be refused)."""
     path = tmp_path / "inferd.toml"

@@ -164,10 +164,11 @@ def command_trace(args: argparse.Namespace) -> int:
     from .server.waterfall import draw, layout, trace_request
 
     roots = trace_request(args.config, args.model, _inputs(args), _parameters(args.param), stream=args.stream)
-    for bar, row, depth in layout(roots):
+    for bar, row, depth in layout(roots, args.depth):
         print(f"{'  ' * depth}{bar.name}{' [linked]' if bar.linked else ''}  {bar.ms:.3f} ms")
     if args.out:
-        draw(roots, Path(args.out), f"inferd: one {'Stream' if args.stream else 'Infer'} call to {args.model!r}")
+        title = f"inferd: one {'Stream' if args.stream else 'Infer'} call to {args.model!r}"
+        draw(roots, Path(args.out), title, args.depth)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _request_arguments(trace)
     trace.add_argument("--stream", action="store_true", help="call Stream instead of Infer")
     trace.add_argument("--out", "-o", help="the waterfall PNG to write")
+    trace.add_argument("--depth", type=int, help="show spans this many levels below the call at most (a graph's nodes: 2)")
     trace.set_defaults(handler=command_trace)
     return parser
 

@@ -117,29 +117,30 @@ def _tree(spans: list[Any]) -> list[SpanBar]:
     return top
 
 
-def layout(roots: list[SpanBar]) -> list[tuple[SpanBar, int, int]]:
-    """(bar, row, depth) for every span, a row each, depth-first: a child below its parent,
-    siblings in the order they started, so parallel branches show as bars that overlap in time
-    on rows side by side."""
+def layout(roots: list[SpanBar], max_depth: int | None = None) -> list[tuple[SpanBar, int, int]]:
+    """(bar, row, depth) for every span (down to ``max_depth`` levels), a row each, depth-first:
+    a child below its parent, siblings in the order they started, so parallel branches show as
+    bars that overlap in time on rows side by side."""
     placed: list[tuple[SpanBar, int, int]] = []
 
     def place(bar: SpanBar, depth: int) -> None:
         placed.append((bar, len(placed), depth))
-        for child in bar.children:
-            place(child, depth + 1)
+        if max_depth is None or depth < max_depth:
+            for child in bar.children:
+                place(child, depth + 1)
 
     for root in roots:
         place(root, 0)
     return placed
 
 
-def draw(roots: list[SpanBar], out: Path, title: str) -> None:
+def draw(roots: list[SpanBar], out: Path, title: str, max_depth: int | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    placed = layout(roots)
+    placed = layout(roots, max_depth)
     origin = min(bar.start_ns for bar, _, _ in placed)
     rows = max(row for _, row, _ in placed) + 1
     figure, axes = plt.subplots(figsize=(10, 0.4 * rows + 1.2))
