@@ -13,7 +13,7 @@ CONFIG ?= service/inferd.toml
 RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.toml
 PROTO_SOURCES := $(shell find proto -name '*.proto')
 
-.PHONY: help setup models buf prometheus tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve gpu-check clean
+.PHONY: help setup models buf prometheus tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
 
 # The fuzz budget (40 s in all) split among the four targets.
 FUZZ_SECONDS ?= 24
@@ -116,7 +116,11 @@ proto-check: setup ## fail when python/inferd/v1 differs from what proto/ genera
 	  cmp -s $$f python/inferd/v1/$$(basename $$f) || { echo "$$f differs from python/inferd/v1: run 'make proto'"; exit 1; }; \
 	done; rm -rf .proto-check; echo "generated code matches proto/"
 
-bench: bench-records bench-serve ## run every benchmark (results in benches/results/)
+bench: bench-records bench-serve bench-graph ## run every benchmark (results in benches/results/)
+
+bench-graph: setup models ## graphs: a hop's cost, parallel branches, the seed's graph against BentoML 1.4
+	bash benches/graph_bentoml/setup.sh
+	$(PY) -m benches.graph
 
 $(PACKFLOW)/packflow:
 	@# packflow is a baseline, not a dependency: it lives beside the venv, for the bench only.

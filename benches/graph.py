@@ -162,7 +162,7 @@ def seed(served: Served, rounds: int, max_new_tokens: int) -> dict[str, Any]:
 def bentoml(served: Served, requests: int, concurrency: int, max_new_tokens: int) -> dict[str, Any]:
     """The seed on BentoML and on inferd, the same prompts, at the same concurrency."""
     try:
-        from graph_bentoml import run as bento  # type: ignore[import-not-found]
+        from benches.graph_bentoml import run as bento
     except ImportError as error:
         return {"skipped": f"benches/graph_bentoml is not importable: {error}"}
     if not bento.installed():

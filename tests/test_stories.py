@@ -86,3 +86,18 @@ def test_a_bad_parameter_names_the_node(client: Any) -> None:
     with pytest.raises(InvalidInput) as caught:
         client.infer("stories", PROMPT, parameters={"max_new_tokens": -1})
     assert "graph 'stories', node 'gen" in str(caught.value) and "max_new_tokens" in str(caught.value)
+
+
+def test_the_cli_calls_and_lists_a_graph_like_any_model(server: RunningServer) -> None:
+    import json
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-m", "inferd"]
+    answer = subprocess.run([*run, "infer", "stories", "--address", server.address, "--text", PROMPT, "--param", "max_new_tokens=4"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    records = json.loads(answer.stdout)
+    assert len(records) == 3 and all(set(record) == {"generated", "score"} for record in records)
+    listed = subprocess.run([*run, "models", "--address", server.address], capture_output=True, text=True, timeout=60)
+    assert "stories nodes: gen1=smollm2 gen2=smollm2 gen3=smollm2 generated=all scores=map:smollm2-score scored=zip_records" in listed.stdout

@@ -115,6 +115,9 @@ def command_models(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     for model in models:
+        if model.nodes:
+            nodes = " ".join(f"{n['name']}={'map:' if n['map'] else ''}{n['target'].rpartition(':')[2]}" for n in model.nodes)
+            print(f"{model.name} nodes: {nodes}")
         if model.reason:
             print(f"{model.name}: {model.reason}")
     return 0
