@@ -139,7 +139,8 @@ GRAPHS: dict[str, dict[str, Any]] = {
 @pytest.fixture(scope="module")
 def server() -> Iterator[RunningServer]:
     models = {name: ModelConfig.model_validate(table) for name, table in GRAPHS.items()}
-    running = RunningServer(ServiceConfig(models=models, base_dir=ROOT / "service"))
+    config = ServiceConfig(models=models, base_dir=ROOT / "service").with_server(metrics={"address": "127.0.0.1:0"})
+    running = RunningServer(config)
     yield running
     running.stop()
 

@@ -39,7 +39,7 @@ def receiver() -> Iterator[tuple[Receiver, int]]:
 def traced(receiver: tuple[Receiver, int]) -> Iterator[RunningServer]:
     models = {name: ModelConfig.model_validate(GRAPHS[name]) for name in ("barrier", "parallel", "refuses", "sleeper", "fails", "upper")}
     tracing = {"enabled": True, "exporter": "otlp-grpc", "endpoint": f"http://127.0.0.1:{receiver[1]}"}
-    running = RunningServer(ServiceConfig(models=models).with_server(tracing=tracing))
+    running = RunningServer(ServiceConfig(models=models).with_server(tracing=tracing, metrics={"address": "127.0.0.1:0"}))
     yield running
     running.stop()
 

@@ -15,7 +15,7 @@ import importlib
 import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +252,7 @@ def build_plan(graph: str, model: ModelConfig, service: ServiceConfig) -> Plan:
             if len(kinds) > 1:
                 raise ConfigError(f"graph {graph!r}, node {name!r}: some cases stream and some do not")
             streams = kinds.pop()
-        nodes[name] = _with(node, streams=streams)
+        nodes[name] = replace(node, streams=streams)
     readers = {name: 0 for name in nodes}
     for node in nodes.values():
         for edge in set(_edges(node)):
@@ -272,12 +272,6 @@ def build_plan(graph: str, model: ModelConfig, service: ServiceConfig) -> Plan:
 
 def nodes_stream(nodes: Mapping[str, Node], ref: Ref) -> bool:
     return ref.node in nodes and not ref.path and nodes[ref.node].streams
-
-
-def _with(node: Node, **changes: Any) -> Node:
-    from dataclasses import replace
-
-    return replace(node, **changes)
 
 
 def build_plans(service: ServiceConfig) -> dict[str, Plan]:

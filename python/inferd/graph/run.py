@@ -144,7 +144,7 @@ class _Run:
             request = self.request = decode_json(request.value) if request.kind == "json" else request.value
         return request
 
-    async def value(self, ref: Ref, reader: Node, *, whole: bool = False) -> Any:
+    async def value(self, ref: Ref, *, whole: bool = False) -> Any:
         """What ``ref`` names; ``whole``: a model reads it as it is (the request's payload
         then goes on undecoded, and the model's own adapter reads it)."""
         if ref.node == "request":
@@ -222,7 +222,7 @@ class _Run:
         config = node.config
         if node.kind == "switch":
             assert node.selector is not None
-            key = _key(await collect(await self.value(node.selector, node)))
+            key = _key(await collect(await self.value(node.selector)))
             case = config.cases.get(key, config.otherwise)
             if case is None:
                 raise InvalidInput(
@@ -232,7 +232,7 @@ class _Run:
         if node.kind == "join":
             return await self._join(node)
         whole = node.kind == "model" and not config.map and len(node.inputs) == 1 and node.names is None
-        inputs = await _all(self.value(ref, node, whole=whole) for ref in node.inputs)
+        inputs = await _all(self.value(ref, whole=whole) for ref in node.inputs)
         if any(value is SKIPPED for value in inputs):
             return SKIPPED
         call.begin()  # its span and time start when its inputs are ready
@@ -324,7 +324,7 @@ class _Run:
         return await _all(self._element(node, item, index) for index, item in enumerate(value))
 
     async def _join(self, node: Node) -> Any:
-        tasks = [asyncio.ensure_future(self.value(ref, node)) for ref in node.inputs]
+        tasks = [asyncio.ensure_future(self.value(ref)) for ref in node.inputs]
         if node.config.join == "all":
             return [value for value in await _all(tasks) if value is not SKIPPED]
         wanted = node.config.k or 1
