@@ -126,6 +126,21 @@ except ImportError:  # pragma: no cover - the otel extra is not installed
     _propagate = None
 
 
+class _RpcErrors:
+    """``with _rpc_errors:`` a failed call's ``grpc.RpcError`` leaves as the inferd error that
+    the server raised (:func:`._codec.error`); both clients wrap every call in it."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, failure: BaseException | None, _: TracebackType | None) -> None:
+        if isinstance(failure, grpc.RpcError):
+            raise error(failure) from None
+
+
+_rpc_errors = _RpcErrors()
+
+
 class _Channel:
     """What both clients share: the channel, its stubs, the token and the default deadline."""
 
@@ -198,10 +213,8 @@ class Client(_Channel):
         timeout: float | None = None,
     ) -> InferResult:
         """Runs one request through ``model`` and returns its answer."""
-        try:
+        with _rpc_errors:
             return infer_result(self._stub.Infer(request(model, inputs, parameters, id), **self._options(timeout)))
-        except grpc.RpcError as failure:
-            raise error(failure) from None
 
     def stream(
         self,
@@ -215,35 +228,28 @@ class Client(_Channel):
         """Streams ``model``'s answer; closing the iterator early cancels the call."""
         call = self._stub.Stream(request(model, inputs, parameters, id), **self._options(timeout))
         try:
-            for response in call:
-                yield chunk(response)
-        except grpc.RpcError as failure:
-            raise error(failure) from None
+            with _rpc_errors:
+                for response in call:
+                    yield chunk(response)
         finally:
             call.cancel()
 
     def setup(self, model: str, *, timeout: float | None = None) -> float:
         """Sets ``model`` up (idempotent); returns its setup time in milliseconds."""
-        try:
+        with _rpc_errors:
             return float(self._stub.Setup(pb.SetupRequest(model=model), **self._options(timeout)).setup_ms)
-        except grpc.RpcError as failure:
-            raise error(failure) from None
 
     def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """The server's models, with their states and stage timings."""
-        try:
+        with _rpc_errors:
             response = self._stub.ListModels(pb.ListModelsRequest(), **self._options(timeout))
-        except grpc.RpcError as failure:
-            raise error(failure) from None
         return [model_info(info) for info in response.models]
 
     def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The gRPC health status ("SERVING", "NOT_SERVING", ...) of the server or a model."""
         request = health_pb2.HealthCheckRequest(service=service)
-        try:
+        with _rpc_errors:
             return _status_name(self._health.Check(request, **self._options(timeout, authenticated=False)))
-        except grpc.RpcError as failure:
-            raise error(failure) from None
 
 
 class AsyncClient(_Channel):
@@ -281,10 +287,8 @@ class AsyncClient(_Channel):
         timeout: float | None = None,
     ) -> InferResult:
         message = request(model, inputs, parameters, id)
-        try:
+        with _rpc_errors:
             return infer_result(await self._stub.Infer(message, **self._options(timeout)))
-        except grpc.RpcError as failure:
-            raise error(failure) from None
 
     async def stream(
         self,
@@ -297,32 +301,25 @@ class AsyncClient(_Channel):
     ) -> AsyncIterator[StreamChunk]:
         call = self._stub.Stream(request(model, inputs, parameters, id), **self._options(timeout))
         try:
-            async for response in call:
-                yield chunk(response)
-        except grpc.RpcError as failure:
-            raise error(failure) from None
+            with _rpc_errors:
+                async for response in call:
+                    yield chunk(response)
         finally:
             call.cancel()
 
     async def setup(self, model: str, *, timeout: float | None = None) -> float:
-        try:
+        with _rpc_errors:
             return float((await self._stub.Setup(pb.SetupRequest(model=model), **self._options(timeout))).setup_ms)
-        except grpc.RpcError as failure:
-            raise error(failure) from None
 
     async def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
-        try:
+        with _rpc_errors:
             response = await self._stub.ListModels(pb.ListModelsRequest(), **self._options(timeout))
-        except grpc.RpcError as failure:
-            raise error(failure) from None
         return [model_info(info) for info in response.models]
 
     async def health(self, service: str = "", *, timeout: float | None = None) -> str:
         request = health_pb2.HealthCheckRequest(service=service)
-        try:
+        with _rpc_errors:
             return _status_name(await self._health.Check(request, **self._options(timeout, authenticated=False)))
-        except grpc.RpcError as failure:
-            raise error(failure) from None
 
 
 def _status_name(response: health_pb2.HealthCheckResponse) -> str:
