@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -235,7 +236,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "graph.json")
     args = parser.parse_args()
     served = Served()
-    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "machine": {"platform": platform.platform(), "cpus": __import__("os").cpu_count()}}
+    # A part that is skipped keeps its results from the last run.
+    results: dict[str, Any] = json.loads(args.out.read_text()) if args.skip and args.out.exists() else {}
+    results.update({"date": time.strftime("%Y-%m-%d"), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}})
     try:
         if "hop" not in args.skip:
             results["hop"] = hop(served, args.rounds, args.calls)

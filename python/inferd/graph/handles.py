@@ -91,7 +91,13 @@ async def infer_object(
     engine: _Engine, model: str, inputs: Any, parameters: dict[str, Any] | None, *,
     timeout_s: float | None = None, label: str | None = None, span: str | None = None,
 ) -> Any:  # fmt: skip
-    """``model``'s output for the object ``inputs``, as a timed span of the calling request."""
+    """``model``'s output for the object ``inputs``, as a timed span of the calling request
+    (``label``: its timing's name; ``span``: its span's; neither: a graph's node, which times
+    itself)."""
+    if label is None and span is None and timeout_s is None:
+        caller = current_caller.get()
+        deadline = caller.deadline if caller is not None else None
+        return (await engine.infer(model, _payload(inputs), parameters, deadline=deadline)).output
     call = _Call(label, span, {"inferd.model": model})
     token = current_call.set(call.span) if call.span is not None else None
     error: BaseException | None = None
