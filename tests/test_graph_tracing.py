@@ -5,34 +5,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from conftest import RunningServer
 
 pytest.importorskip("opentelemetry.proto", reason="opentelemetry-proto (the otel extra) reads the spans")
 
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc  # noqa: E402
 from test_graph import GRAPHS  # noqa: E402
-from test_tracing import Receiver, exported  # noqa: E402
+from test_tracing import Receiver, exported, receiver  # noqa: E402, F401  (receiver: the fixture)
 
 from inferd.config import ModelConfig, ServiceConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[tuple[Receiver, int]]:
-    server = grpc.server(futures.ThreadPoolExecutor(2))
-    servicer = Receiver()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield servicer, port
-    server.stop(None)
 
 
 @pytest.fixture(scope="module")
