@@ -123,16 +123,21 @@ def test_python_quick_start(address: str) -> None:
     assert_close(ast.literal_eval(result.stdout.strip()), ast.literal_eval(readme_block("python-output")))
 
 
-def test_buf_curl_quick_start(address: str) -> None:
+def run_readme_shell(name: str, address: str, timeout: float) -> Any:
+    """The README's `buf curl` block NAME against ``address``: the JSON it prints."""
     if not (BUF_DIRECTORY / "buf").exists():
         pytest.fail("buf is not installed: run `make buf` (it installs npm's @bufbuild/buf into .tools/)")
-    script = "set -euo pipefail\n" + with_address(readme_block("shell"), address)
+    script = "set -euo pipefail\n" + with_address(readme_block(name), address)
     result = subprocess.run(
-        ["bash", "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        ["bash", "-c", script], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
         env={**os.environ, "PATH": f"{BUF_DIRECTORY}{os.pathsep}{os.environ.get('PATH', '')}"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    answer = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_buf_curl_quick_start(address: str) -> None:
+    answer = run_readme_shell("shell", address, 60)
     shown = json.loads(readme_block("shell-output"))
     assert_infer_responses_match(answer, shown)
     # The decoded output the README shows beside it is the same answer.
@@ -153,15 +158,7 @@ def test_graph_quick_start(address: str) -> None:
 
 
 def test_graph_buf_curl(address: str) -> None:
-    if not (BUF_DIRECTORY / "buf").exists():
-        pytest.fail("buf is not installed: run `make buf` (it installs npm's @bufbuild/buf into .tools/)")
-    script = "set -euo pipefail\n" + with_address(readme_block("graph-shell"), address)
-    result = subprocess.run(
-        ["bash", "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
-        env={**os.environ, "PATH": f"{BUF_DIRECTORY}{os.pathsep}{os.environ.get('PATH', '')}"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    answer = json.loads(result.stdout)
+    answer = run_readme_shell("graph-shell", address, 300)
     assert answer["model"] == "stories"
     assert {"node:gen1", "node:gen2", "node:gen3", "node:scores", "node:scored"} <= {t["stage"] for t in answer["timings"]}
     assert_close(json.loads(base64.b64decode(answer["output"]["json"])), graph_output_shown(), "output.json")
