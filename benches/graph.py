@@ -2,8 +2,9 @@
 against BentoML (`make bench-graph`, or `python -m benches.graph` from the repository root).
 
 1. **Hop**: a graph of one node against calling that node's model directly, over gRPC
-   (the Python client, one call at a time) and in process (``Engine.infer``), in paired rounds;
-   the hop's cost is the difference of the medians. Goal: <= 50 µs at the median.
+   (the Python client, one call at a time, in a process on CPUs apart from the server's) and in
+   process (``Engine.infer``), in paired rounds; the hop's cost is the difference of the
+   medians. Goal: <= 50 µs at the median.
 2. **Seed**: the default service's ``stories`` graph (three smollm2 generations in parallel,
    each scored) against the same models called one after another by the client, the same
    prompts and seeds (the answers are checked equal), in paired rounds.
@@ -18,15 +19,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,6 +94,30 @@ print(json.dumps(out))
 """
 
 
+@contextlib.contextmanager
+def _apart() -> Iterator[list[int]]:
+    """The server's process on half the CPUs and the client (given the other half) apart from
+    it, so that neither preempts the other and a round measures the server's work, not the
+    scheduler's (on 2 vCPUs the two otherwise share both, and a call takes 60% longer)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        yield []
+        return
+    half = len(cpus) // 2
+    _pin(cpus[:half])
+    try:
+        yield cpus[half:]
+    finally:
+        _pin(cpus)
+
+
+def _pin(cpus: list[int]) -> None:
+    """Every thread of this process (the server's loop, gRPC's) on ``cpus``."""
+    for task in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(task), cpus)
+
+
 def hop(served: Served, rounds: int, calls: int) -> dict[str, Any]:
     """A graph hop's cost: the graph's median minus its model's, paired round by round; over
     gRPC from a client process of its own, and in process through ``Engine.infer``."""
@@ -112,14 +139,18 @@ def hop(served: Served, rounds: int, calls: int) -> dict[str, Any]:
             return statistics.median(times) * 1e6
 
         command = [sys.executable, "-c", _CLIENT, served.address, model, graph, json.dumps(inputs), str(rounds), str(calls)]
-        grpc_rounds = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, timeout=900).stdout)
+        with _apart() as client_cpus:
+            if client_cpus:
+                command = ["taskset", "-c", ",".join(map(str, client_cpus)), *command]
+            grpc_rounds = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, timeout=900).stdout)
         process_rounds = []
         for _ in range(rounds):
             model_us, graph_us = served.call(direct(model)), served.call(direct(graph))
             process_rounds.append({"model_us": model_us, "graph_us": graph_us, "hop_us": graph_us - model_us})
         out[case] = {"grpc": _summary(grpc_rounds), "in_process": _summary(process_rounds)}
     worst = max(out[case]["grpc"]["hop_us"] for case in out)
-    out["goal"] = {"hop_us_median": round(worst, 1), "goal": "<= 50 us", "met": worst <= 50}
+    apart = len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
+    out["goal"] = {"hop_us_median": round(worst, 1), "goal": "<= 50 us", "met": worst <= 50, "client_apart": apart}
     return out
 
 

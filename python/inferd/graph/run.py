@@ -231,8 +231,11 @@ class _Run:
             return await self.need(case)
         if node.kind == "join":
             return await self._join(node)
-        whole = node.kind == "model" and not config.map and len(node.inputs) == 1 and node.names is None
-        inputs = await _all(self.value(ref, whole=whole) for ref in node.inputs)
+        if len(node.inputs) == 1:  # (most nodes: no gather to make)
+            whole = node.kind == "model" and not config.map and node.names is None
+            inputs = [await self.value(node.inputs[0], whole=whole)]
+        else:
+            inputs = await _all(self.value(ref) for ref in node.inputs)
         if any(value is SKIPPED for value in inputs):
             return SKIPPED
         call.begin()  # its span and time start when its inputs are ready
