@@ -11,7 +11,8 @@ UV := $(VENV)/bin/uv
 CARGO_MANIFEST := native/Cargo.toml
 CONFIG ?= service/inferd.toml
 RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.toml
-PROTO_SOURCES := $(shell find proto -name '*.proto')
+PROTO_SOURCES := $(shell find proto/inferd -name '*.proto')
+OIP_SOURCES := proto/inference/grpc_service.proto proto/inference/model_config.proto
 
 .PHONY: help setup models buf prometheus tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
 
@@ -102,19 +103,27 @@ lint: setup ## clippy -D warnings, the pure core built without pyo3, mypy --stri
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest inferd._native
 
-proto: setup ## regenerate python/inferd/v1 from proto/
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I proto \
-	  --python_out=python --grpc_python_out=python --mypy_out=quiet:python --mypy_grpc_out=quiet:python \
-	  $(PROTO_SOURCES)
+proto: setup ## regenerate python/inferd/v1 and python/inferd/oip from proto/
+	$(call protoc,python)
 
-proto-check: setup ## fail when python/inferd/v1 differs from what proto/ generates
-	@rm -rf .proto-check && mkdir -p .proto-check
-	@PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I proto \
-	  --python_out=.proto-check --grpc_python_out=.proto-check --mypy_out=quiet:.proto-check --mypy_grpc_out=quiet:.proto-check \
-	  $(PROTO_SOURCES)
-	@for f in .proto-check/inferd/v1/*; do \
-	  cmp -s $$f python/inferd/v1/$$(basename $$f) || { echo "$$f differs from python/inferd/v1: run 'make proto'"; exit 1; }; \
+proto-check: setup ## fail when python/inferd/v1 or oip differs from what proto/ generates
+	@rm -rf .proto-check && mkdir -p .proto-check/inferd/oip
+	@$(call protoc,.proto-check)
+	@for f in .proto-check/inferd/v1/* .proto-check/inferd/oip/*; do \
+	  g=python/$${f#.proto-check/}; cmp -s $$f $$g || { echo "$$f differs from $$g: run 'make proto'"; exit 1; }; \
 	done; rm -rf .proto-check; echo "generated code matches proto/"
+
+# inferd.v1 from proto/; the Open Inference Protocol from proto/inference/ with Triton's own file
+# names (grpc_service.proto imports "model_config.proto"), its imports then made relative.
+define protoc
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I proto \
+	  --python_out=$(1) --grpc_python_out=$(1) --mypy_out=quiet:$(1) --mypy_grpc_out=quiet:$(1) $(PROTO_SOURCES)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I proto/inference \
+	  --python_out=$(1)/inferd/oip --grpc_python_out=$(1)/inferd/oip \
+	  --mypy_out=quiet:$(1)/inferd/oip --mypy_grpc_out=quiet:$(1)/inferd/oip $(OIP_SOURCES)
+	sed -i -E 's/^import (model_config_pb2|grpc_service_pb2)\b/from . import \1/' $(1)/inferd/oip/*_pb2*.py $(1)/inferd/oip/*.pyi
+endef
+
 
 bench: bench-records bench-serve bench-graph ## run every benchmark (results in benches/results/)
 
