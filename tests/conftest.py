@@ -92,6 +92,7 @@ def _test_models() -> dict[str, ModelConfig]:
             "input": {"format": "records", "flatten": True, "rename": {"user.name": "name"}, "select": ["name", "user.age"]},
         },
         "passthrough": {"workflow": f"{module}:Inputs"},
+        "tensor-echo": {"workflow": f"{module}:TensorEcho", "inline": True},
         "threads": {"workflow": f"{module}:Threads"},
         "threads-inline": {"workflow": f"{module}:Threads", "inline": True},
         "counted-inline": {"workflow": f"{module}:CountedInline"},

@@ -231,3 +231,10 @@ class ShutdownProbe(Workflow):
 
     def teardown(self) -> None:
         type(self).events.append("teardown")
+
+
+class TensorEcho(Workflow):
+    """Answers with its input tensors as they came (the protocols' round trips)."""
+
+    def run(self, features: Any) -> Any:
+        return features

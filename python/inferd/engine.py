@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .adapters import OutputKind, Payload, adapt_output
-from .batching import Batcher
-from .config import PassthroughInput, ServiceConfig
-from .errors import DeadlineExceeded, InvalidInput, ResourceExhausted, Unimplemented
+from .config import ServiceConfig
+from .errors import DeadlineExceeded, InvalidInput, Unimplemented
 from .graph import GraphWorkflow, Models, Plan, build_plans, current_caller, graph_class
 from .reports import BatchingReport, ModelReport, model_report
+from .lane import Lane as _Lane
 from .repository import ModelEntry, ModelState, Repository
 from .stages import Stages
 from .telemetry import Telemetry
@@ -105,64 +105,6 @@ class _Clock:
         return tuple(timings)
 
 
-class _Lane:
-    """What the engine keeps of one model while it serves: requests in flight (admission, as a
-    context manager that holds no state per request, so one serves them all), requests on
-    their way to the batch queue, and the batcher."""
-
-    __slots__ = ("entry", "inflight", "preparing", "batcher", "telemetry", "tracing")
-
-    def __init__(self, entry: ModelEntry, telemetry: Telemetry | None, tracing: Tracing | None) -> None:
-        self.entry = entry
-        self.telemetry = telemetry
-        self.tracing = tracing
-        self.inflight = 0
-        #: Requests in their input adapter or preprocess now: the ones that may join a batch.
-        self.preparing = 0
-        self.batcher: Batcher | None = None
-
-    def __enter__(self) -> None:
-        limit = self.entry.config.limits.max_inflight
-        if self.inflight >= limit:
-            total = self.entry.stats.snapshot().get("total")
-            raise ResourceExhausted(
-                f"model {self.entry.name!r} has {self.inflight} requests in flight (limit {limit}); retry later",
-                retry_after_ms=max(10, int(total.mean_ms)) if total else 100,  # about one request's time
-                model=self.entry.name,
-            )
-        self.inflight += 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.inflight -= 1
-
-    def deadline(self, deadline: float | None) -> float | None:
-        """The caller's deadline, or the model's ``timeout_ms`` if that comes first."""
-        timeout_ms = self.entry.config.limits.timeout_ms
-        if timeout_ms is None:
-            return deadline
-        own = time.monotonic() + timeout_ms / 1000
-        return own if deadline is None else min(own, deadline)
-
-    def batch_queue(self, stages: Stages) -> Batcher:
-        if self.batcher is None:
-            entry = self.entry
-            config = entry.config.batching
-            assert config is not None and stages.run is not None
-            run = stages.run
-            self.batcher = Batcher(
-                entry.name,
-                config,
-                run.run_batch,
-                max_queue=entry.config.limits.max_queue,
-                max_running=config.max_running,
-                arriving=lambda: self.preparing > 0,
-                run_inline=run.function if stages.on_loop else None,
-                features_from_request=stages.preprocess is None,
-                tracing=self.tracing,
-            )
-        return self.batcher
-
-
 async def _by(deadline: float | None, model: str, work: Coroutine[Any, Any, T]) -> T:
     """Awaits ``work``, cancelled when ``deadline`` (``time.monotonic()``) passes: then
     DeadlineExceeded."""
@@ -198,13 +140,6 @@ class Engine:
             classes={name: graph_class(plan) for name, plan in self.plans.items()},
             bind=self._bind,
         )
-        for name in self.plans:
-            entry = self.repository.get(name)
-            if isinstance(entry.config.input, PassthroughInput):
-                # A graph's request goes to its nodes as it came: decoded only where a node
-                # reads into it, and a node model's own adapter reads it (JSON records into
-                # tensors in the native core, say).
-                entry.adapter = _as_it_came
         #: What the server counts for Prometheus (None: metrics off).
         self.telemetry = Telemetry(config) if config.server.metrics.enabled else None
         self.tracing = tracing
@@ -255,6 +190,23 @@ class Engine:
     def describe(self) -> list[ModelReport]:
         """Every model's report, in the configuration's order."""
         return [self._report(lane) for lane in self._lanes.values()]
+
+    def report(self, model: str) -> ModelReport:
+        """One model's report; NOT_FOUND for a model the configuration does not declare."""
+        return self._report(self._lane(model))
+
+    async def load(self, model: str) -> ModelReport:
+        """Loads a declared model (RepositoryModelLoad, ``inferd load``): sets it up, also
+        after an unload; a model that is ready stays as it is."""
+        await self.repository.load(model)
+        return self._report(self._lanes[model])
+
+    async def unload(self, model: str) -> ModelReport:
+        """Unloads a model: new requests are refused at once, those in flight finish, then its
+        batcher stops and its teardown runs; what it held is freed."""
+        lane = self._lane(model)
+        await self.repository.unload(model, lane.drain)
+        return self._report(lane)
 
     async def close(self) -> None:
         """Stops the batchers, tears the models down and stops the stage threads."""
@@ -434,10 +386,6 @@ class Engine:
 
     def _report(self, lane: _Lane) -> ModelReport:
         return model_report(lane.entry, lane.batcher, lane.inflight, self.telemetry, self.plans.get(lane.entry.name))
-
-
-def _as_it_came(payload: Payload) -> Payload:
-    return payload
 
 
 def _adapts_in_thread(payload: Payload) -> bool:

@@ -11,18 +11,19 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import gc
 import importlib
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .adapters import Adapter, make_adapter
-from .config import ModelConfig, ServiceConfig
+from .adapters import Adapter, Payload, make_adapter
+from .config import ModelConfig, PassthroughInput, ServiceConfig
 from .errors import ConfigError, ModelFailed, ModelNotFound, ModelNotReady
 from .stages import Stages, StageStats, Threads
 from .workflow import Workflow, WorkflowSpec, inspect_workflow
@@ -111,6 +112,8 @@ class ModelEntry:
     #: The workflow's stages, ready to call (None until set up, and after teardown).
     stages: Stages | None = None
     stats: StageStats = field(default_factory=StageStats)
+    #: Unloaded at run time: refused until loaded again (a lazy model is not set up again).
+    unloaded: bool = False
     _setup_task: asyncio.Future[None] | None = None
 
     @property
@@ -143,6 +146,11 @@ class Repository:
             except ConfigError as error:
                 raise ConfigError(f"model {name!r}: {error}") from None
             threads = Threads(executor, model.limits.max_concurrency)
+            if name in self._classes and isinstance(model.input, PassthroughInput):
+                # A graph's request goes to its nodes as it came: decoded only where a node
+                # reads into it, and a node model's own adapter reads it (JSON records into
+                # tensors in the native core, say).
+                adapter = _as_it_came
             self._entries[name] = ModelEntry(
                 name=name, config=model, adapter=adapter, threads=threads, base_dir=config.base_dir
             )
@@ -172,10 +180,41 @@ class Repository:
             raise ModelFailed(f"model {name!r} failed its setup: {entry.reason}", model=name, reason=entry.reason)
         return entry
 
+    async def load(self, name: str) -> ModelEntry:
+        """Sets a declared model up (also after an unload); a ready one stays as it is."""
+        entry = self.get(name)
+        entry.unloaded = False
+        return await self.setup(name)
+
+    async def unload(self, name: str, drain: Callable[[], Awaitable[None]]) -> ModelEntry:
+        """Refuses the model's new requests, lets ``drain`` wait for those in flight, then tears
+        it down and drops every reference to its workflow, so that what it held is freed."""
+        entry = self.get(name)
+        entry.unloaded = True
+        if entry._setup_task is not None and not entry._setup_task.done():
+            await asyncio.gather(asyncio.shield(entry._setup_task), return_exceptions=True)
+        stages = entry.stages
+        was_ready = entry.state is ModelState.READY
+        entry.reason = "unloaded"
+        self._set_state(entry, ModelState.DECLARED)
+        await drain()
+        entry.stages = None
+        entry._setup_task = None
+        if was_ready and stages is not None:
+            await self._teardown(entry, stages)
+        del stages
+        gc.collect()  # a workflow's cycles (torch modules, sessions) go now, not some time later
+        logger.info("model %s: unloaded", entry.name)
+        return entry
+
     async def ready(self, entry: ModelEntry) -> ModelEntry:
         """The model, set up for a request: lazy models are set up now, explicit ones refuse."""
         if entry.state is ModelState.READY:
             return entry
+        if entry.unloaded:
+            raise ModelNotReady(
+                f"model {entry.name!r} is unloaded: load it first (RepositoryModelLoad, inferd load)", model=entry.name
+            )
         if entry.state is ModelState.FAILED:
             raise ModelFailed(
                 f"model {entry.name!r} failed its setup: {entry.reason}", model=entry.name, reason=entry.reason
@@ -235,12 +274,19 @@ class Repository:
             stages = entry.stages
             if entry.state is not ModelState.READY or stages is None:
                 continue
-            teardown = stages.get("teardown")
-            try:
-                if teardown is not None:
-                    await teardown({})
-            except Exception:
-                logger.exception("model %s: teardown failed", entry.name)
+            await self._teardown(entry, stages)
             entry.stages = None
             self._set_state(entry, ModelState.DECLARED)
             entry._setup_task = None
+
+    async def _teardown(self, entry: ModelEntry, stages: Stages) -> None:
+        teardown = stages.get("teardown")
+        try:
+            if teardown is not None:
+                await teardown({})
+        except Exception:
+            logger.exception("model %s: teardown failed", entry.name)
+
+
+def _as_it_came(payload: Payload) -> Payload:
+    return payload

@@ -24,7 +24,10 @@ from ..config import ServiceConfig
 from ..errors import ConfigError
 from ..logs import configure_logging
 from ..engine import Engine, ModelState
-from .interceptors import SERVICE_NAME, Authenticator, add_inference_service
+from ..oip import grpc_service_pb2_grpc as oip_grpc
+from .interceptors import SERVICE_NAME, Authenticator, add_inference_service, add_service
+from .oip import SERVICE_NAME as OIP_SERVICE
+from .oip import OipServicer
 from .metrics import MetricsEndpoint, start_metrics
 from .otlp import make_tracing
 from .reflection import enable_reflection
@@ -132,10 +135,14 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
         grpc_server, InferenceServicer(engine), authenticator, WIRE_CODECS, engine.telemetry,
         access_log=config.server.access_log, tracing=engine.tracing,
     )  # fmt: skip
+    add_service(
+        grpc_server, OIP_SERVICE, OipServicer(engine), oip_grpc.add_GRPCInferenceServiceServicer_to_server,
+        authenticator, None, engine.telemetry, access_log=config.server.access_log, tracing=engine.tracing,
+    )  # fmt: skip
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     if config.server.reflection:
-        enable_reflection(grpc_server, [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name])
+        enable_reflection(grpc_server, [SERVICE_NAME, OIP_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name])
     credentials = server_credentials(config)
     if credentials is None:
         port = grpc_server.add_insecure_port(config.server.address)

@@ -30,7 +30,7 @@ from ..tracing import Tracing, current_call
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
 
-__all__ = ["Authenticator", "SERVICE_NAME", "add_inference_service"]
+__all__ = ["Authenticator", "SERVICE_NAME", "add_inference_service", "add_service", "Refused"]
 
 logger = logging.getLogger("inferd.server")
 
@@ -113,8 +113,13 @@ async def _abort(
 
 
 def _model_of(request: Any) -> str | None:
-    model = getattr(request, "model", None)
-    return model if isinstance(model, str) else None
+    """The model a request names: inferd.v1's ``model``, the Open Inference Protocol's
+    ``model_name`` or ``name`` (ModelReady, ModelMetadata, load and unload)."""
+    for field in ("model", "model_name", "name"):
+        model = getattr(request, field, None)
+        if isinstance(model, str):
+            return model
+    return None
 
 
 class _Unreadable:
@@ -164,13 +169,33 @@ def add_inference_service(
     access_log: bool = False,
     tracing: Tracing | None = None,
 ) -> None:
-    """Registers the Inference service on ``server``, every method wrapped by
-    :func:`_wrap_handler` once, here, rather than by an interceptor on every call. ``codecs``
-    replaces the generated (request deserializer, response serializer) of the methods it names."""
+    """Registers the Inference service (inferd.v1) on ``server``: :func:`add_service`."""
+    add_service(
+        server, SERVICE_NAME, servicer, pb_grpc.add_InferenceServicer_to_server, authenticator, codecs, telemetry,
+        access_log=access_log, tracing=tracing,
+    )  # fmt: skip
+
+
+def add_service(
+    server: grpc.aio.Server,
+    service: str,
+    servicer: Any,
+    add_to_server: Callable[[Any, Any], None],
+    authenticator: Authenticator | None = None,
+    codecs: Codecs | None = None,
+    telemetry: Telemetry | None = None,
+    *,
+    access_log: bool = False,
+    tracing: Tracing | None = None,
+) -> None:
+    """Registers the service ``service`` (full name) on ``server``, every method wrapped by
+    :func:`_wrap_handler` once, here, rather than by an interceptor on every call.
+    ``add_to_server`` is the generated ``add_XServicer_to_server``; ``codecs`` replaces the
+    generated (request deserializer, response serializer) of the methods it names."""
     generated = _Handlers()
-    pb_grpc.add_InferenceServicer_to_server(servicer, generated)  # type: ignore[arg-type]
+    add_to_server(servicer, generated)
     if not generated.handlers:
-        raise RuntimeError("inferd.v1's generated code registered no handlers: regenerate it (make proto)")
+        raise RuntimeError(f"{service}'s generated code registered no handlers: regenerate it (make proto)")
     wrapped = {}
     for name, handler in generated.handlers.items():
         deserializer, serializer = (codecs or {}).get(name, (None, None))
@@ -186,9 +211,9 @@ def add_inference_service(
         elif deserializer is not None:
             handler = handler._replace(request_deserializer=deserializer)  # type: ignore[attr-defined]
         observe = _observer(name, telemetry, access_log)
-        wrapped[name] = _wrap_handler(SERVICE_PREFIX + name, handler, authenticator, read, observe, tracing)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, wrapped),))
-    server.add_registered_method_handlers(SERVICE_NAME, wrapped)
+        wrapped[name] = _wrap_handler(f"/{service}/{name}", handler, authenticator, read, observe, tracing)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
+    server.add_registered_method_handlers(service, wrapped)
 
 
 def _status(error: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -335,4 +360,55 @@ def _wrap_handler(
                 end(request, code, started, span, token, trace_id)
 
         return handler._replace(unary_stream=stream)  # type: ignore[attr-defined,no-any-return]
+    if handler.stream_stream is not None:
+        inner_bidi: Any = handler.stream_stream
+
+        async def bidi(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            # The caller is identified once, when the stream opens; each request is read and
+            # permitted as it comes (the servicer answers a refused one in the stream).
+            started = time.perf_counter()
+            code = "OK"
+            span, token, trace_id = begin(context)
+            try:
+                identity = authenticator.identify(context.invocation_metadata()) if authenticator is not None else None
+
+                async def accepted() -> AsyncIterator[Any]:
+                    async for request in requests:
+                        if read is not None:
+                            request = read(request)
+                        if type(request) is _Unreadable:
+                            yield Refused(request.error)
+                        elif identity is not None:
+                            try:
+                                authenticator.permit(identity, _model_of(request))  # type: ignore[union-attr]
+                            except InferdError as error:
+                                yield Refused(error, request)
+                                continue
+                            yield request
+                        else:
+                            yield request
+
+                async for response in inner_bidi(accepted(), context):
+                    yield response
+            except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit) as error:
+                code = "CANCELLED" if isinstance(error, GeneratorExit) else _status(error, context)
+                raise
+            except Exception as error:
+                code = _status(error, context)
+                await _abort(context, error, method, trace_id)
+            finally:
+                end(None, code, started, span, token, trace_id)
+
+        return handler._replace(stream_stream=bidi)  # type: ignore[attr-defined,no-any-return]
     return handler
+
+
+class Refused:
+    """A request of a bidirectional stream that cannot be served (unreadable, or not permitted):
+    the servicer answers it in the stream with ``error``, and the stream goes on."""
+
+    __slots__ = ("error", "request")
+
+    def __init__(self, error: InferdError, request: Any = None) -> None:
+        self.error = error
+        self.request = request

@@ -1,0 +1,88 @@
+"""What the engine keeps of one model while it serves (:class:`Lane`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .batching import Batcher
+from .errors import ResourceExhausted
+from .repository import ModelEntry
+from .stages import Stages
+from .telemetry import Telemetry
+from .tracing import Tracing
+
+__all__ = ["Lane"]
+
+
+class Lane:
+    """What the engine keeps of one model while it serves: requests in flight (admission, as a
+    context manager that holds no state per request, so one serves them all), requests on
+    their way to the batch queue, and the batcher."""
+
+    __slots__ = ("entry", "inflight", "preparing", "batcher", "telemetry", "tracing", "idle")
+
+    def __init__(self, entry: ModelEntry, telemetry: Telemetry | None, tracing: Tracing | None) -> None:
+        self.entry = entry
+        self.telemetry = telemetry
+        self.tracing = tracing
+        self.inflight = 0
+        #: Requests in their input adapter or preprocess now: the ones that may join a batch.
+        self.preparing = 0
+        self.batcher: Batcher | None = None
+        #: Set when the last request in flight ends, while an unload waits for it.
+        self.idle: asyncio.Event | None = None
+
+    def __enter__(self) -> None:
+        limit = self.entry.config.limits.max_inflight
+        if self.inflight >= limit:
+            total = self.entry.stats.snapshot().get("total")
+            raise ResourceExhausted(
+                f"model {self.entry.name!r} has {self.inflight} requests in flight (limit {limit}); retry later",
+                retry_after_ms=max(10, int(total.mean_ms)) if total else 100,  # about one request's time
+                model=self.entry.name,
+            )
+        self.inflight += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.inflight -= 1
+        if self.idle is not None and not self.inflight:
+            self.idle.set()
+
+    async def drain(self) -> None:
+        """Waits for the requests in flight to finish (the model refuses new ones), then stops
+        the batcher."""
+        while self.inflight:
+            self.idle = asyncio.Event()
+            await self.idle.wait()
+        self.idle = None
+        if self.batcher is not None:
+            await self.batcher.close()
+            self.batcher = None
+
+    def deadline(self, deadline: float | None) -> float | None:
+        """The caller's deadline, or the model's ``timeout_ms`` if that comes first."""
+        timeout_ms = self.entry.config.limits.timeout_ms
+        if timeout_ms is None:
+            return deadline
+        own = time.monotonic() + timeout_ms / 1000
+        return own if deadline is None else min(own, deadline)
+
+    def batch_queue(self, stages: Stages) -> Batcher:
+        if self.batcher is None:
+            entry = self.entry
+            config = entry.config.batching
+            assert config is not None and stages.run is not None
+            run = stages.run
+            self.batcher = Batcher(
+                entry.name,
+                config,
+                run.run_batch,
+                max_queue=entry.config.limits.max_queue,
+                max_running=config.max_running,
+                arriving=lambda: self.preparing > 0,
+                run_inline=run.function if stages.on_loop else None,
+                features_from_request=stages.preprocess is None,
+                tracing=self.tracing,
+            )
+        return self.batcher

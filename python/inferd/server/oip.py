@@ -1,0 +1,304 @@
+"""The Open Inference Protocol (``inference.GRPCInferenceService``, KServe v2 and Triton's gRPC
+API) over the same engine as inferd.v1: messages to engine calls and back.
+
+Every model is served as version "1" (the model-management RPCs load and unload declared
+models). Errors are the engine's, mapped to status codes by the interceptor; in
+ModelStreamInfer an error is answered in the stream (``error_message``) and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from .. import __version__
+from ..engine import Engine, ModelReport, ModelState
+from ..errors import InferdError, ModelNotFound, Unimplemented
+from ..oip import grpc_service_pb2 as oip
+from ..oip import grpc_service_pb2_grpc as oip_grpc
+from ..oip import model_config_pb2 as mc
+from .interceptors import Refused
+from .oip_tensors import DTYPES, datatype, read_request, write_outputs, write_parameters
+
+__all__ = ["OipServicer", "SERVICE_NAME", "EXTENSIONS"]
+
+SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+#: The protocol extensions inferd implements (ServerMetadata lists them).
+EXTENSIONS = ["model_repository", "model_configuration", "statistics", "parameters", "schedule_policy"]
+VERSION = "1"
+_INFERENCE_RPCS = frozenset({"Infer", "Stream", "ModelInfer", "ModelStreamInfer"})
+_PLATFORMS = {"onnx": "onnxruntime_onnx", "torch": "pytorch_libtorch"}
+_CONFIG_TYPES = {name: getattr(mc, f"TYPE_{'STRING' if name == 'BYTES' else name}") for name in DTYPES}
+_REPOSITORY_STATES = {
+    ModelState.DECLARED: "UNAVAILABLE", ModelState.LOADING: "LOADING",
+    ModelState.READY: "READY", ModelState.FAILED: "UNAVAILABLE",
+}  # fmt: skip
+
+
+def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def platform(report: ModelReport) -> str:
+    return _PLATFORMS.get(report.workflow, f"inferd_{report.workflow}")
+
+
+def _tensors(specs: list[Any], default: str) -> list[tuple[str, str, list[int]]]:
+    """(name, datatype, shape) of declared tensors; a model that declares none takes (or
+    gives) one BYTES element, JSON or text (docs/oip.md)."""
+    if not specs:
+        return [(default, "BYTES", [-1])]
+    out = []
+    for spec in specs:
+        name = "BYTES" if spec.dtype is None else datatype_of_dtype(spec.dtype)
+        shape = [-1] if spec.shape is None else [-1 if size is None else size for size in spec.shape]
+        out.append((spec.name, name, shape))
+    return out
+
+
+def datatype_of_dtype(dtype: Any) -> str:
+    import numpy as np
+
+    return datatype(np.empty(0, dtype=dtype))
+
+
+class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _report(self, name: str, version: str = "") -> ModelReport:
+        report = self._engine.report(name)
+        if version not in ("", VERSION):
+            raise ModelNotFound(f"model {name!r} has no version {version!r} (versions: {VERSION})", model=name)
+        return report
+
+    # -- health and metadata ------------------------------------------------------------
+
+    async def ServerLive(self, request: oip.ServerLiveRequest, context: Any) -> oip.ServerLiveResponse:
+        return oip.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: oip.ServerReadyRequest, context: Any) -> oip.ServerReadyResponse:
+        return oip.ServerReadyResponse(ready=self._engine.eager_ready())
+
+    async def ModelReady(self, request: oip.ModelReadyRequest, context: Any) -> oip.ModelReadyResponse:
+        try:
+            report = self._report(request.name, request.version)
+        except ModelNotFound:
+            return oip.ModelReadyResponse(ready=False)
+        return oip.ModelReadyResponse(ready=report.state is ModelState.READY)
+
+    async def ServerMetadata(self, request: oip.ServerMetadataRequest, context: Any) -> oip.ServerMetadataResponse:
+        return oip.ServerMetadataResponse(name="inferd", version=__version__, extensions=EXTENSIONS)
+
+    async def ModelMetadata(self, request: oip.ModelMetadataRequest, context: Any) -> oip.ModelMetadataResponse:
+        report = self._report(request.name, request.version)
+        tensor = oip.ModelMetadataResponse.TensorMetadata
+        return oip.ModelMetadataResponse(
+            name=report.name,
+            versions=[VERSION],
+            platform=platform(report),
+            inputs=[tensor(name=n, datatype=d, shape=s) for n, d, s in _tensors(report.inputs, "input")],
+            outputs=[tensor(name=n, datatype=d, shape=s) for n, d, s in _tensors(report.outputs, "output")],
+        )
+
+    async def ModelConfig(self, request: oip.ModelConfigRequest, context: Any) -> oip.ModelConfigResponse:
+        report = self._report(request.name, request.version)
+        batching = report.batching
+        max_batch = batching.max_batch_size if batching is not None else 0
+
+        def dims(shape: list[int]) -> list[int]:
+            return shape[1:] if max_batch and shape else shape  # Triton's dims leave out the batch
+
+        config = mc.ModelConfig(
+            name=report.name,
+            platform=platform(report),
+            backend="inferd",
+            max_batch_size=max_batch,
+            input=[mc.ModelInput(name=n, data_type=_CONFIG_TYPES[d], dims=dims(s)) for n, d, s in _tensors(report.inputs, "input")],
+            output=[mc.ModelOutput(name=n, data_type=_CONFIG_TYPES[d], dims=dims(s)) for n, d, s in _tensors(report.outputs, "output")],
+            model_transaction_policy=mc.ModelTransactionPolicy(decoupled=report.streaming),
+        )  # fmt: skip
+        if batching is not None:
+            config.dynamic_batching.max_queue_delay_microseconds = int(batching.max_delay_ms * 1000)
+        if report.description:
+            config.parameters["description"].string_value = report.description
+        return oip.ModelConfigResponse(config=config)
+
+    async def ModelStatistics(self, request: oip.ModelStatisticsRequest, context: Any) -> oip.ModelStatisticsResponse:
+        reports = [self._report(request.name, request.version)] if request.name else self._engine.describe()
+        failures = self._failures()
+        return oip.ModelStatisticsResponse(model_stats=[_statistics(report, failures.get(report.name, 0)) for report in reports])
+
+    def _failures(self) -> dict[str, int]:
+        """Inference calls that failed, by model (Infer, Stream, ModelInfer: with metrics on)."""
+        telemetry = self._engine.telemetry
+        failures: dict[str, int] = {}
+        for (model, rpc, code), count in list(telemetry.requests.items() if telemetry is not None else ()):
+            if code != "OK" and rpc in _INFERENCE_RPCS:
+                failures[model] = failures.get(model, 0) + count
+        return failures
+
+    # -- inference ----------------------------------------------------------------------
+
+    async def _infer(self, message: oip.ModelInferRequest, deadline: float | None) -> oip.ModelInferResponse:
+        report = self._report(message.model_name, message.model_version)
+        request = read_request(message, report.input_format)
+        result = await self._engine.infer(request.model, request.payload, request.parameters, deadline=deadline)
+        response = oip.ModelInferResponse(model_name=request.model, model_version=VERSION, id=request.id)
+        write_outputs(response, result.kind, result.output, request.outputs, [spec.name for spec in report.outputs])
+        if result.parameters:
+            write_parameters(response.parameters, result.parameters)
+        return response
+
+    async def ModelInfer(self, request: oip.ModelInferRequest, context: Any) -> oip.ModelInferResponse:
+        return await self._infer(request, _deadline(context))
+
+    async def ModelStreamInfer(
+        self, requests: AsyncIterator[Any], context: Any
+    ) -> AsyncIterator[oip.ModelStreamInferResponse]:
+        """Each request is served as it comes, concurrently with the others; its responses
+        (a streaming model's chunks, else one answer) go out as they are made."""
+        out: asyncio.Queue[oip.ModelStreamInferResponse | None] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+        deadline = _deadline(context)
+
+        async def read() -> None:
+            async for request in requests:
+                task = asyncio.ensure_future(self._serve_streamed(request, deadline, out))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await out.put(None)
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while (response := await out.get()) is not None:
+                yield response
+            await reader  # raises what reading the stream raised
+        finally:
+            for task in (reader, *tasks):
+                task.cancel()
+            await asyncio.gather(reader, *tasks, return_exceptions=True)
+
+    async def _serve_streamed(self, request: Any, deadline: float | None, out: asyncio.Queue[Any]) -> None:
+        message: oip.ModelInferRequest | None = request.request if isinstance(request, Refused) else request
+        try:
+            if isinstance(request, Refused):
+                raise request.error
+            assert message is not None
+            report = self._report(message.model_name, message.model_version)
+            if not report.streaming:
+                response = await self._infer(message, deadline)
+                if _empty_final(message):
+                    response.parameters["triton_final_response"].bool_param = True
+                await out.put(oip.ModelStreamInferResponse(infer_response=response))
+                return
+            await self._stream(message, report, deadline, out)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await out.put(_stream_error(error, message))
+
+    async def _stream(self, message: oip.ModelInferRequest, report: ModelReport, deadline: float | None, out: asyncio.Queue[Any]) -> None:
+        request = read_request(message, report.input_format)
+        declared = [spec.name for spec in report.outputs]
+        async for chunk in self._engine.stream(request.model, request.payload, request.parameters, deadline=deadline):
+            if chunk.kind == "none" and not chunk.parameters:
+                continue  # the final marker: the empty final response says it, if asked for
+            response = oip.ModelInferResponse(model_name=request.model, model_version=VERSION, id=request.id)
+            if chunk.kind != "none":
+                write_outputs(response, chunk.kind, chunk.output, request.outputs, declared)
+            if chunk.parameters:
+                write_parameters(response.parameters, chunk.parameters)
+            if request.empty_final:
+                response.parameters["triton_final_response"].bool_param = False
+            await out.put(oip.ModelStreamInferResponse(infer_response=response))
+        if request.empty_final:
+            final = oip.ModelInferResponse(model_name=request.model, model_version=VERSION, id=request.id)
+            final.parameters["triton_final_response"].bool_param = True
+            await out.put(oip.ModelStreamInferResponse(infer_response=final))
+
+    # -- the repository -----------------------------------------------------------------
+
+    async def RepositoryIndex(self, request: oip.RepositoryIndexRequest, context: Any) -> oip.RepositoryIndexResponse:
+        index = oip.RepositoryIndexResponse.ModelIndex
+        models = [
+            index(name=report.name, version=VERSION, state=_REPOSITORY_STATES[report.state], reason=report.reason)
+            for report in self._engine.describe()
+            if not request.ready or report.state is ModelState.READY
+        ]
+        return oip.RepositoryIndexResponse(models=models)
+
+    async def RepositoryModelLoad(
+        self, request: oip.RepositoryModelLoadRequest, context: Any
+    ) -> oip.RepositoryModelLoadResponse:
+        if request.parameters:
+            raise Unimplemented("load parameters (a config or files) are not taken: only declared models load")
+        await self._engine.load(request.model_name)
+        return oip.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(
+        self, request: oip.RepositoryModelUnloadRequest, context: Any
+    ) -> oip.RepositoryModelUnloadResponse:
+        await self._engine.unload(request.model_name)
+        return oip.RepositoryModelUnloadResponse()
+
+
+def _empty_final(message: oip.ModelInferRequest) -> bool:
+    parameter = message.parameters.get("triton_enable_empty_final_response")
+    return parameter is not None and parameter.bool_param
+
+
+def _stream_error(error: BaseException, message: oip.ModelInferRequest | None) -> oip.ModelStreamInferResponse:
+    """An error answered in the stream, as Triton does: the message, and the request's id."""
+    if isinstance(error, InferdError):
+        text = f"{error.code}: {error.message}"
+    else:
+        import logging
+
+        logging.getLogger("inferd.server").error("ModelStreamInfer failed", exc_info=error)
+        text = "INTERNAL: internal error while serving the request; see the server log"
+    response = oip.ModelStreamInferResponse(error_message=text)
+    if message is not None:
+        response.infer_response.model_name = message.model_name
+        response.infer_response.id = message.id
+    return response
+
+
+def _statistics(report: ModelReport, failed: int) -> oip.ModelStatistics:
+    """Triton's statistics of a model from the engine's counters: requests served (the
+    "total" stage: every answer, from any API or another model of the server), ``failed``
+    calls, and the stages' counts and cumulative times."""
+
+    def duration(count: int, ms: float) -> oip.StatisticDuration:
+        return oip.StatisticDuration(count=count, ns=int(ms * 1e6))
+
+    def stage(*names: str) -> oip.StatisticDuration:
+        stats = [report.stages[name] for name in names if name in report.stages]
+        return duration(max((s.count for s in stats), default=0), sum(s.total_ms for s in stats))
+
+    run = report.stages.get("run") or report.stages.get("stream")
+    executions = report.batching.stats.batches if report.batching is not None else (run.count if run else 0)
+    total = report.stages.get("total")
+    ok = total.count if total else 0
+    return oip.ModelStatistics(
+        name=report.name,
+        version=VERSION,
+        inference_count=ok,
+        execution_count=executions,
+        inference_stats=oip.InferStatistics(
+            success=duration(ok, total.total_ms if total else 0.0),
+            fail=duration(failed, 0.0),
+            queue=stage("queue"),
+            compute_input=stage("adapt", "preprocess"),
+            compute_infer=stage("run", "stream"),
+            compute_output=stage("postprocess"),
+        ),
+    )
+
