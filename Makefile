@@ -14,7 +14,7 @@ RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.t
 PROTO_SOURCES := $(shell find proto/inferd -name '*.proto')
 OIP_SOURCES := proto/inference/grpc_service.proto proto/inference/model_config.proto
 
-.PHONY: help setup models buf prometheus tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
+.PHONY: help setup models buf prometheus oip-clients tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
 
 # The fuzz budget (40 s in all) split among the four targets.
 FUZZ_SECONDS ?= 24
@@ -30,6 +30,10 @@ GHZ := benches/.bin/ghz
 # which tests/test_readme.py runs.
 BUF_VERSION := 1.75.0
 TOOLS := .tools
+# The Open Inference Protocol's own clients (tests/test_oip_clients.py), in a venv of their own:
+# tritonclient needs protobuf < 7, inferd's generated code protobuf 7.
+OIP_VENV := $(TOOLS)/venv-oip
+OIP_CLIENTS := tritonclient[grpc]==2.73.0 kserve==0.21.0
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
@@ -92,7 +96,14 @@ prometheus: ## Debian's prometheus, for tests/test_prometheus.py, where apt-get 
 	    || echo "make: could not install prometheus: tests/test_prometheus.py will be skipped"; \
 	else echo "make: no apt-get as root: tests/test_prometheus.py will be skipped"; fi
 
-tools: $(GHZ) buf prometheus ## the tools the tests drive the server with (ghz, buf, prometheus)
+$(OIP_VENV)/.installed: $(VENV)/.installed Makefile
+	$(UV) venv --quiet --allow-existing --python $(PY) $(OIP_VENV)
+	$(UV) pip install --quiet --python $(OIP_VENV)/bin/python $(OIP_CLIENTS)
+	@touch $@
+
+oip-clients: $(OIP_VENV)/.installed ## tritonclient and the KServe SDK, in .tools/venv-oip (their own protobuf)
+
+tools: $(GHZ) buf prometheus oip-clients ## the tools the tests drive the server with (ghz, buf, prometheus, OIP clients)
 
 test-python: setup models tools ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
