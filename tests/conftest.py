@@ -94,7 +94,8 @@ def _test_models() -> dict[str, ModelConfig]:
         "passthrough": {"workflow": f"{module}:Inputs"},
         "tensor-echo": {"workflow": f"{module}:TensorEcho", "inline": True},
         # Loaded and unloaded through the Open Inference Protocol (tests/test_oip_clients.py).
-        "unloadable": {"workflow": f"{module}:CountedSetup", "setup": "explicit"},
+        "unloadable": {"workflow": f"{module}:TensorEcho", "setup": "explicit"},
+        "held": {"workflow": f"{module}:Held", "setup": "explicit"},
         "threads": {"workflow": f"{module}:Threads"},
         "threads-inline": {"workflow": f"{module}:Threads", "inline": True},
         "counted-inline": {"workflow": f"{module}:CountedInline"},

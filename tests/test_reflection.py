@@ -38,7 +38,7 @@ def files(response: alpha.ServerReflectionResponse) -> dict[str, descriptor_pb2.
 @pytest.mark.parametrize("service", VERSIONS)
 def test_reflection_lists_the_services(server: RunningServer, service: str) -> None:
     listed = {item.name for item in ask(server, service, list_services="").list_services_response.service}
-    assert listed == {"inferd.v1.Inference", "grpc.health.v1.Health", *VERSIONS}
+    assert listed == {"inferd.v1.Inference", "inference.GRPCInferenceService", "grpc.health.v1.Health", *VERSIONS}
 
 
 @pytest.mark.parametrize("service", VERSIONS)

@@ -238,3 +238,19 @@ class TensorEcho(Workflow):
 
     def run(self, features: Any) -> Any:
         return features
+
+
+class Held(Workflow):
+    """``run`` waits for ``release``; counts teardowns (the unload-drains test)."""
+
+    release = threading.Event()
+    entered = threading.Event()
+    teardowns = 0
+
+    def run(self, features: Any) -> Any:
+        type(self).entered.set()
+        type(self).release.wait(30)
+        return features
+
+    def teardown(self) -> None:
+        type(self).teardowns += 1
