@@ -130,6 +130,20 @@ def command_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_load(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        setup_ms = client.load(args.model)
+    print(f"{args.model}: loaded (setup {setup_ms:.0f} ms)")
+    return 0
+
+
+def command_unload(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.unload(args.model)
+    print(f"{args.model}: unloaded")
+    return 0
+
+
 def command_infer(args: argparse.Namespace) -> int:
     with _client(args) as client:
         result = client.infer(args.model, _inputs(args), parameters=_parameters(args.param), id=args.id)
@@ -238,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     setup = client_command("setup", "set a model up", "Set a declared model up (idempotent) and wait until it is ready.")
     setup.add_argument("model", help="the model's name")
     setup.set_defaults(handler=command_setup)
+    load = client_command("load", "load a declared model", "Load a declared model (also one unloaded before) and wait until it is ready.")
+    load.add_argument("model", help="the model's name")
+    load.set_defaults(handler=command_load)
+    unload = client_command(
+        "unload", "unload a model", "Unload a model: new requests are refused, those in flight finish, then it is torn down."
+    )
+    unload.add_argument("model", help="the model's name")
+    unload.set_defaults(handler=command_unload)
 
     for name, handler, help in (
         ("infer", command_infer, "run one request and print the answer"),

@@ -103,7 +103,8 @@ class ModelNotFound(InferdError, LookupError):
 
 
 class ModelNotReady(InferdError):
-    """The model is declared with ``setup = "explicit"`` and nobody has called Setup yet."""
+    """The model cannot serve yet: it is set up explicitly and nobody has called Setup, or it
+    was unloaded and nobody has loaded it again."""
 
     code = "FAILED_PRECONDITION"
 

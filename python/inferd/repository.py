@@ -171,6 +171,8 @@ class Repository:
         entry = self.get(name)
         if entry.state is ModelState.READY:
             return entry
+        if entry.unloaded:
+            raise _unloaded(entry)
         if entry._setup_task is None or entry._setup_task.done():
             entry._setup_task = asyncio.ensure_future(self._run_setup(entry))
         # Shielded: a caller that gives up must not cancel the setup that others share.
@@ -212,9 +214,7 @@ class Repository:
         if entry.state is ModelState.READY:
             return entry
         if entry.unloaded:
-            raise ModelNotReady(
-                f"model {entry.name!r} is unloaded: load it first (RepositoryModelLoad, inferd load)", model=entry.name
-            )
+            raise _unloaded(entry)
         if entry.state is ModelState.FAILED:
             raise ModelFailed(
                 f"model {entry.name!r} failed its setup: {entry.reason}", model=entry.name, reason=entry.reason
@@ -286,6 +286,10 @@ class Repository:
                 await teardown({})
         except Exception:
             logger.exception("model %s: teardown failed", entry.name)
+
+
+def _unloaded(entry: ModelEntry) -> ModelNotReady:
+    return ModelNotReady(f"model {entry.name!r} is unloaded: load it first (Load, inferd load)", model=entry.name)
 
 
 def _as_it_came(payload: Payload) -> Payload:

@@ -239,6 +239,16 @@ class Client(_Channel):
         with _rpc_errors:
             return float(self._stub.Setup(pb.SetupRequest(model=model), **self._options(timeout)).setup_ms)
 
+    def load(self, model: str, *, timeout: float | None = None) -> float:
+        """Loads a declared model (also after :meth:`unload`); returns its setup time in ms."""
+        with _rpc_errors:
+            return float(self._stub.Load(pb.LoadRequest(model=model), **self._options(timeout)).setup_ms)
+
+    def unload(self, model: str, *, timeout: float | None = None) -> None:
+        """Unloads a model once its requests in flight have finished; it refuses new ones."""
+        with _rpc_errors:
+            self._stub.Unload(pb.UnloadRequest(model=model), **self._options(timeout))
+
     def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """The server's models, with their states and stage timings."""
         with _rpc_errors:
@@ -310,6 +320,14 @@ class AsyncClient(_Channel):
     async def setup(self, model: str, *, timeout: float | None = None) -> float:
         with _rpc_errors:
             return float((await self._stub.Setup(pb.SetupRequest(model=model), **self._options(timeout))).setup_ms)
+
+    async def load(self, model: str, *, timeout: float | None = None) -> float:
+        with _rpc_errors:
+            return float((await self._stub.Load(pb.LoadRequest(model=model), **self._options(timeout))).setup_ms)
+
+    async def unload(self, model: str, *, timeout: float | None = None) -> None:
+        with _rpc_errors:
+            await self._stub.Unload(pb.UnloadRequest(model=model), **self._options(timeout))
 
     async def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         with _rpc_errors:

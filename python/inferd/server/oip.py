@@ -249,6 +249,36 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
         await self._engine.unload(request.model_name)
         return oip.RepositoryModelUnloadResponse()
 
+    # -- extensions inferd does not implement (ServerMetadata does not list them) ----------
+
+    async def SystemSharedMemoryStatus(self, request: Any, context: Any) -> Any:
+        raise _unimplemented("SystemSharedMemoryStatus")
+
+    async def SystemSharedMemoryRegister(self, request: Any, context: Any) -> Any:
+        raise _unimplemented("SystemSharedMemoryRegister")
+
+    async def SystemSharedMemoryUnregister(self, request: Any, context: Any) -> Any:
+        raise _unimplemented("SystemSharedMemoryUnregister")
+
+    async def CudaSharedMemoryStatus(self, request: Any, context: Any) -> Any:
+        raise _unimplemented("CudaSharedMemoryStatus")
+
+    async def CudaSharedMemoryRegister(self, request: Any, context: Any) -> Any:
+        raise _unimplemented("CudaSharedMemoryRegister")
+
+    async def CudaSharedMemoryUnregister(self, request: Any, context: Any) -> Any:
+        raise _unimplemented("CudaSharedMemoryUnregister")
+
+    async def TraceSetting(self, request: Any, context: Any) -> Any:
+        raise _unimplemented("TraceSetting")
+
+    async def LogSettings(self, request: Any, context: Any) -> Any:
+        raise _unimplemented("LogSettings")
+
+
+def _unimplemented(rpc: str) -> Unimplemented:
+    return Unimplemented(f"{rpc}: inferd does not implement this extension (ServerMetadata lists those it does)")
+
 
 def _empty_final(message: oip.ModelInferRequest) -> bool:
     parameter = message.parameters.get("triton_enable_empty_final_response")

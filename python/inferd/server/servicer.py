@@ -154,6 +154,14 @@ class InferenceServicer(pb_grpc.InferenceServicer):
             yield response
             index += 1
 
+    async def Load(self, request: pb.LoadRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.SetupResponse:
+        report = await self._engine.load(request.model)
+        return pb.SetupResponse(model=report.name, state=_STATES[report.state], setup_ms=report.setup_ms)
+
+    async def Unload(self, request: pb.UnloadRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.UnloadResponse:
+        report = await self._engine.unload(request.model)
+        return pb.UnloadResponse(model=report.name, state=_STATES[report.state])
+
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListModelsResponse:

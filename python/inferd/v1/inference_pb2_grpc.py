@@ -55,6 +55,16 @@ class InferenceStub:
                 request_serializer=inferd_dot_v1_dot_inference__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=inferd_dot_v1_dot_inference__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Load = channel.unary_unary(
+                '/inferd.v1.Inference/Load',
+                request_serializer=inferd_dot_v1_dot_inference__pb2.LoadRequest.SerializeToString,
+                response_deserializer=inferd_dot_v1_dot_inference__pb2.SetupResponse.FromString,
+                _registered_method=True)
+        self.Unload = channel.unary_unary(
+                '/inferd.v1.Inference/Unload',
+                request_serializer=inferd_dot_v1_dot_inference__pb2.UnloadRequest.SerializeToString,
+                response_deserializer=inferd_dot_v1_dot_inference__pb2.UnloadResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServicer:
@@ -94,6 +104,23 @@ class InferenceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Load(self, request, context):
+        """Loads a declared model: sets it up as Setup does, and also after an Unload (which Setup
+        refuses). A model that is ready stays as it is. Only models the configuration declares
+        load: NOT_FOUND otherwise; a request never names code or files.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unload(self, request, context):
+        """Unloads a model: its new requests are refused at once (FAILED_PRECONDITION), those in
+        flight finish, then its teardown runs and what it held is freed. Load brings it back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -116,6 +143,16 @@ def add_InferenceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=inferd_dot_v1_dot_inference__pb2.ListModelsRequest.FromString,
                     response_serializer=inferd_dot_v1_dot_inference__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Load': grpc.unary_unary_rpc_method_handler(
+                    servicer.Load,
+                    request_deserializer=inferd_dot_v1_dot_inference__pb2.LoadRequest.FromString,
+                    response_serializer=inferd_dot_v1_dot_inference__pb2.SetupResponse.SerializeToString,
+            ),
+            'Unload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unload,
+                    request_deserializer=inferd_dot_v1_dot_inference__pb2.UnloadRequest.FromString,
+                    response_serializer=inferd_dot_v1_dot_inference__pb2.UnloadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -227,6 +264,60 @@ class Inference:
             '/inferd.v1.Inference/ListModels',
             inferd_dot_v1_dot_inference__pb2.ListModelsRequest.SerializeToString,
             inferd_dot_v1_dot_inference__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Load(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferd.v1.Inference/Load',
+            inferd_dot_v1_dot_inference__pb2.LoadRequest.SerializeToString,
+            inferd_dot_v1_dot_inference__pb2.SetupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inferd.v1.Inference/Unload',
+            inferd_dot_v1_dot_inference__pb2.UnloadRequest.SerializeToString,
+            inferd_dot_v1_dot_inference__pb2.UnloadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,15 @@ class InferenceStub:
     """
     ListModels: _grpc.UnaryUnaryMultiCallable[_inference_pb2.ListModelsRequest, _inference_pb2.ListModelsResponse]
     """Lists the declared models with their state and stage timings."""
+    Load: _grpc.UnaryUnaryMultiCallable[_inference_pb2.LoadRequest, _inference_pb2.SetupResponse]
+    """Loads a declared model: sets it up as Setup does, and also after an Unload (which Setup
+    refuses). A model that is ready stays as it is. Only models the configuration declares
+    load: NOT_FOUND otherwise; a request never names code or files.
+    """
+    Unload: _grpc.UnaryUnaryMultiCallable[_inference_pb2.UnloadRequest, _inference_pb2.UnloadResponse]
+    """Unloads a model: its new requests are refused at once (FAILED_PRECONDITION), those in
+    flight finish, then its teardown runs and what it held is freed. Load brings it back.
+    """
 
 @_typing.type_check_only
 class InferenceAsyncStub(InferenceStub):
@@ -75,6 +84,15 @@ class InferenceAsyncStub(InferenceStub):
     """
     ListModels: _aio.UnaryUnaryMultiCallable[_inference_pb2.ListModelsRequest, _inference_pb2.ListModelsResponse]  # type: ignore[assignment]
     """Lists the declared models with their state and stage timings."""
+    Load: _aio.UnaryUnaryMultiCallable[_inference_pb2.LoadRequest, _inference_pb2.SetupResponse]  # type: ignore[assignment]
+    """Loads a declared model: sets it up as Setup does, and also after an Unload (which Setup
+    refuses). A model that is ready stays as it is. Only models the configuration declares
+    load: NOT_FOUND otherwise; a request never names code or files.
+    """
+    Unload: _aio.UnaryUnaryMultiCallable[_inference_pb2.UnloadRequest, _inference_pb2.UnloadResponse]  # type: ignore[assignment]
+    """Unloads a model: its new requests are refused at once (FAILED_PRECONDITION), those in
+    flight finish, then its teardown runs and what it held is freed. Load brings it back.
+    """
 
 class InferenceServicer(metaclass=_abc_1.ABCMeta):
     """The inference service."""
@@ -117,5 +135,26 @@ class InferenceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inference_pb2.ListModelsResponse, _abc.Awaitable[_inference_pb2.ListModelsResponse]]:
         """Lists the declared models with their state and stage timings."""
+
+    @_abc_1.abstractmethod
+    def Load(
+        self,
+        request: _inference_pb2.LoadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inference_pb2.SetupResponse, _abc.Awaitable[_inference_pb2.SetupResponse]]:
+        """Loads a declared model: sets it up as Setup does, and also after an Unload (which Setup
+        refuses). A model that is ready stays as it is. Only models the configuration declares
+        load: NOT_FOUND otherwise; a request never names code or files.
+        """
+
+    @_abc_1.abstractmethod
+    def Unload(
+        self,
+        request: _inference_pb2.UnloadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inference_pb2.UnloadResponse, _abc.Awaitable[_inference_pb2.UnloadResponse]]:
+        """Unloads a model: its new requests are refused at once (FAILED_PRECONDITION), those in
+        flight finish, then its teardown runs and what it held is freed. Load brings it back.
+        """
 
 def add_InferenceServicer_to_server(servicer: InferenceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
