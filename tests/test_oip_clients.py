@@ -145,3 +145,15 @@ def test_tritonclient_and_inferd_in_one_process() -> None:
     outcome = in_client_venv("-c", _ONE_PROCESS, str(ROOT / "python" / "inferd"))
     assert outcome.startswith("VersionError") and "gencode 7." in outcome and "runtime 6." in outcome, outcome
     assert sys.modules.get("tritonclient") is None  # and the tests themselves keep them apart
+
+
+def test_the_readmes_tritonclient_call(server: Any) -> None:
+    """README.md's tritonclient block, run as it is (only the address changed), prints what the
+    README shows."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_readme import readme_block, with_address
+
+    code = with_address(readme_block("oip", "readme"), server.address)
+    done = subprocess.run([str(VENV_PYTHON), "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == readme_block("oip-output", "readme").strip()
