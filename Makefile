@@ -14,7 +14,7 @@ RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.t
 PROTO_SOURCES := $(shell find proto/inferd -name '*.proto')
 OIP_SOURCES := proto/inference/grpc_service.proto proto/inference/model_config.proto
 
-.PHONY: help setup models buf prometheus oip-clients tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
+.PHONY: help setup models buf prometheus oip-clients tools deploy-tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
 
 # The fuzz budget (40 s in all) split among the four targets.
 FUZZ_SECONDS ?= 24
@@ -34,6 +34,11 @@ TOOLS := .tools
 # tritonclient needs protobuf < 7, inferd's generated code protobuf 7.
 OIP_VENV := $(TOOLS)/venv-oip
 OIP_CLIENTS := tritonclient[grpc]==2.73.0 kserve==0.21.0
+# The Kubernetes and KServe SDKs that tests/test_deploy.py validates deploy/ with, in a venv of
+# their own (kserve pins protobuf and more). kubernetes 37 changed its models' generator; kserve's
+# models are of the older one.
+DEPLOY_VENV := $(TOOLS)/venv-deploy
+DEPLOY_TOOLS := kubernetes==36.0.3 kserve==0.21.0 pyyaml==6.0.4
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
@@ -66,7 +71,7 @@ buf: $(TOOLS)/.buf-$(BUF_VERSION) ## install buf (npm @bufbuild/buf, pinned) int
 serve: setup models ## set up, build the models, serve the default service (CONFIG=...)
 	$(VENV)/bin/inferd serve --config $(CONFIG)
 
-test: setup models tools ## set up, then run every check: Rust tests, clippy, proto, mypy, stubtest, pytest
+test: setup models tools deploy-tools ## set up, then run every check: Rust tests, clippy, proto, mypy, stubtest, pytest
 	$(MAKE) --no-print-directory test-rust fuzz proto-check lint test-python
 
 test-rust: ## cargo test on the native core
@@ -105,7 +110,14 @@ oip-clients: $(OIP_VENV)/.installed ## tritonclient and the KServe SDK, in .tool
 
 tools: $(GHZ) buf prometheus oip-clients ## the tools the tests drive the server with (ghz, buf, prometheus, OIP clients)
 
-test-python: setup models tools ## pytest (real servers on 127.0.0.1)
+$(DEPLOY_VENV)/.installed: $(VENV)/.installed
+	$(UV) venv --quiet --allow-existing $(DEPLOY_VENV)
+	$(UV) pip install --python $(DEPLOY_VENV)/bin/python --quiet $(DEPLOY_TOOLS)
+	@touch $@
+
+deploy-tools: $(DEPLOY_VENV)/.installed ## the kubernetes and kserve SDKs (.tools/venv-deploy) for tests/test_deploy.py
+
+test-python: setup models tools deploy-tools ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
 
 lint: setup ## clippy -D warnings, the pure core built without pyo3, mypy --strict, stubtest of the .pyi
