@@ -236,3 +236,32 @@ def test_repository_index_load_and_an_unload_that_drains(stub: Any) -> None:
     assert stub.ModelReady(pb.ModelReadyRequest(name="held")).ready
     error = refused(stub.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="held", parameters={"config": pb.ModelRepositoryParameter(string_param="{}")}))
     assert error.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_tokens_guard_the_protocol_and_its_streams() -> None:
+    from conftest import RunningServer, service_config
+
+    config = service_config()
+    auth = {"tokens": [{"name": "echo-only", "token": "t-echo", "models": ["echo"]}]}
+    models = {name: config.models[name] for name in ("echo", "tensor-echo")}
+    running = RunningServer(config.with_server(auth=auth, metrics={"address": "127.0.0.1:0"}).model_copy(update={"models": models}))
+    try:
+        with grpc.insecure_channel(running.address) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            text = raw_request("echo", text=("BYTES", np.array([b"hi"], dtype=object)))
+            error = refused(stub.ModelInfer, text)
+            assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+            token = (("authorization", "Bearer t-echo"),)
+            assert stub.ModelInfer(text, metadata=token, timeout=30).raw_output_contents[0][4:] == b"hi"
+            other = raw_request("tensor-echo", x=("INT8", np.zeros(1, np.int8)))
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.ModelInfer(other, metadata=token, timeout=30)
+            assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+            text.id, other.id = "mine", "not-mine"
+            responses = list(stub.ModelStreamInfer(iter([other, text]), metadata=token, timeout=30))
+            assert {r.infer_response.id: r.error_message.split(":")[0] for r in responses} == {"not-mine": "PERMISSION_DENIED", "mine": ""}
+            with pytest.raises(grpc.RpcError) as caught:
+                list(stub.ModelStreamInfer(iter([text]), timeout=30))
+            assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        running.stop()
