@@ -29,6 +29,16 @@ Targets (``--targets``; default all but the ``*`` ones):
   mlserver-pw2 *    MLServer, no access log, no metrics, parallel_workers 2
   mlp-off, mlp-on   "batching pays": benches/models.py's MLP (float32 [1, 256]), inferd
                     batching off / on, at the highest concurrency only (--mlp-concurrency)
+  triton            Triton via PyTriton 0.7.0 (benches/peers/pytriton_server.py, its own venv),
+                    onnxruntime in a Python function, max_batch_size 32, no dynamic batching
+  triton-batching   the same with Triton's dynamic batcher (max queue delay 2 ms)
+  ray               Ray Serve 2.60's gRPC proxy, one replica (benches/peers/ray_server.py); ghz
+                    sends metadata application=wine (Ray routes by it; one app routes without)
+  inferd-oip *      inferd-off answered over inference.GRPCInferenceService/ModelInfer (its
+                    OIP servicer; not default until that lands on main)
+  The OIP targets send the same ModelInferRequest (model_name "wine", input "input" FP32
+  [1, 13] in raw_input_contents); ghz loads proto/inference/grpc_service.proto. Peers whose
+  venv is missing (benches/serve_setup.sh) are skipped with a printed reason.
 
 Results: benches/results/serve.json (machine facts, versions, every point, the goals' ratios)
 and serve.png (throughput and p99 against concurrency; drawn with matplotlib from MLServer's
@@ -40,7 +50,7 @@ report needs only common and the results' JSON):
   __main__   the command line: options, the run's results, the JSON, the README's table
   measure    the sweep (measure) and the paired phase (measure_paired); Point, one per point
   targets    Target, the request bytes, answers decoded and checked against ONNX Runtime
-  processes  the servers as subprocesses (inferd, the bare server, MLServer), stopped at the end
+  processes  the servers as subprocesses (inferd, the bare server, MLServer, the peers), stopped at the end
   loadgen    ghz and the asyncio client
   probes     machine facts: steal, CPU, versions, the cold-cache probe
   report     the goals' ratios, the table, the plot, the README's rewrite

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import __doc__ as USAGE
 from . import loadgen
-from .common import ALL_TARGETS, BENCHES, CONFIGS, DEFAULT_TARGETS, GHZ, MLSERVER_BATCHING, MLSERVER_VENV, WINE_ONNX, WORK, log
+from .common import ALL_TARGETS, BENCHES, CONFIGS, DEFAULT_TARGETS, GHZ, MLSERVER_BATCHING, MLSERVER_VENV, PEER_VENVS, WINE_ONNX, WORK, log
 from .measure import PAIRED_TARGETS, measure, measure_paired
 from .probes import cold_cache_probe, machine, versions
 from .report import plot, ratios, render_plot, table, update_readme
@@ -56,6 +56,9 @@ def main() -> None:
     if any(n.startswith("mlserver") for n in names) and not (MLSERVER_VENV / "bin" / "mlserver").exists():
         log(f"{MLSERVER_VENV} not found (run benches/serve_setup.sh): MLServer targets skipped")
         names = [n for n in names if not n.startswith("mlserver")]
+    for name in [n for n in names if n in PEER_VENVS and not (PEER_VENVS[n] / "bin" / "python").exists()]:
+        log(f"{PEER_VENVS[name]} not found (run benches/serve_setup.sh): {name} skipped")
+        names.remove(name)
     WORK.mkdir(parents=True, exist_ok=True)
     # SIGTERM unwinds like Ctrl-C, so that the servers started here are always stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

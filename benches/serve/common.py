@@ -10,6 +10,11 @@ BENCHES = ROOT / "benches"
 WORK = BENCHES / ".work"
 GHZ = BENCHES / ".bin" / "ghz"
 MLSERVER_VENV = BENCHES / ".venv-mlserver"
+PYTRITON_VENV = BENCHES / ".venv-pytriton"
+RAY_VENV = BENCHES / ".venv-ray"
+PEERS = BENCHES / "peers"
+#: The Open Inference Protocol (KServe v2 / Triton), what ghz loads for the OIP targets.
+OIP_PROTO = ROOT / "proto" / "inference" / "grpc_service.proto"
 MAIN_PYTHON = Path(sys.executable)
 WINE_ONNX = ROOT / "service" / "models" / "wine.onnx"
 CONFIGS = BENCHES / "configs"
@@ -28,8 +33,9 @@ KSERVE_INFER = "/inference.GRPCInferenceService/ModelInfer"
 ALL_TARGETS = [
     "inferd-off", "inferd-on", "inferd-json", "inferd-on-json", "inferd-nometrics", "inferd-traced", "bare", "bare-model", "inferd-asyncio", "bare-asyncio",
     "mlserver-default", "mlserver-best", "mlserver-batching", "mlserver-pw2", "mlp-off", "mlp-on",
+    "inferd-oip", "triton", "triton-batching", "ray",
 ]  # fmt: skip
-DEFAULT_TARGETS = [t for t in ALL_TARGETS if t not in ("inferd-on-json", "mlserver-pw2", "inferd-asyncio", "bare-asyncio")]
+DEFAULT_TARGETS = [t for t in ALL_TARGETS if t not in ("inferd-on-json", "mlserver-pw2", "inferd-asyncio", "bare-asyncio", "inferd-oip")]
 LABELS = {
     "inferd-off": "inferd, batching off (tensor)",
     "inferd-on": "inferd, batching on (tensor)",
@@ -47,7 +53,13 @@ LABELS = {
     "mlserver-pw2": "MLServer 1.7.1, no log, no metrics, 2 workers",
     "mlp-off": "MLP 2x4096, inferd batching off",
     "mlp-on": "MLP 2x4096, inferd batching on",
+    "inferd-oip": "inferd, batching off, Open Inference Protocol",
+    "triton": "Triton (PyTriton), onnxruntime in Python, no batching",
+    "triton-batching": "Triton (PyTriton), dynamic batching (32, 2 ms)",
+    "ray": "Ray Serve gRPC proxy, 1 replica",
 }
+#: Peers in venvs of their own (benches/serve_setup.sh): left out, with a reason, when it is missing.
+PEER_VENVS = {"triton": PYTRITON_VENV, "triton-batching": PYTRITON_VENV, "ray": RAY_VENV}
 #: MLServer's adaptive batching for "mlserver-batching" (max_batch_time is in seconds).
 MLSERVER_BATCHING = {"max_batch_size": 32, "max_batch_time": 0.002}
 #: Steal above this (percent of the machine's CPU time) marks a point unreliable in the report.

@@ -35,8 +35,12 @@ def run_ghz(target: Target, address: str, concurrency: int, duration: float, cap
     request_file.write_bytes(varint(len(target.request)) + target.request)
     method = target.method.lstrip("/").replace("/", ".")
     report = WORK / "ghz.json"
+    # A .proto (the OIP's) is given as itself; the rest are protosets written here.
+    schema = ["--proto", str(target.protoset), "--import-paths", str(target.protoset.parent)] if target.protoset.suffix == ".proto" else ["--protoset", str(target.protoset)]
+    if target.metadata:
+        schema += ["--metadata", json.dumps(target.metadata)]
     argv = [
-        str(GHZ), "--insecure", "--protoset", str(target.protoset), "--call", method,
+        str(GHZ), "--insecure", *schema, "--call", method,
         "--binary-file", str(request_file), "-c", str(concurrency), "--connections", str(min(CONNECTIONS, concurrency)),
         "-n", str(cap), "-x", f"{duration}s", "--timeout", "10s", "-O", "json", "-o", str(report),
         "--skipFirst", "0", address,
@@ -109,7 +113,7 @@ def run_python_load(target: Target, address: str, concurrency: int, duration: fl
                     sent += 1
                     began = time.perf_counter()
                     try:
-                        await call(target.request, timeout=10)
+                        await call(target.request, timeout=10, metadata=tuple((target.metadata or {}).items()))
                     except grpc.aio.AioRpcError as error:
                         errors[error.code().name] += 1
                         continue

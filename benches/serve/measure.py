@@ -46,16 +46,18 @@ class Point:
 
 
 
-def call_once(address: str, method: str, request: bytes, timeout: float = 10) -> bytes:
+def call_once(address: str, method: str, request: bytes, timeout: float = 10, metadata: dict[str, str] | None = None) -> bytes:
     import grpc
 
     with grpc.insecure_channel(address) as channel:
         call: Any = channel.unary_unary(method)
-        answer: bytes = call(request, timeout=timeout)
+        answer: bytes = call(request, timeout=timeout, metadata=tuple((metadata or {}).items()))
         return answer
 
 
-def wait_ready(process: Process, address: str, method: str, request: bytes, timeout: float = 180) -> bytes:
+def wait_ready(
+    process: Process, address: str, method: str, request: bytes, timeout: float = 180, metadata: dict[str, str] | None = None
+) -> bytes:
     """Calls until the first success (the model is loaded); returns that answer."""
     import grpc
 
@@ -65,7 +67,7 @@ def wait_ready(process: Process, address: str, method: str, request: bytes, time
         if process.popen.poll() is not None:
             raise RuntimeError(f"{process.name} exited ({process.popen.returncode}):\n{process.log_tail()}")
         try:
-            return call_once(address, method, request, timeout=5)
+            return call_once(address, method, request, timeout=5, metadata=metadata)
         except grpc.RpcError as error:
             last = error
             time.sleep(0.25)
@@ -124,7 +126,7 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
             try:
                 for target in (t for t in targets if t.server == server):
                     try:
-                        answer = wait_ready(process, address, target.method, target.request)
+                        answer = wait_ready(process, address, target.method, target.request, metadata=target.metadata)
                     except RuntimeError as error:
                         checks[target.name] = f"failed: {error}"
                         log(f"[{target.name}] {checks[target.name]}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import BENCHES, CONFIGS, MAIN_PYTHON, MLSERVER_BATCHING, MLSERVER_VENV, ROOT, WINE_ONNX, WORK
+from .common import BENCHES, CONFIGS, MAIN_PYTHON, MLSERVER_BATCHING, MLSERVER_VENV, PEERS, PYTRITON_VENV, RAY_VENV, ROOT, WINE_ONNX, WORK
 
 
 def free_port() -> int:
@@ -137,6 +137,25 @@ def start_mlserver(variant: str) -> tuple[Process, str]:
     return start_process(variant, argv, cwd=repository, env=env), f"127.0.0.1:{grpc_port}"
 
 
+def start_triton(variant: str) -> tuple[Process, str]:
+    """Triton through PyTriton (benches/peers/pytriton_server.py), batching off or dynamic."""
+    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+    argv = [
+        str(PYTRITON_VENV / "bin" / "python"), str(PEERS / "pytriton_server.py"), "--model", str(WINE_ONNX),
+        "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--metrics-port", str(metrics_port),
+        "--batching", "on" if variant == "triton-batching" else "off",
+    ]  # fmt: skip
+    return start_process(variant, argv), f"127.0.0.1:{grpc_port}"
+
+
+def start_ray(name: str) -> tuple[Process, str]:
+    """Ray Serve's gRPC proxy (benches/peers/ray_server.py); Ray's own processes run in the
+    server's process group, stopped with it."""
+    grpc_port, http_port = free_port(), free_port()
+    argv = [str(RAY_VENV / "bin" / "python"), str(PEERS / "ray_server.py"), "--model", str(WINE_ONNX), "--grpc-port", str(grpc_port), "--http-port", str(http_port)]
+    return start_process(name, argv, env={"RAY_USAGE_STATS_ENABLED": "0"}), f"127.0.0.1:{grpc_port}"
+
+
 def start_server(server: str, bare_response: Path | None) -> tuple[Process, str]:
     if server == "inferd-off":
         return start_inferd(server, CONFIGS / "batching-off.toml")
@@ -152,6 +171,10 @@ def start_server(server: str, bare_response: Path | None) -> tuple[Process, str]
         return start_bare(server, bare_response, loop="asyncio" if server == "bare-asyncio" else "auto")
     if server == "bare-model":
         return start_bare(server, bare_response, model=WINE_ONNX)
+    if server.startswith("triton"):
+        return start_triton(server)
+    if server == "ray":
+        return start_ray(server)
     return start_mlserver(server)
 
 

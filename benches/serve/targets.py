@@ -17,6 +17,7 @@ from .common import (
     INFERD_INFER,
     KSERVE_INFER,
     MLSERVER_VENV,
+    OIP_PROTO,
     WINE,
     WINE_FEATURES,
     WINE_ONNX,
@@ -35,6 +36,8 @@ class Target:
     want: dict[str, Any]
     concurrency: list[int]
     model: str = "wine"
+    #: gRPC metadata sent with every call (Ray Serve routes by "application").
+    metadata: dict[str, str] | None = None
 
 
 
@@ -137,6 +140,21 @@ def kserve_outputs(messages: dict[str, Any], answer: bytes) -> dict[str, Any]:
     return outputs
 
 
+def oip_request(model: str, array: Any) -> bytes:
+    """The Open Inference Protocol's ModelInferRequest (inferd.oip, generated from
+    proto/inference/): one input "input" FP32, its bytes in raw_input_contents."""
+    from inferd.oip import grpc_service_pb2 as pb
+
+    tensor = pb.ModelInferRequest.InferInputTensor(name="input", datatype="FP32", shape=list(array.shape))
+    return pb.ModelInferRequest(model_name=model, inputs=[tensor], raw_input_contents=[array.astype("<f4").tobytes()]).SerializeToString()
+
+
+def oip_outputs(answer: bytes) -> dict[str, Any]:
+    from inferd.oip import grpc_service_pb2 as pb
+
+    return kserve_outputs({"inference.ModelInferResponse": pb.ModelInferResponse}, answer)
+
+
 def reference(model: Path, array: Any) -> dict[str, Any]:
     """What ONNX Runtime answers when run directly."""
     import numpy as np
@@ -192,6 +210,12 @@ def build_targets(names: list[str], concurrency: list[int], mlp_concurrency: lis
             ).SerializeToString()
             decode = (lambda m: lambda answer: kserve_outputs(m, answer))(messages)
             targets.append(Target(name, name, KSERVE_INFER, request, WORK / "kserve.protoset", decode, wine_want, concurrency))
+        elif name in ("inferd-oip", "triton", "triton-batching", "ray"):
+            # The same ModelInferRequest for all; ghz loads the OIP from proto/inference/.
+            server = "inferd-off" if name == "inferd-oip" else name
+            metadata = {"application": "wine"} if name == "ray" else None
+            request = oip_request("wine", wine)
+            targets.append(Target(name, server, KSERVE_INFER, request, OIP_PROTO, oip_outputs, wine_want, concurrency, metadata=metadata))
         elif name in ("mlp-off", "mlp-on"):
             mlp = ensure_models()
             row = np.random.default_rng(1).standard_normal((1, 256)).astype(np.float32)
