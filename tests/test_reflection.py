@@ -46,7 +46,7 @@ def test_reflection_lists_the_services(server: RunningServer, service: str) -> N
 def test_symbols_and_methods_resolve_to_their_file(server: RunningServer, service: str, symbol: str) -> None:
     found = files(ask(server, service, file_containing_symbol=symbol))
     proto = found["inferd/v1/inference.proto"]
-    assert [method.name for method in proto.service[0].method] == ["Setup", "Infer", "Stream", "ListModels"]
+    assert [method.name for method in proto.service[0].method] == ["Setup", "Infer", "Stream", "ListModels", "Load", "Unload"]
     assert "google/protobuf/struct.proto" in found  # with its dependencies
 
 

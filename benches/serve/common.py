@@ -35,7 +35,7 @@ ALL_TARGETS = [
     "mlserver-default", "mlserver-best", "mlserver-batching", "mlserver-pw2", "mlp-off", "mlp-on",
     "inferd-oip", "triton", "triton-batching", "ray",
 ]  # fmt: skip
-DEFAULT_TARGETS = [t for t in ALL_TARGETS if t not in ("inferd-on-json", "mlserver-pw2", "inferd-asyncio", "bare-asyncio", "inferd-oip")]
+DEFAULT_TARGETS = [t for t in ALL_TARGETS if t not in ("inferd-on-json", "mlserver-pw2", "inferd-asyncio", "bare-asyncio")]
 LABELS = {
     "inferd-off": "inferd, batching off (tensor)",
     "inferd-on": "inferd, batching on (tensor)",

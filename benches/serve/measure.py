@@ -177,7 +177,7 @@ def measure(args: argparse.Namespace, targets: list[Target]) -> tuple[list[Point
 #: The goals' targets, measured again in the paired phase (see :func:`measure_paired`).
 PAIRED_TARGETS = [
     "inferd-off", "inferd-on", "mlserver-best", "mlserver-batching", "bare", "bare-model", "inferd-asyncio", "bare-asyncio",
-    "inferd-nometrics", "inferd-traced",
+    "inferd-nometrics", "inferd-traced", "inferd-oip", "triton", "triton-batching", "ray",
 ]  # fmt: skip
 
 
@@ -239,6 +239,19 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
     ):
         if inferd and other:
             out[key] = spread([best(inferd, i) / best(other, i) for i in range(rounds)])
+    # The Open Inference Protocol against inferd.v1, the same server and model, request for request.
+    if "inferd-oip" in rps and "inferd-off" in rps:
+        out["oip_vs_v1"] = spread([rps["inferd-oip"][i] / rps["inferd-off"][i] for i in range(rounds)])
+    # inferd against the best peer of the round (MLServer, Triton, Ray), with both p99s.
+    peers = [n for n in ("mlserver-best", "mlserver-batching", "triton", "triton-batching", "ray") if n in rps]
+    ours = [n for n in ("inferd-off", "inferd-on", "inferd-oip") if n in rps]
+    if ours and peers:
+        out["inferd_vs_best_peer"] = spread([best(ours, i) / best(peers, i) for i in range(rounds)])
+        best_peer = max(peers, key=lambda n: statistics.median(rps[n]))
+        out["inferd_vs_best_peer"].update(
+            best_peer=best_peer,
+            p99_ms={n: round(statistics.median(p99[n]), 2) for n in (*ours, best_peer)},
+        )
     # What the model's run alone costs the bare server: bare-model over bare, round by round.
     if "bare-model" in rps and "bare" in rps:
         out["bare_model_vs_bare"] = spread([rps["bare-model"][i] / rps["bare"][i] for i in range(rounds)])

@@ -156,12 +156,20 @@ def table(results: dict[str, Any]) -> str:
             ("inferd_vs_bare_model", "inferd vs the bare server running the same model", "no goal"),
             ("metrics_on_vs_off", "inferd with metrics on (the default) vs off", "goal >= 97%"),
             ("traced_vs_untraced", "inferd tracing every call (to a local OTLP sink) vs tracing off", "goal >= 85%"),
+            ("oip_vs_v1", "inferd over the Open Inference Protocol vs over inferd.v1 (ModelInfer vs Infer)", "goal >= 90%"),
         ):
             if key in paired:
                 x = paired[key]
                 lines.append(
                     f"  - {what}, round by round: **{x['median']:.0%}** median ({x['min']:.0%}-{x['max']:.0%}); {goal}"
                 )
+        if "inferd_vs_best_peer" in paired:
+            x = paired["inferd_vs_best_peer"]
+            lines.append(
+                f"  - inferd (best of off/on/oip) vs the best peer of each round (MLServer, Triton, Ray; best overall "
+                f"{x['best_peer']}): **{x['median']:.2f}x** median ({x['min']:.2f}-{x['max']:.2f}); goal >= 2x with a "
+                f"lower p99; p99 medians: " + ", ".join(f"{n} {v} ms" for n, v in x["p99_ms"].items())
+            )
         for name, x in paired.get("uvloop_vs_asyncio", {}).items():
             lines.append(
                 f"  - {name} on uvloop vs on asyncio's loop, round by round: **{x['median']:.2f}x** median "
