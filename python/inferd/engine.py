@@ -144,6 +144,7 @@ class Engine:
         self.telemetry = Telemetry(config) if config.server.metrics.enabled else None
         self.tracing = tracing
         self._lanes = {entry.name: _Lane(entry, self.telemetry, self.tracing) for entry in self.repository}
+        self._interfaces: dict[str, tuple[Stages | None, tuple[str, list[str], bool]]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -194,6 +195,23 @@ class Engine:
     def report(self, model: str) -> ModelReport:
         """One model's report; NOT_FOUND for a model the configuration does not declare."""
         return self._report(self._lane(model))
+
+    def interface(self, model: str) -> tuple[str, list[str], bool]:
+        """What a transport needs of a model on every request, cheaply: its input format, the
+        names of the outputs it declares (once set up) and whether it streams."""
+        entry = self._lane(model).entry
+        stages = entry.stages
+        cached = self._interfaces.get(model)
+        if cached is None or cached[0] is not stages:
+            names: list[str] = []
+            if stages is not None:
+                try:
+                    names = [spec.name for spec in stages.signature()[1]]
+                except Exception:  # a workflow's own signature() failing must not fail a request
+                    logger.warning("model %s: signature() failed", model, exc_info=True)
+            streaming = entry.spec.streaming if entry.spec is not None else False
+            cached = self._interfaces[model] = (stages, (entry.config.input.format, names, streaming))
+        return cached[1]
 
     async def load(self, model: str) -> ModelReport:
         """Loads a declared model (RepositoryModelLoad, ``inferd load``): sets it up, also

@@ -145,12 +145,18 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
 
     # -- inference ----------------------------------------------------------------------
 
+    def _interface(self, name: str, version: str) -> tuple[str, list[str], bool]:
+        interface = self._engine.interface(name)  # NOT_FOUND for an unknown model
+        if version not in ("", VERSION):
+            raise ModelNotFound(f"model {name!r} has no version {version!r} (versions: {VERSION})", model=name)
+        return interface
+
     async def _infer(self, message: oip.ModelInferRequest, deadline: float | None) -> oip.ModelInferResponse:
-        report = self._report(message.model_name, message.model_version)
-        request = read_request(message, report.input_format)
+        input_format, outputs, _ = self._interface(message.model_name, message.model_version)
+        request = read_request(message, input_format)
         result = await self._engine.infer(request.model, request.payload, request.parameters, deadline=deadline)
         response = oip.ModelInferResponse(model_name=request.model, model_version=VERSION, id=request.id)
-        write_outputs(response, result.kind, result.output, request.outputs, [spec.name for spec in report.outputs])
+        write_outputs(response, result.kind, result.output, request.outputs, outputs)
         if result.parameters:
             write_parameters(response.parameters, result.parameters)
         return response
@@ -192,22 +198,24 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
             if isinstance(request, Refused):
                 raise request.error
             assert message is not None
-            report = self._report(message.model_name, message.model_version)
-            if not report.streaming:
+            interface = self._interface(message.model_name, message.model_version)
+            if not interface[2]:  # a model that does not stream: one answer
                 response = await self._infer(message, deadline)
                 if _empty_final(message):
                     response.parameters["triton_final_response"].bool_param = True
                 await out.put(oip.ModelStreamInferResponse(infer_response=response))
                 return
-            await self._stream(message, report, deadline, out)
+            await self._stream(message, interface, deadline, out)
         except asyncio.CancelledError:
             raise
         except Exception as error:
             await out.put(_stream_error(error, message))
 
-    async def _stream(self, message: oip.ModelInferRequest, report: ModelReport, deadline: float | None, out: asyncio.Queue[Any]) -> None:
-        request = read_request(message, report.input_format)
-        declared = [spec.name for spec in report.outputs]
+    async def _stream(
+        self, message: oip.ModelInferRequest, interface: tuple[str, list[str], bool], deadline: float | None, out: asyncio.Queue[Any]
+    ) -> None:
+        request = read_request(message, interface[0])
+        declared = interface[1]
         async for chunk in self._engine.stream(request.model, request.payload, request.parameters, deadline=deadline):
             if chunk.kind == "none" and not chunk.parameters:
                 continue  # the final marker: the empty final response says it, if asked for
