@@ -68,8 +68,15 @@ class Request:
     empty_final: bool = False
 
 
+#: The datatype of each little-endian (or native) numpy dtype: a dict lookup on the hot path.
+_BY_DTYPE: dict[np.dtype[Any], str] = {np.dtype(code): name for code, name in _NAMES.items() if code != "O"}
+
+
 def datatype(array: np.ndarray) -> str:
     """The protocol's datatype of an array: BYTES for strings, bytes and objects."""
+    name = _BY_DTYPE.get(array.dtype)
+    if name is not None:
+        return name
     if array.dtype.kind in "OSU":
         return "BYTES"
     name = _NAMES.get(array.dtype.newbyteorder("<").str if array.dtype.byteorder == ">" else array.dtype.str)
@@ -132,7 +139,7 @@ def _tensor(tensor: oip.ModelInferRequest.InferInputTensor, raw: bytes | None) -
             f"tensor {name!r}: unknown datatype {tensor.datatype!r} (one of {', '.join(DTYPES)})", tensor=name
         )
     shape = tuple(tensor.shape)
-    if any(size < 0 for size in shape):
+    if min(shape, default=0) < 0:
         raise TensorError(f"tensor {name!r}: shape {list(shape)} has a negative size", tensor=name)
     count = _elements(shape)
     if raw is not None:
@@ -289,5 +296,7 @@ def write_outputs(response: oip.ModelInferResponse, kind: str, output: Any, want
         tensor.shape.extend(array.shape)
         if type_name == "BYTES":
             response.raw_output_contents.append(_bytes_raw(array))
+        elif array.dtype.byteorder == ">":
+            response.raw_output_contents.append(array.astype(array.dtype.newbyteorder("<")).tobytes())
         else:
-            response.raw_output_contents.append(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
+            response.raw_output_contents.append(array.tobytes())  # (row-major, whatever its strides)
