@@ -96,6 +96,7 @@ def _test_models() -> dict[str, ModelConfig]:
         # Loaded and unloaded through the Open Inference Protocol (tests/test_oip_clients.py).
         "unloadable": {"workflow": f"{module}:TensorEcho", "setup": "explicit"},
         "held": {"workflow": f"{module}:Held", "setup": "explicit"},
+        "reloadable": {"workflow": f"{module}:Reloadable", "setup": "explicit"},
         "threads": {"workflow": f"{module}:Threads"},
         "threads-inline": {"workflow": f"{module}:Threads", "inline": True},
         "counted-inline": {"workflow": f"{module}:CountedInline"},

@@ -92,3 +92,82 @@ def test_unloading_frees_what_an_onnx_model_held() -> None:
     settled, last = json.loads(done.stdout)
     print(f"RSS after 10 cycles {settled / 2**20:.1f} MiB, after 100 {last / 2**20:.1f} MiB")
     assert last < settled * 1.05, f"RSS grew from {settled / 2**20:.1f} MiB to {last / 2**20:.1f} MiB"
+
+
+def test_a_reload_swaps_atomically_and_a_failed_one_leaves_the_old_serving(client: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workflows_for_tests import Reloadable
+
+    from inferd.errors import ModelFailed
+
+    client.load("reloadable")
+    first = client.infer("reloadable", {}).output["generation"]
+    Reloadable.release.clear()
+    Reloadable.entered.clear()
+    with ThreadPoolExecutor(2) as pool:
+        old_request = pool.submit(client.infer, "reloadable", {"wait": True})
+        assert Reloadable.entered.wait(30)
+        reloading = pool.submit(client.load, "reloadable")
+        # New requests go to the new instance as soon as it is set up ...
+        for _ in range(3000):
+            if client.infer("reloadable", {}).output["generation"] == first + 1:
+                break
+        else:
+            pytest.fail("no request reached the reloaded instance")
+        # ... while the old one, still serving a request, is not torn down.
+        assert first not in Reloadable.torn_down and not reloading.done()
+        Reloadable.release.set()
+        assert old_request.result(30).output == {"generation": first}
+        reloading.result(30)
+    assert first in Reloadable.torn_down and first + 1 not in Reloadable.torn_down
+    Reloadable.fail_next = True
+    with pytest.raises(ModelFailed, match="failed to reload .*the new weights do not load.*the loaded one serves on"):
+        client.load("reloadable")
+    assert client.infer("reloadable", {}).output == {"generation": first + 1}
+    assert state(client, "reloadable") == "ready"
+
+
+def test_reloading_a_batched_model_under_load_loses_no_request(client: Any, server: Any) -> None:
+    """digits (torch, batching on) reloaded while four callers keep it busy: every request is
+    answered, the same answer before, during and after, and the old batcher stops."""
+    import threading
+
+    import numpy as np
+
+    from inferd.client import Client
+
+    images = np.random.default_rng(7).random((3, 1, 8, 8), dtype=np.float32)
+    expected = client.infer("digits", {"input": images}).output
+    stop = threading.Event()
+    answers: list[Any] = []
+    failures: list[BaseException] = []
+
+    def caller() -> None:
+        with Client(server.address, timeout=60) as own:
+            while not stop.is_set():
+                try:
+                    answers.append(own.infer("digits", {"input": images}).output)
+                except BaseException as error:  # noqa: BLE001  (every failure is the test's)
+                    failures.append(error)
+
+    threads = [threading.Thread(target=caller) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        while len(answers) < 20 and not failures:
+            threading.Event().wait(0.01)
+        client.load("digits")  # a reload: digits is ready
+        seen = len(answers)
+        while len(answers) < seen + 20 and not failures:
+            threading.Event().wait(0.01)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    assert failures == []
+    for answer in answers:
+        for name in expected:
+            np.testing.assert_allclose(answer[name], expected[name], rtol=1e-5)
+    lane = server.server.engine._lanes["digits"]
+    assert lane.retired == [] and lane.batched is server.server.engine.repository.get("digits").stages

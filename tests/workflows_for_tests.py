@@ -254,3 +254,30 @@ class Held(Workflow):
 
     def teardown(self) -> None:
         type(self).teardowns += 1
+
+
+class Reloadable(Workflow):
+    """Numbers its instances; ``run`` waits for ``release`` when asked to (``{"wait": true}``);
+    ``fail_next`` fails the next setup; records which instances were torn down (reload tests)."""
+
+    instances = 0
+    fail_next = False
+    release = threading.Event()
+    entered = threading.Event()
+    torn_down: list[int] = []
+
+    def setup(self) -> None:
+        if type(self).fail_next:
+            type(self).fail_next = False
+            raise RuntimeError("the new weights do not load")
+        type(self).instances += 1
+        self.generation = type(self).instances
+
+    def run(self, features: Any) -> Any:
+        if isinstance(features, dict) and features.get("wait"):
+            type(self).entered.set()
+            type(self).release.wait(30)
+        return {"generation": self.generation}
+
+    def teardown(self) -> None:
+        type(self).torn_down.append(self.generation)

@@ -72,7 +72,7 @@ class _Clock:
     """One request's stage timings; also what a graph's nodes (and any call to another model,
     :mod:`inferd.graph.handles`) know of the request: its deadline, and where their timings go."""
 
-    __slots__ = ("started", "mark", "timings", "calls", "deadline")
+    __slots__ = ("started", "mark", "timings", "calls", "deadline", "stages")
 
     def __init__(self, deadline: float | None) -> None:
         self.started = self.mark = time.perf_counter()
@@ -80,6 +80,8 @@ class _Clock:
         #: (node:NAME or call:MODEL, ms) of the other models this request called.
         self.calls: list[tuple[str, float]] = []
         self.deadline = deadline
+        #: The stages the request uses, once it has them (it leaves them when it ends).
+        self.stages: Stages | None = None
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
@@ -214,10 +216,16 @@ class Engine:
         return cached[1]
 
     async def load(self, model: str) -> ModelReport:
-        """Loads a declared model (RepositoryModelLoad, ``inferd load``): sets it up, also
-        after an unload; a model that is ready stays as it is."""
-        await self.repository.load(model)
-        return self._report(self._lanes[model])
+        """Loads a declared model (Load, RepositoryModelLoad, ``inferd load``): sets it up,
+        also after an unload; a model that is ready is reloaded by an atomic swap."""
+        lane = self._lane(model)
+        await self.repository.load(model, lambda old: self._retire(lane, old))
+        return self._report(lane)
+
+    async def _retire(self, lane: _Lane, old: Stages) -> None:
+        """After a reload: waits for the old stages' last request, then stops their batcher."""
+        await old.drained()
+        await lane.retire(old)
 
     async def unload(self, model: str) -> ModelReport:
         """Unloads a model: new requests are refused at once, those in flight finish, then its
@@ -276,6 +284,8 @@ class Engine:
             return await self._infer_timed(lane, payload, parameters, deadline, clock)
         finally:
             current_caller.reset(caller)
+            if clock.stages is not None:
+                clock.stages.leave()
 
     async def _infer_timed(
         self, lane: _Lane, payload: Payload, parameters: dict[str, Any], deadline: float | None, clock: _Clock
@@ -329,6 +339,8 @@ class Engine:
         if parameters and not stages.takes_parameters:
             names = ", ".join(sorted(parameters))
             raise InvalidInput(f"model {entry.name!r} takes no parameters (got: {names})", model=entry.name)
+        clock.stages = stages
+        stages.users += 1
         lane.preparing += 1
         try:
             if _adapts_in_thread(payload):
@@ -365,40 +377,44 @@ class Engine:
         with lane:
             deadline = lane.deadline(deadline)
             clock = _Clock(deadline)
-            prepare = self._prepare(lane, payload, parameters, deadline, clock, streaming=True)
-            stages, _, features = await _by(deadline, model, prepare)
-            # Set and put back by value: a generator's steps may run in other contexts (wait_for).
-            previous = current_caller.get()
-            current_caller.set(clock)
-            chunks = stages.stream(features, parameters)
-            telemetry = lane.telemetry
-            sent: list[float] | None = [] if lane.tracing is not None else None
-            first = True
             try:
-                while True:
-                    try:
-                        if deadline is None:
-                            output = await anext(chunks)
-                        else:
-                            output = await asyncio.wait_for(anext(chunks), deadline - time.monotonic())
-                    except StopAsyncIteration:
-                        break
-                    except TimeoutError:
-                        raise _late(model) from None
-                    if telemetry is not None:
-                        if first:
-                            telemetry.record_first_chunk(model, time.perf_counter() - clock.started)
-                            first = False
-                        telemetry.record_chunk(model)
-                    if sent is not None:
-                        sent.append(time.perf_counter())
-                    kind, value, metadata = adapt_output(output, "object" if payload.raw else payload.kind)
-                    yield Chunk(kind, value, metadata)
+                prepare = self._prepare(lane, payload, parameters, deadline, clock, streaming=True)
+                stages, _, features = await _by(deadline, model, prepare)
+                # Set and put back by value: a generator's steps may run in other contexts (wait_for).
+                previous = current_caller.get()
+                current_caller.set(clock)
+                chunks = stages.stream(features, parameters)
+                telemetry = lane.telemetry
+                sent: list[float] | None = [] if lane.tracing is not None else None
+                first = True
+                try:
+                    while True:
+                        try:
+                            if deadline is None:
+                                output = await anext(chunks)
+                            else:
+                                output = await asyncio.wait_for(anext(chunks), deadline - time.monotonic())
+                        except StopAsyncIteration:
+                            break
+                        except TimeoutError:
+                            raise _late(model) from None
+                        if telemetry is not None:
+                            if first:
+                                telemetry.record_first_chunk(model, time.perf_counter() - clock.started)
+                                first = False
+                            telemetry.record_chunk(model)
+                        if sent is not None:
+                            sent.append(time.perf_counter())
+                        kind, value, metadata = adapt_output(output, "object" if payload.raw else payload.kind)
+                        yield Chunk(kind, value, metadata)
+                finally:
+                    await chunks.aclose()
+                    current_caller.set(previous)
+                clock.lap("stream")
+                yield Chunk("none", None, final=True, timings=clock.finish(lane, sent or ()))
             finally:
-                await chunks.aclose()
-                current_caller.set(previous)
-            clock.lap("stream")
-            yield Chunk("none", None, final=True, timings=clock.finish(lane, sent or ()))
+                if clock.stages is not None:
+                    clock.stages.leave()
 
     # -- reports -------------------------------------------------------------------------
 

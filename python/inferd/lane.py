@@ -20,7 +20,7 @@ class Lane:
     context manager that holds no state per request, so one serves them all), requests on
     their way to the batch queue, and the batcher."""
 
-    __slots__ = ("entry", "inflight", "preparing", "batcher", "telemetry", "tracing", "idle")
+    __slots__ = ("entry", "inflight", "preparing", "batcher", "batched", "retired", "telemetry", "tracing", "idle")
 
     def __init__(self, entry: ModelEntry, telemetry: Telemetry | None, tracing: Tracing | None) -> None:
         self.entry = entry
@@ -30,6 +30,10 @@ class Lane:
         #: Requests in their input adapter or preprocess now: the ones that may join a batch.
         self.preparing = 0
         self.batcher: Batcher | None = None
+        #: The stages the batcher runs (a reload makes a new batcher for the new ones).
+        self.batched: Stages | None = None
+        #: Batchers of stages a reload replaced, until their last request is done.
+        self.retired: list[tuple[Stages, Batcher]] = []
         #: Set when the last request in flight ends, while an unload waits for it.
         self.idle: asyncio.Event | None = None
 
@@ -68,8 +72,24 @@ class Lane:
         own = time.monotonic() + timeout_ms / 1000
         return own if deadline is None else min(own, deadline)
 
+    async def retire(self, old: Stages) -> None:
+        """Stops the batcher of stages a reload replaced (their last request is done)."""
+        if self.batcher is not None and self.batched is old:
+            self.retired.append((old, self.batcher))
+            self.batcher = self.batched = None
+        for stages, batcher in [pair for pair in self.retired if pair[0] is old]:
+            self.retired.remove((stages, batcher))
+            await batcher.close()
+
     def batch_queue(self, stages: Stages) -> Batcher:
+        if self.batcher is not None and self.batched is not stages:
+            # A reload swapped the stages: the old batcher runs its last batches on the old
+            # ones (their requests hold them) until retire() stops it.
+            assert self.batched is not None
+            self.retired.append((self.batched, self.batcher))
+            self.batcher = None
         if self.batcher is None:
+            self.batched = stages
             entry = self.entry
             config = entry.config.batching
             assert config is not None and stages.run is not None

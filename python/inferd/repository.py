@@ -182,11 +182,33 @@ class Repository:
             raise ModelFailed(f"model {name!r} failed its setup: {entry.reason}", model=name, reason=entry.reason)
         return entry
 
-    async def load(self, name: str) -> ModelEntry:
-        """Sets a declared model up (also after an unload); a ready one stays as it is."""
+    async def load(self, name: str, retire: Callable[[Stages], Awaitable[None]]) -> ModelEntry:
+        """Sets a declared model up (also after an unload). A ready one is reloaded by an
+        atomic swap: a new workflow sets up beside the old one, then takes the new requests;
+        ``retire`` waits for the old one's last request, and the old one is torn down. A
+        failed reload leaves the old one serving and raises why."""
         entry = self.get(name)
         entry.unloaded = False
-        return await self.setup(name)
+        if entry.state is not ModelState.READY or entry.stages is None:
+            return await self.setup(name)
+        started = time.perf_counter()
+        logger.info("model %s: reloading", entry.name)
+        try:
+            stages = await self._build(entry)
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            logger.error("model %s: reload failed, the loaded one serves on: %s", entry.name, reason, exc_info=True)
+            raise ModelFailed(f"model {name!r} failed to reload ({reason}); the loaded one serves on", model=name, reason=reason) from None
+        old, entry.stages = entry.stages, stages
+        entry.setup_ms = (time.perf_counter() - started) * 1000
+        entry.stats.record("setup", entry.setup_ms)
+        self._set_state(entry, ModelState.READY)
+        await retire(old)
+        await self._teardown(entry, old)
+        del old
+        gc.collect()
+        logger.info("model %s: reloaded in %.0f ms", entry.name, entry.setup_ms)
+        return entry
 
     async def unload(self, name: str, drain: Callable[[], Awaitable[None]]) -> ModelEntry:
         """Refuses the model's new requests, lets ``drain`` wait for those in flight, then tears
@@ -237,26 +259,7 @@ class Repository:
         started = time.perf_counter()
         logger.info("model %s: setting up (%s)", entry.name, entry.config.workflow)
         try:
-            # In a thread: importing a framework (torch) takes seconds the loop must not lose.
-            cls = self._classes.get(entry.name)
-            if cls is None:
-                cls = await entry.threads.run(
-                    functools.partial(load_workflow_class, entry.config.workflow, entry.base_dir)
-                )
-            spec = entry.spec = inspect_workflow(cls)
-            options = dict(entry.config.options)
-            if entry.config.path is not None:
-                options["path"] = self.config.resolve(entry.config.path)
-            workflow = await entry.threads.run(functools.partial(cls, **options))
-            if self._bind is not None:
-                self._bind(entry, workflow)
-            stages = Stages(workflow, spec, entry.threads, inline=entry.config.inline)
-            setup, ready = stages.get("setup"), stages.get("ready")
-            if setup is not None:
-                await setup({})
-            if ready is not None and not await ready({}):
-                raise RuntimeError("ready() returned False after setup")
-            entry.stages = stages
+            entry.stages = await self._build(entry)
         except Exception as error:  # any failure marks the model failed; the server stays up
             entry.reason = f"{type(error).__name__}: {error}"
             entry.stages = None
@@ -267,6 +270,27 @@ class Repository:
         entry.stats.record("setup", entry.setup_ms)
         self._set_state(entry, ModelState.READY)
         logger.info("model %s: ready in %.0f ms", entry.name, entry.setup_ms)
+
+    async def _build(self, entry: ModelEntry) -> Stages:
+        """A new workflow of the model, set up and ready, and its stages."""
+        # In a thread: importing a framework (torch) takes seconds the loop must not lose.
+        cls = self._classes.get(entry.name)
+        if cls is None:
+            cls = await entry.threads.run(functools.partial(load_workflow_class, entry.config.workflow, entry.base_dir))
+        spec = entry.spec = inspect_workflow(cls)
+        options = dict(entry.config.options)
+        if entry.config.path is not None:
+            options["path"] = self.config.resolve(entry.config.path)
+        workflow = await entry.threads.run(functools.partial(cls, **options))
+        if self._bind is not None:
+            self._bind(entry, workflow)
+        stages = Stages(workflow, spec, entry.threads, inline=entry.config.inline)
+        setup, ready = stages.get("setup"), stages.get("ready")
+        if setup is not None:
+            await setup({})
+        if ready is not None and not await ready({}):
+            raise RuntimeError("ready() returned False after setup")
+        return stages
 
     async def teardown(self) -> None:
         """Calls every ready model's teardown, logging (not raising) failures."""

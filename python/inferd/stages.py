@@ -133,6 +133,9 @@ class Stages:
         self.workflow = workflow
         self.spec = spec
         self.threads = threads
+        #: Requests using these stages now (see :meth:`leave`).
+        self.users = 0
+        self.idle: asyncio.Event | None = None
         self.unary = spec.unary
         self.streaming = spec.streaming
         #: Some stage declares ``parameters``: requests may carry them.
@@ -156,6 +159,20 @@ class Stages:
         self.on_loop = self.run is not None and not any(
             runner.suspends for runner in (self.preprocess, self.run, self.postprocess) if runner is not None
         )
+
+    def leave(self) -> None:
+        """One request that used these stages is done (the engine counts them in ``users``, so
+        that a reload can wait for the old stages' last request before their teardown)."""
+        self.users -= 1
+        if not self.users and self.idle is not None:
+            self.idle.set()
+
+    async def drained(self) -> None:
+        """Returns once no request uses these stages."""
+        while self.users:
+            self.idle = asyncio.Event()
+            await self.idle.wait()
+        self.idle = None
 
     def get(self, name: str) -> Runner | None:
         """The runner of a stage the workflow defines itself (setup, ready, teardown, ...)."""

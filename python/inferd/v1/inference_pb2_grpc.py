@@ -106,8 +106,10 @@ class InferenceServicer:
 
     def Load(self, request, context):
         """Loads a declared model: sets it up as Setup does, and also after an Unload (which Setup
-        refuses). A model that is ready stays as it is. Only models the configuration declares
-        load: NOT_FOUND otherwise; a request never names code or files.
+        refuses). A model that is ready is reloaded: a new instance sets up beside it and takes
+        the new requests once ready, the old one finishes its requests and is torn down; a failed
+        reload leaves the old one serving (FAILED_PRECONDITION with the reason). Only models the
+        configuration declares load: NOT_FOUND otherwise; a request never names code or files.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -56,8 +56,10 @@ class InferenceStub:
     """Lists the declared models with their state and stage timings."""
     Load: _grpc.UnaryUnaryMultiCallable[_inference_pb2.LoadRequest, _inference_pb2.SetupResponse]
     """Loads a declared model: sets it up as Setup does, and also after an Unload (which Setup
-    refuses). A model that is ready stays as it is. Only models the configuration declares
-    load: NOT_FOUND otherwise; a request never names code or files.
+    refuses). A model that is ready is reloaded: a new instance sets up beside it and takes
+    the new requests once ready, the old one finishes its requests and is torn down; a failed
+    reload leaves the old one serving (FAILED_PRECONDITION with the reason). Only models the
+    configuration declares load: NOT_FOUND otherwise; a request never names code or files.
     """
     Unload: _grpc.UnaryUnaryMultiCallable[_inference_pb2.UnloadRequest, _inference_pb2.UnloadResponse]
     """Unloads a model: its new requests are refused at once (FAILED_PRECONDITION), those in
@@ -86,8 +88,10 @@ class InferenceAsyncStub(InferenceStub):
     """Lists the declared models with their state and stage timings."""
     Load: _aio.UnaryUnaryMultiCallable[_inference_pb2.LoadRequest, _inference_pb2.SetupResponse]  # type: ignore[assignment]
     """Loads a declared model: sets it up as Setup does, and also after an Unload (which Setup
-    refuses). A model that is ready stays as it is. Only models the configuration declares
-    load: NOT_FOUND otherwise; a request never names code or files.
+    refuses). A model that is ready is reloaded: a new instance sets up beside it and takes
+    the new requests once ready, the old one finishes its requests and is torn down; a failed
+    reload leaves the old one serving (FAILED_PRECONDITION with the reason). Only models the
+    configuration declares load: NOT_FOUND otherwise; a request never names code or files.
     """
     Unload: _aio.UnaryUnaryMultiCallable[_inference_pb2.UnloadRequest, _inference_pb2.UnloadResponse]  # type: ignore[assignment]
     """Unloads a model: its new requests are refused at once (FAILED_PRECONDITION), those in
@@ -143,8 +147,10 @@ class InferenceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inference_pb2.SetupResponse, _abc.Awaitable[_inference_pb2.SetupResponse]]:
         """Loads a declared model: sets it up as Setup does, and also after an Unload (which Setup
-        refuses). A model that is ready stays as it is. Only models the configuration declares
-        load: NOT_FOUND otherwise; a request never names code or files.
+        refuses). A model that is ready is reloaded: a new instance sets up beside it and takes
+        the new requests once ready, the old one finishes its requests and is torn down; a failed
+        reload leaves the old one serving (FAILED_PRECONDITION with the reason). Only models the
+        configuration declares load: NOT_FOUND otherwise; a request never names code or files.
         """
 
     @_abc_1.abstractmethod
