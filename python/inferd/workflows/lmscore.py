@@ -33,6 +33,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import ConfigError, InvalidInput
 from ..workflow import Workflow
+from ._lm import check_dtype, placement
 from ._loading import MODEL_LOAD_LOCK
 from ._params import text_input
 
@@ -40,7 +41,6 @@ __all__ = ["LMScoreWorkflow"]
 
 logger = logging.getLogger("inferd.workflows.lmscore")
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class LMScoreWorkflow(Workflow):
@@ -65,8 +65,7 @@ class LMScoreWorkflow(Workflow):
         super().__init__(path)
         if device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"lm-score: device must be auto, cpu or cuda, not {device!r}")
-        if dtype != "auto" and dtype not in _DTYPES:
-            raise ConfigError(f"lm-score: dtype must be auto or one of {', '.join(_DTYPES)}, not {dtype!r}")
+        check_dtype("lm-score", dtype)
         if pad_to < 1 or max_tokens < 2:
             raise ConfigError("lm-score: pad_to must be at least 1 and max_tokens at least 2")
         self.device_option, self.dtype_option, self.threads = device, dtype, threads
@@ -82,13 +81,7 @@ class LMScoreWorkflow(Workflow):
         assert self.path is not None
         if not (self.path / "config.json").exists():
             raise ConfigError(f"lm-score: no model at {self.path}")
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        use_cuda = self.device_option == "cuda" or (self.device_option == "auto" and torch.cuda.is_available())
-        if self.device_option == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("lm-score: device = 'cuda' but torch sees no CUDA GPU")
-        self.device = torch.device("cuda" if use_cuda else "cpu")
-        dtype: Any = _DTYPES.get(self.dtype_option) or ("auto" if use_cuda else torch.float32)
+        self.device, dtype = placement("lm-score", self.device_option, self.dtype_option, self.threads)
         with MODEL_LOAD_LOCK:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)  # type: ignore[no-untyped-call]
             model: Any = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True, dtype=dtype)

@@ -39,6 +39,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import ConfigError, InvalidInput
 from ..workflow import Workflow, request_cancelled
+from ._lm import check_dtype, placement
 from ._loading import MODEL_LOAD_LOCK
 from ._params import GenerationParameters, chat_messages, generation_parameters, text_input
 
@@ -46,7 +47,6 @@ __all__ = ["TextGenWorkflow", "Prompt"]
 
 logger = logging.getLogger("inferd.workflows.textgen")
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +98,7 @@ class TextGenWorkflow(Workflow):
         self.gguf_file = gguf_file
         if device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"textgen: device must be auto, cpu or cuda, not {device!r}")
-        if dtype != "auto" and dtype not in _DTYPES:
-            raise ConfigError(f"textgen: dtype must be auto or one of {', '.join(_DTYPES)}, not {dtype!r}")
+        check_dtype("textgen", dtype)
         if not 1 <= default_max_new_tokens <= max_new_tokens_limit:
             raise ConfigError("textgen: default_max_new_tokens must be from 1 to max_new_tokens_limit")
         self.use_chat_template = chat_template
@@ -129,13 +128,7 @@ class TextGenWorkflow(Workflow):
         where = str(self.model_dir / self.gguf_file) if self.gguf_file else str(self.model_dir)
         if not (self.model_dir / (self.gguf_file or "config.json")).exists():
             raise ConfigError(f"textgen: no model at {where}")
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        use_cuda = self.device_option == "cuda" or (self.device_option == "auto" and torch.cuda.is_available())
-        if self.device_option == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("textgen: device = 'cuda' but torch sees no CUDA GPU")
-        self.device = torch.device("cuda" if use_cuda else "cpu")
-        dtype: Any = _DTYPES.get(self.dtype_option) or ("auto" if use_cuda else torch.float32)
+        self.device, dtype = placement("textgen", self.device_option, self.dtype_option, self.threads)
         extra: dict[str, Any] = {"gguf_file": self.gguf_file} if self.gguf_file else {}
         with MODEL_LOAD_LOCK:
             logger.info("textgen: loading the tokenizer from %s", where)
