@@ -97,6 +97,8 @@ def _test_models() -> dict[str, ModelConfig]:
         "unloadable": {"workflow": f"{module}:TensorEcho", "setup": "explicit"},
         "held": {"workflow": f"{module}:Held", "setup": "explicit"},
         "reloadable": {"workflow": f"{module}:Reloadable", "setup": "explicit"},
+        # Streamed through ModelStreamInfer before anything set it up (tests/test_oip.py).
+        "lazy-echo": {"workflow": "echo", "setup": "lazy"},
         "threads": {"workflow": f"{module}:Threads"},
         "threads-inline": {"workflow": f"{module}:Threads", "inline": True},
         "counted-inline": {"workflow": f"{module}:CountedInline"},

@@ -265,3 +265,14 @@ def test_tokens_guard_the_protocol_and_its_streams() -> None:
             assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
     finally:
         running.stop()
+
+
+def test_a_lazy_streaming_models_first_stream_streams(stub: Any) -> None:
+    """Whether a model streams is known once its class loads: the first ModelStreamInfer to a
+    lazy one sets it up and streams, not answers once."""
+    request = raw_request("lazy-echo", text=("BYTES", np.array([b"x y z"], dtype=object)))
+    chunks = [r.infer_response.raw_output_contents[0][4:] for r in stub.ModelStreamInfer(iter([request]), timeout=60)]
+    assert chunks == [b"x", b" y", b" z"]
+    explicit = raw_request("explicit-never-set-up", text=("BYTES", np.array([b"x"], dtype=object)))
+    [refused_] = list(stub.ModelStreamInfer(iter([explicit]), timeout=60))
+    assert refused_.error_message.startswith("FAILED_PRECONDITION")

@@ -215,6 +215,10 @@ class Engine:
             cached = self._interfaces[model] = (stages, (entry.config.input.format, names, streaming))
         return cached[1]
 
+    async def ready(self, model: str) -> None:
+        """Sets a lazy model up as its first request would (an explicit one not set up refuses)."""
+        await self.repository.ready(self._lane(model).entry)
+
     async def load(self, model: str) -> ModelReport:
         """Loads a declared model (Load, RepositoryModelLoad, ``inferd load``): sets it up,
         also after an unload; a model that is ready is reloaded by an atomic swap."""

@@ -199,6 +199,11 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
                 raise request.error
             assert message is not None
             interface = self._interface(message.model_name, message.model_version)
+            if not interface[2] and self._engine.report(message.model_name).state is not ModelState.READY:
+                # Whether it streams is known once its class is loaded: a lazy model's first
+                # request sets it up, as through ModelInfer.
+                await self._engine.ready(message.model_name)
+                interface = self._interface(message.model_name, message.model_version)
             if not interface[2]:  # a model that does not stream: one answer
                 response = await self._infer(message, deadline)
                 if _empty_final(message):
