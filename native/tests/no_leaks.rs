@@ -40,14 +40,21 @@ static ALLOCATOR: Counting = Counting;
 
 const ROUNDS: usize = 2_000;
 
-/// Bytes still live after `ROUNDS` calls of `work` (after one call to warm up).
+/// Bytes still live after `ROUNDS` calls of `work` (after one call to warm up), the least of
+/// three tries: the counter is global, and the test harness's own thread allocates now and then
+/// (900 bytes once, in CI), while a leak of `work` leaves bytes behind in every try.
 fn left_behind(work: &mut dyn FnMut()) -> isize {
     work();
-    let before = LIVE.load(Ordering::Relaxed);
-    for _ in 0..ROUNDS {
-        work();
-    }
-    LIVE.load(Ordering::Relaxed) - before
+    (0..3)
+        .map(|_| {
+            let before = LIVE.load(Ordering::Relaxed);
+            for _ in 0..ROUNDS {
+                work();
+            }
+            LIVE.load(Ordering::Relaxed) - before
+        })
+        .min()
+        .expect("three tries")
 }
 
 fn schema() -> Schema {
