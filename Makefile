@@ -142,8 +142,10 @@ define protoc
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I proto \
 	  --python_out=$(1) --grpc_python_out=$(1) --mypy_out=quiet:$(1) --mypy_grpc_out=quiet:$(1) $(PROTO_SOURCES)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I proto/inference \
-	  --python_out=$(1)/inferd/oip --grpc_python_out=$(1)/inferd/oip \
-	  --mypy_out=quiet:$(1)/inferd/oip --mypy_grpc_out=quiet:$(1)/inferd/oip $(OIP_SOURCES)
+	  --python_out=$(1)/inferd/oip --mypy_out=quiet:$(1)/inferd/oip $(OIP_SOURCES)
+	@# Service code only for the file that has the service (model_config.proto has none).
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -I proto/inference \
+	  --grpc_python_out=$(1)/inferd/oip --mypy_grpc_out=quiet:$(1)/inferd/oip proto/inference/grpc_service.proto
 	sed -i -E 's/^import (model_config_pb2|grpc_service_pb2)\b/from . import \1/' $(1)/inferd/oip/*_pb2*.py $(1)/inferd/oip/*.pyi
 endef
 
