@@ -110,7 +110,10 @@ def _test_models() -> dict[str, ModelConfig]:
 def service_config() -> ServiceConfig:
     """The default service plus the test models."""
     config = load_config(SERVICE_CONFIG)
-    return config.model_copy(update={"models": {**config.models, **_test_models()}})
+    # A copy of digits (torch, batching on) for the reload under load, so the default
+    # service's own digits is set up once (tests/test_service.py counts it).
+    reloaded = {"digits-reloaded": config.models["digits"].model_copy(deep=True)}
+    return config.model_copy(update={"models": {**config.models, **_test_models(), **reloaded}})
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,7 @@ def test_a_reload_swaps_atomically_and_a_failed_one_leaves_the_old_serving(clien
 
 
 def test_reloading_a_batched_model_under_load_loses_no_request(client: Any, server: Any) -> None:
-    """digits (torch, batching on) reloaded while four callers keep it busy: every request is
+    """A copy of digits (torch, batching on) reloaded while four callers keep it busy: every request is
     answered, the same answer before, during and after, and the old batcher stops."""
     import threading
 
@@ -138,7 +138,7 @@ def test_reloading_a_batched_model_under_load_loses_no_request(client: Any, serv
     from inferd.client import Client
 
     images = np.random.default_rng(7).random((3, 1, 8, 8), dtype=np.float32)
-    expected = client.infer("digits", {"input": images}).output
+    expected = client.infer("digits-reloaded", {"input": images}).output
     stop = threading.Event()
     answers: list[Any] = []
     failures: list[BaseException] = []
@@ -147,7 +147,7 @@ def test_reloading_a_batched_model_under_load_loses_no_request(client: Any, serv
         with Client(server.address, timeout=60) as own:
             while not stop.is_set():
                 try:
-                    answers.append(own.infer("digits", {"input": images}).output)
+                    answers.append(own.infer("digits-reloaded", {"input": images}).output)
                 except BaseException as error:  # noqa: BLE001  (every failure is the test's)
                     failures.append(error)
 
@@ -157,7 +157,7 @@ def test_reloading_a_batched_model_under_load_loses_no_request(client: Any, serv
     try:
         while len(answers) < 20 and not failures:
             threading.Event().wait(0.01)
-        client.load("digits")  # a reload: digits is ready
+        client.load("digits-reloaded")  # a reload: it is ready
         seen = len(answers)
         while len(answers) < seen + 20 and not failures:
             threading.Event().wait(0.01)
@@ -169,5 +169,5 @@ def test_reloading_a_batched_model_under_load_loses_no_request(client: Any, serv
     for answer in answers:
         for name in expected:
             np.testing.assert_allclose(answer[name], expected[name], rtol=1e-5)
-    lane = server.server.engine._lanes["digits"]
-    assert lane.retired == [] and lane.batched is server.server.engine.repository.get("digits").stages
+    lane = server.server.engine._lanes["digits-reloaded"]
+    assert lane.retired == [] and lane.batched is server.server.engine.repository.get("digits-reloaded").stages
