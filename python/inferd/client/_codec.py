@@ -47,6 +47,8 @@ class StreamChunk:
     parameters: dict[str, Any]
     final: bool
     timings: dict[str, float] = field(default_factory=dict)
+    #: The request's id, echoed.
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ def chunk(response: pb.StreamResponse) -> StreamChunk:
         parameters=struct_to_dict(response.parameters),
         final=response.final,
         timings=_timings(response.timings),
+        id=response.id,
     )
 
 

@@ -67,17 +67,29 @@ class _DataTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DataType.Val
     DATA_TYPE_UNSPECIFIED: _DataType.ValueType  # 0
     """Never valid; the default of proto3 enums."""
     DATA_TYPE_BOOL: _DataType.ValueType  # 1
+    """One byte a value: 0 false, 1 true."""
     DATA_TYPE_INT8: _DataType.ValueType  # 2
+    """Signed 8-bit integers."""
     DATA_TYPE_INT16: _DataType.ValueType  # 3
+    """Signed 16-bit integers."""
     DATA_TYPE_INT32: _DataType.ValueType  # 4
+    """Signed 32-bit integers."""
     DATA_TYPE_INT64: _DataType.ValueType  # 5
+    """Signed 64-bit integers."""
     DATA_TYPE_UINT8: _DataType.ValueType  # 6
+    """Unsigned 8-bit integers (bytes, pixels)."""
     DATA_TYPE_UINT16: _DataType.ValueType  # 7
+    """Unsigned 16-bit integers."""
     DATA_TYPE_UINT32: _DataType.ValueType  # 8
+    """Unsigned 32-bit integers."""
     DATA_TYPE_UINT64: _DataType.ValueType  # 9
+    """Unsigned 64-bit integers."""
     DATA_TYPE_FLOAT16: _DataType.ValueType  # 10
+    """IEEE 754 half precision (numpy float16)."""
     DATA_TYPE_FLOAT32: _DataType.ValueType  # 11
+    """IEEE 754 single precision."""
     DATA_TYPE_FLOAT64: _DataType.ValueType  # 12
+    """IEEE 754 double precision."""
     DATA_TYPE_STRING: _DataType.ValueType  # 13
     """UTF-8 strings (class labels, tokens). In `Tensor.data` each element is a 4-byte
     little-endian length followed by that many bytes, elements in C order.
@@ -89,17 +101,29 @@ class DataType(_DataType, metaclass=_DataTypeEnumTypeWrapper):
 DATA_TYPE_UNSPECIFIED: DataType.ValueType  # 0
 """Never valid; the default of proto3 enums."""
 DATA_TYPE_BOOL: DataType.ValueType  # 1
+"""One byte a value: 0 false, 1 true."""
 DATA_TYPE_INT8: DataType.ValueType  # 2
+"""Signed 8-bit integers."""
 DATA_TYPE_INT16: DataType.ValueType  # 3
+"""Signed 16-bit integers."""
 DATA_TYPE_INT32: DataType.ValueType  # 4
+"""Signed 32-bit integers."""
 DATA_TYPE_INT64: DataType.ValueType  # 5
+"""Signed 64-bit integers."""
 DATA_TYPE_UINT8: DataType.ValueType  # 6
+"""Unsigned 8-bit integers (bytes, pixels)."""
 DATA_TYPE_UINT16: DataType.ValueType  # 7
+"""Unsigned 16-bit integers."""
 DATA_TYPE_UINT32: DataType.ValueType  # 8
+"""Unsigned 32-bit integers."""
 DATA_TYPE_UINT64: DataType.ValueType  # 9
+"""Unsigned 64-bit integers."""
 DATA_TYPE_FLOAT16: DataType.ValueType  # 10
+"""IEEE 754 half precision (numpy float16)."""
 DATA_TYPE_FLOAT32: DataType.ValueType  # 11
+"""IEEE 754 single precision."""
 DATA_TYPE_FLOAT64: DataType.ValueType  # 12
+"""IEEE 754 double precision."""
 DATA_TYPE_STRING: DataType.ValueType  # 13
 """UTF-8 strings (class labels, tokens). In `Tensor.data` each element is a 4-byte
 little-endian length followed by that many bytes, elements in C order.
@@ -736,6 +760,7 @@ class GraphNode(_message.Message):
     ON_ERROR_FIELD_NUMBER: _builtins.int
     CASES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The node's name, unique within its graph."""
     kind: _builtins.str
     """"model", "function", "switch" or "join"."""
     target: _builtins.str
@@ -787,9 +812,11 @@ class TensorInfo(_message.Message):
     SHAPE_FIELD_NUMBER: _builtins.int
     ANY_SHAPE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The tensor's name, as requests and responses use it."""
     dtype: Global___DataType.ValueType
     """DATA_TYPE_UNSPECIFIED: any dtype."""
     any_shape: _builtins.bool
+    """True when the model takes a tensor of any shape here (shape is then empty)."""
     @_builtins.property
     def shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Sizes, -1 where any size goes; empty with any_shape when the model takes any shape."""
@@ -885,8 +912,9 @@ class BatchingStats(_message.Message):
     refused: _builtins.int
     """Requests refused because the queue was full (RESOURCE_EXHAUSTED)."""
     mean_queue_ms: _builtins.float
-    """Time queue entries waited in the queue, mean and max, in milliseconds."""
+    """How long queue entries waited in the queue, on average, in milliseconds."""
     max_queue_ms: _builtins.float
+    """The longest any queue entry waited, in milliseconds."""
     waiting: _builtins.int
     """Queue entries waiting now."""
     running: _builtins.int
