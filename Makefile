@@ -72,7 +72,7 @@ serve: setup models ## set up, build the models, serve the default service (CONF
 	$(VENV)/bin/inferd serve --config $(CONFIG)
 
 test: setup models tools deploy-tools ## set up, then run every check: Rust tests, clippy, proto, mypy, stubtest, pytest
-	$(MAKE) --no-print-directory test-rust fuzz proto-check lint test-python
+	$(MAKE) --no-print-directory test-rust fuzz proto-check buf-check lint test-python
 
 test-rust: ## cargo test on the native core
 	cargo test --quiet --manifest-path $(CARGO_MANIFEST)
@@ -125,6 +125,14 @@ lint: setup ## clippy -D warnings, the pure core built without pyo3, mypy --stri
 	cargo check --quiet --no-default-features --manifest-path $(CARGO_MANIFEST)
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest inferd._native
+
+# The proto of the commit before HEAD (HEAD itself when there is none), read with this buf.yaml
+# (older commits have none): a change that breaks the wire or proto3 JSON fails the build.
+BUF_AGAINST := .git\#ref=$(shell git rev-parse -q --verify HEAD~1 >/dev/null && echo HEAD~1 || echo HEAD)
+buf-check: buf ## buf lint on proto/ (buf.yaml says which rules are left out and why), buf breaking against HEAD~1
+	$(TOOLS)/node_modules/.bin/buf lint
+	$(TOOLS)/node_modules/.bin/buf breaking --against '$(BUF_AGAINST)' --against-config buf.yaml
+	@echo "buf lint and buf breaking: clean"
 
 proto: setup ## regenerate python/inferd/v1 and python/inferd/oip from proto/
 	$(call protoc,python)
