@@ -52,7 +52,7 @@ def _close(got: Any, want: Any, tolerance: float, where: str) -> list[str]:
             return [f"{where}: expected {len(want)} items, got {got!r}"[:300]]
         return [line for i, (g, w) in enumerate(zip(got, want)) for line in _close(g, w, tolerance, f"{where}[{i}]")]
     if isinstance(want, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
-        if math.isclose(got, want, rel_tol=tolerance, abs_tol=tolerance) or (tolerance == 0 and got == want):
+        if math.isclose(got, want, rel_tol=tolerance, abs_tol=tolerance):
             return []
     elif type(got) is type(want) and got == want:
         return []
