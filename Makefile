@@ -128,7 +128,7 @@ lint: setup ## clippy -D warnings, the pure core built without pyo3, mypy --stri
 
 # The proto of the commit before HEAD (HEAD itself when there is none), read with this buf.yaml
 # (older commits have none): a change that breaks the wire or proto3 JSON fails the build.
-BUF_AGAINST := .git\#ref=$(shell git rev-parse -q --verify HEAD~1 >/dev/null && echo HEAD~1 || echo HEAD)
+BUF_AGAINST = .git\#ref=$(shell git rev-parse -q --verify HEAD~1 >/dev/null && echo HEAD~1 || echo HEAD)
 buf-check: buf ## buf lint on proto/ (buf.yaml says which rules are left out and why), buf breaking against HEAD~1
 	$(TOOLS)/node_modules/.bin/buf lint
 	$(TOOLS)/node_modules/.bin/buf breaking --against '$(BUF_AGAINST)' --against-config buf.yaml
