@@ -236,8 +236,10 @@ def test_every_token_is_tried_and_its_models_are_checked_after_reading() -> None
         identity = authenticator.identify((("authorization", f"Bearer secret-{i}"),))
         assert identity == (f"t{i}", frozenset({f"m{i}"}))
         authenticator.permit(identity, f"m{i}")
-        with pytest.raises(PermissionDenied):
-            authenticator.permit(identity, f"m{(i + 1) % 5}")
+        authenticator.permit(identity, f"m{i}/{i + 7}")  # a version of the model (inferd.versions)
+        for other in (f"m{(i + 1) % 5}", f"m{(i + 1) % 5}/{i}", f"m{i}x/1", f"x/m{i}"):
+            with pytest.raises(PermissionDenied):
+                authenticator.permit(identity, other)
     for wrong in ("secret-", "secret-10", "", "secret-1 extra"):
         with pytest.raises(Unauthenticated):
             authenticator.identify((("authorization", f"Bearer {wrong}"),))

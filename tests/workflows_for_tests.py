@@ -281,3 +281,10 @@ class Reloadable(Workflow):
 
     def teardown(self) -> None:
         type(self).torn_down.append(self.generation)
+
+
+class Versioned(Workflow):
+    """Answers which version of it runs (its ``version`` option) and what it was given."""
+
+    def run(self, features: Any) -> Any:
+        return {"version": self.options["version"], "echo": features}

@@ -14,26 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .versions import VersionPolicy, check_versions, expand
 
 __all__ = [
-    "AuthToken",
-    "AuthConfig",
-    "BatchingConfig",
-    "InputConfig",
-    "LimitsConfig",
-    "ModelConfig",
-    "NodeConfig",
-    "PassthroughInput",
-    "RecordsInput",
-    "TLSConfig",
-    "ServerConfig",
-    "ServiceConfig",
-    "TensorInput",
-    "load_config",
-]
+    "AuthToken", "AuthConfig", "BatchingConfig", "InputConfig", "LimitsConfig", "ModelConfig", "NodeConfig",
+    "PassthroughInput", "RecordsInput", "TLSConfig", "ServerConfig", "ServiceConfig", "TensorInput",
+    "VersionPolicy", "load_config",
+]  # fmt: skip
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -323,9 +313,13 @@ class ModelConfig(_Strict):
     #: ``workflow = "graph"``: its nodes, and the node whose output is the answer.
     nodes: dict[str, NodeConfig] = {}
     output: str | None = None
+    #: ``[models.NAME.versions.N]``: each version's keys over the model's (inferd.versions).
+    versions: dict[str, dict[str, Any]] = {}
+    version_policy: VersionPolicy | None = None
 
     @model_validator(mode="after")
     def _graph(self) -> ModelConfig:
+        check_versions(self)
         if (self.workflow == "graph") != bool(self.nodes):
             raise ValueError('a graph (workflow = "graph") needs nodes, and only a graph has them')
         if (self.workflow == "graph") != (self.output is not None):
@@ -345,6 +339,7 @@ class ServiceConfig(_Strict):
     models: dict[str, ModelConfig] = {}
     #: Where relative paths point: the configuration file's folder.
     base_dir: Path = Path(".")
+    _versions: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     @field_validator("models")
     @classmethod
@@ -355,6 +350,17 @@ class ServiceConfig(_Strict):
                     f"model name {name!r}: use letters, digits, '.', '_' or '-' (at most 128)"
                 )
         return models
+
+    @model_validator(mode="after")
+    def _versioned(self) -> ServiceConfig:
+        models, self._versions = expand(self.models)  # wine -> wine/1, wine/2 (inferd.versions)
+        object.__setattr__(self, "models", models)  # frozen, but still being made
+        return self
+
+    @property
+    def versions(self) -> dict[str, list[str]]:
+        """Each versioned model's served versions' names (``wine/1``...), ascending."""
+        return self._versions
 
     def resolve(self, path: str) -> Path:
         """A path from the configuration, made absolute against the configuration's folder."""

@@ -13,6 +13,7 @@ transport only converts messages. Nothing here knows gRPC.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -162,7 +163,8 @@ class Engine:
             workflow.engine = self
 
     def model_names(self) -> list[str]:
-        return [entry.name for entry in self.repository]
+        """Every name a request can give: each served model, and each versioned model's own."""
+        return [entry.name for entry in self.repository] + list(self.repository.versions)
 
     def model_facts(self, model: str) -> tuple[WorkflowSpec, tuple[list[TensorSpec], list[TensorSpec]], bool]:
         """A set-up model's stages, signature and whether it takes parameters (graphs check
@@ -178,17 +180,20 @@ class Engine:
         )
 
     def states(self) -> dict[str, ModelState]:
-        """Each model's state, by name."""
-        return {entry.name: entry.state for entry in self.repository}
+        """Each model's state, by name (a versioned model's: its latest version's)."""
+        states = {entry.name: entry.state for entry in self.repository}
+        return states | {name: self.repository.latest(name).state for name in self.repository.versions}
 
     def on_state_change(self, listener: Callable[[str, ModelState], None]) -> None:
         """Calls ``listener(model, state)`` on the loop whenever a model's state changes."""
         self.repository.listeners.append(lambda entry: listener(entry.name, entry.state))
 
     async def setup(self, model: str) -> ModelReport:
-        """The Setup RPC: prepares a declared model (idempotent, shared)."""
-        entry = await self.repository.setup(model)
-        return self._report(self._lanes[entry.name])
+        """The Setup RPC: prepares a declared model (idempotent, shared); every served
+        version of a versioned one."""
+        for name in self.repository.named(model):
+            await self.repository.setup(name)
+        return self.report(model)
 
     def describe(self) -> list[ModelReport]:
         """Every model's report, in the configuration's order."""
@@ -221,10 +226,11 @@ class Engine:
 
     async def load(self, model: str) -> ModelReport:
         """Loads a declared model (Load, RepositoryModelLoad, ``inferd load``): sets it up,
-        also after an unload; a model that is ready is reloaded by an atomic swap."""
-        lane = self._lane(model)
-        await self.repository.load(model, lambda old: self._retire(lane, old))
-        return self._report(lane)
+        also after an unload; a model that is ready is reloaded by an atomic swap. A
+        versioned model's name loads each served version in turn."""
+        for name in self.repository.named(model):
+            await self.repository.load(name, functools.partial(self._retire, self._lanes[name]))
+        return self.report(model)
 
     async def _retire(self, lane: _Lane, old: Stages) -> None:
         """After a reload: waits for the old stages' last request, then stops their batcher."""
@@ -233,10 +239,11 @@ class Engine:
 
     async def unload(self, model: str) -> ModelReport:
         """Unloads a model: new requests are refused at once, those in flight finish, then its
-        batcher stops and its teardown runs; what it held is freed."""
-        lane = self._lane(model)
-        await self.repository.unload(model, lane.drain)
-        return self._report(lane)
+        batcher stops and its teardown runs; what it held is freed. A versioned model's name
+        unloads every served version."""
+        for name in self.repository.named(model):
+            await self.repository.unload(name, self._lanes[name].drain)
+        return self.report(model)
 
     async def close(self) -> None:
         """Stops the batchers, tears the models down and stops the stage threads."""
@@ -253,9 +260,8 @@ class Engine:
 
     def _lane(self, model: str) -> _Lane:
         lane = self._lanes.get(model)
-        if lane is None:
-            self.repository.get(model)  # raises NOT_FOUND, naming the models that exist
-        assert lane is not None
+        if lane is None:  # a versioned model's own name: its latest version; else NOT_FOUND
+            lane = self._lanes[self.repository.get(model).name]
         return lane
 
     async def infer(

@@ -140,6 +140,8 @@ class Repository:
         #: Called (on the loop) whenever a model's state changes: health follows it.
         self.listeners: list[Callable[[ModelEntry], None]] = []
         self._entries: dict[str, ModelEntry] = {}
+        #: A versioned model's served versions (inferd.versions): ``wine`` -> wine/1, wine/2.
+        self.versions = config.versions
         for name, model in config.models.items():
             try:
                 adapter = make_adapter(model.input)
@@ -159,12 +161,35 @@ class Repository:
         return iter(self._entries.values())
 
     def get(self, name: str) -> ModelEntry:
-        """The declared model of that name; NOT_FOUND lists the ones that exist."""
+        """The declared model of that name (a versioned model's name: its latest version, as
+        :meth:`latest`); NOT_FOUND lists the ones that exist."""
         entry = self._entries.get(name)
-        if entry is None:
-            known = ", ".join(self._entries) or "none"
-            raise ModelNotFound(f"unknown model {name!r} (models: {known})", model=name)
-        return entry
+        if entry is not None:
+            return entry
+        if name in self.versions:
+            return self.latest(name)
+        base, _, version = name.rpartition("/")
+        if base in self.versions:
+            served = ", ".join(n.rpartition("/")[2] for n in self.versions[base])
+            raise ModelNotFound(f"model {base!r} has no served version {version!r} (versions: {served})", model=name)
+        known = ", ".join([*self._entries, *self.versions]) or "none"
+        raise ModelNotFound(f"unknown model {name!r} (models: {known})", model=name)
+
+    def latest(self, name: str) -> ModelEntry:
+        """A versioned model's highest served version that is ready, else the highest that is
+        not unloaded (a lazy one sets up for the request), else the highest."""
+        entries = [self._entries[version] for version in reversed(self.versions[name])]
+        for entry in entries:
+            if entry.state is ModelState.READY:
+                return entry
+        return next((entry for entry in entries if not entry.unloaded), entries[0])
+
+    def named(self, name: str) -> list[str]:
+        """The models a name stands for when loading, unloading or setting up: every served
+        version of a versioned model, else the model itself (NOT_FOUND when unknown)."""
+        if name in self.versions:
+            return list(self.versions[name])
+        return [self.get(name).name]
 
     async def setup(self, name: str) -> ModelEntry:
         """Sets a model up, or joins the setup in progress; a failed model is tried again."""

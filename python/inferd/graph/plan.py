@@ -154,8 +154,8 @@ def _node(graph: str, name: str, config: NodeConfig, service: ServiceConfig) -> 
     kind = config.kind
     function, yields, takes_parameters = None, False, False
     if kind == "model":
-        if config.model not in service.models:
-            known = ", ".join(service.models)
+        if config.model not in service.models and config.model not in service.versions:
+            known = ", ".join([*service.models, *service.versions])
             raise ConfigError(f"{where}: unknown model {config.model!r} (models: {known})")
         if config.model == graph:
             raise ConfigError(f"{where}: a graph cannot call itself")

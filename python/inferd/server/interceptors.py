@@ -67,7 +67,8 @@ class Authenticator:
     @staticmethod
     def permit(identity: tuple[str, frozenset[str]], model: str | None) -> None:
         name, models = identity
-        if model and "*" not in models and model not in models:
+        # A token for a versioned model covers its versions (``wine/2``: ``wine``'s).
+        if model and "*" not in models and model not in models and model.rpartition("/")[0] not in models:
             raise PermissionDenied(f"token {name!r} may not use model {model!r}", model=model)
 
 

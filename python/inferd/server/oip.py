@@ -1,8 +1,9 @@
 """The Open Inference Protocol (``inference.GRPCInferenceService``, KServe v2 and Triton's gRPC
 API) over the same engine as inferd.v1: messages to engine calls and back.
 
-Every model is served as version "1" (the model-management RPCs load and unload declared
-models). Errors are the engine's, mapped to status codes by the interceptor; in
+A model without versions is served as version "1"; a versioned one (inferd.versions) as each
+version its policy serves, and a request that names no version gets its latest ready one (the
+model-management RPCs load and unload declared models). Errors are the engine's, mapped to status codes by the interceptor; in
 ModelStreamInfer an error is answered in the stream (``error_message``) and the stream goes on.
 """
 
@@ -22,6 +23,7 @@ from ..oip import grpc_service_pb2 as oip
 from ..oip import grpc_service_pb2_grpc as oip_grpc
 from ..oip import model_config_pb2 as mc
 from .interceptors import Refused
+from ..versions import split
 from .oip_tensors import DTYPES, datatype, read_request, write_outputs, write_parameters
 
 __all__ = ["OipServicer", "SERVICE_NAME", "EXTENSIONS"]
@@ -70,12 +72,26 @@ def datatype_of_dtype(dtype: Any) -> str:
 class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._versions = engine.repository.versions
+
+    def _served(self, name: str, version: str) -> tuple[str, str]:
+        """The served model a (name, version) names, and its version: a versioned model's
+        latest ready one where the version is left out; version "1" of any other."""
+        if name in self._versions:
+            entry = self._engine.repository.get(f"{name}/{version}" if version else name)
+            return entry.name, split(entry.name, self._versions)[1]
+        if version not in ("", VERSION):
+            self._engine.repository.get(name)  # NOT_FOUND first, for a model that does not exist
+            raise ModelNotFound(f"model {name!r} has no version {version!r} (versions: {VERSION})", model=name)
+        return name, VERSION
 
     def _report(self, name: str, version: str = "") -> ModelReport:
-        report = self._engine.report(name)
-        if version not in ("", VERSION):
-            raise ModelNotFound(f"model {name!r} has no version {version!r} (versions: {VERSION})", model=name)
-        return report
+        return self._engine.report(self._served(name, version)[0])
+
+    def _named(self, report: ModelReport) -> tuple[str, str]:
+        """(model, version) of a served model, as the protocol names them."""
+        name, version = split(report.name, self._versions)
+        return name, version or VERSION
 
     # -- health and metadata ------------------------------------------------------------
 
@@ -98,9 +114,11 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(self, request: oip.ModelMetadataRequest, context: Any) -> oip.ModelMetadataResponse:
         report = self._report(request.name, request.version)
         tensor = oip.ModelMetadataResponse.TensorMetadata
+        name = self._named(report)[0]
+        versions = [split(served, self._versions)[1] for served in self._versions.get(name, ())] or [VERSION]
         return oip.ModelMetadataResponse(
-            name=report.name,
-            versions=[VERSION],
+            name=name,
+            versions=versions,
             platform=platform(report),
             inputs=[tensor(name=n, datatype=d, shape=s) for n, d, s in _tensors(report.inputs, "input")],
             outputs=[tensor(name=n, datatype=d, shape=s) for n, d, s in _tensors(report.outputs, "output")],
@@ -115,7 +133,7 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
             return shape[1:] if max_batch and shape else shape  # Triton's dims leave out the batch
 
         config = mc.ModelConfig(
-            name=report.name,
+            name=self._named(report)[0],
             platform=platform(report),
             backend="inferd",
             max_batch_size=max_batch,
@@ -130,9 +148,16 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
         return oip.ModelConfigResponse(config=config)
 
     async def ModelStatistics(self, request: oip.ModelStatisticsRequest, context: Any) -> oip.ModelStatisticsResponse:
-        reports = [self._report(request.name, request.version)] if request.name else self._engine.describe()
+        if request.name and (request.version or request.name not in self._versions):
+            reports = [self._report(request.name, request.version)]
+        elif request.name:  # every served version of a versioned model
+            reports = [self._engine.report(name) for name in self._versions[request.name]]
+        else:
+            reports = self._engine.describe()
         failures = self._failures()
-        return oip.ModelStatisticsResponse(model_stats=[_statistics(report, failures.get(report.name, 0)) for report in reports])
+        return oip.ModelStatisticsResponse(
+            model_stats=[_statistics(report, *self._named(report), failures.get(report.name, 0)) for report in reports]
+        )
 
     def _failures(self) -> dict[str, int]:
         """Inference calls that failed, by model (Infer, Stream, ModelInfer: with metrics on)."""
@@ -145,17 +170,16 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
 
     # -- inference ----------------------------------------------------------------------
 
-    def _interface(self, name: str, version: str) -> tuple[str, list[str], bool]:
-        interface = self._engine.interface(name)  # NOT_FOUND for an unknown model
-        if version not in ("", VERSION):
-            raise ModelNotFound(f"model {name!r} has no version {version!r} (versions: {VERSION})", model=name)
-        return interface
+    def _interface(self, name: str, version: str) -> tuple[str, str, tuple[str, list[str], bool]]:
+        """The served model, its version, and its interface (NOT_FOUND for an unknown model)."""
+        served, version = self._served(name, version)
+        return served, version, self._engine.interface(served)
 
     async def _infer(self, message: oip.ModelInferRequest, deadline: float | None) -> oip.ModelInferResponse:
-        input_format, outputs, _ = self._interface(message.model_name, message.model_version)
+        served, version, (input_format, outputs, _) = self._interface(message.model_name, message.model_version)
         request = read_request(message, input_format)
-        result = await self._engine.infer(request.model, request.payload, request.parameters, deadline=deadline)
-        response = oip.ModelInferResponse(model_name=request.model, model_version=VERSION, id=request.id)
+        result = await self._engine.infer(served, request.payload, request.parameters, deadline=deadline)
+        response = oip.ModelInferResponse(model_name=request.model, model_version=version, id=request.id)
         write_outputs(response, result.kind, result.output, request.outputs, outputs)
         if result.parameters:
             write_parameters(response.parameters, result.parameters)
@@ -198,33 +222,31 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
             if isinstance(request, Refused):
                 raise request.error
             assert message is not None
-            interface = self._interface(message.model_name, message.model_version)
-            if not interface[2] and self._engine.report(message.model_name).state is not ModelState.READY:
+            served, _, interface = self._interface(message.model_name, message.model_version)
+            if not interface[2] and self._engine.repository.get(served).state is not ModelState.READY:
                 # Whether it streams is known once its class is loaded: a lazy model's first
                 # request sets it up, as through ModelInfer.
-                await self._engine.ready(message.model_name)
-                interface = self._interface(message.model_name, message.model_version)
+                await self._engine.ready(served)
+                served, _, interface = self._interface(message.model_name, message.model_version)
             if not interface[2]:  # a model that does not stream: one answer
                 response = await self._infer(message, deadline)
                 if _empty_final(message):
                     response.parameters["triton_final_response"].bool_param = True
                 await out.put(oip.ModelStreamInferResponse(infer_response=response))
                 return
-            await self._stream(message, interface, deadline, out)
+            await self._stream(message, deadline, out)
         except asyncio.CancelledError:
             raise
         except Exception as error:
             await out.put(_stream_error(error, message))
 
-    async def _stream(
-        self, message: oip.ModelInferRequest, interface: tuple[str, list[str], bool], deadline: float | None, out: asyncio.Queue[Any]
-    ) -> None:
-        request = read_request(message, interface[0])
-        declared = interface[1]
-        async for chunk in self._engine.stream(request.model, request.payload, request.parameters, deadline=deadline):
+    async def _stream(self, message: oip.ModelInferRequest, deadline: float | None, out: asyncio.Queue[Any]) -> None:
+        served, version, (input_format, declared, _) = self._interface(message.model_name, message.model_version)
+        request = read_request(message, input_format)
+        async for chunk in self._engine.stream(served, request.payload, request.parameters, deadline=deadline):
             if chunk.kind == "none" and not chunk.parameters:
                 continue  # the final marker: the empty final response says it, if asked for
-            response = oip.ModelInferResponse(model_name=request.model, model_version=VERSION, id=request.id)
+            response = oip.ModelInferResponse(model_name=request.model, model_version=version, id=request.id)
             if chunk.kind != "none":
                 write_outputs(response, chunk.kind, chunk.output, request.outputs, declared)
             if chunk.parameters:
@@ -233,7 +255,7 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
                 response.parameters["triton_final_response"].bool_param = False
             await out.put(oip.ModelStreamInferResponse(infer_response=response))
         if request.empty_final:
-            final = oip.ModelInferResponse(model_name=request.model, model_version=VERSION, id=request.id)
+            final = oip.ModelInferResponse(model_name=request.model, model_version=version, id=request.id)
             final.parameters["triton_final_response"].bool_param = True
             await out.put(oip.ModelStreamInferResponse(infer_response=final))
 
@@ -242,8 +264,9 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
     async def RepositoryIndex(self, request: oip.RepositoryIndexRequest, context: Any) -> oip.RepositoryIndexResponse:
         index = oip.RepositoryIndexResponse.ModelIndex
         models = [
-            index(name=report.name, version=VERSION, state=_REPOSITORY_STATES[report.state], reason=report.reason)
+            index(name=name, version=version, state=_REPOSITORY_STATES[report.state], reason=report.reason)
             for report in self._engine.describe()
+            for name, version in [self._named(report)]
             if not request.ready or report.state is ModelState.READY
         ]
         return oip.RepositoryIndexResponse(models=models)
@@ -314,7 +337,7 @@ def _stream_error(error: BaseException, message: oip.ModelInferRequest | None) -
     return response
 
 
-def _statistics(report: ModelReport, failed: int) -> oip.ModelStatistics:
+def _statistics(report: ModelReport, name: str, version: str, failed: int) -> oip.ModelStatistics:
     """Triton's statistics of a model from the engine's counters: requests served (the
     "total" stage: every answer, from any API or another model of the server), ``failed``
     calls, and the stages' counts and cumulative times."""
@@ -331,8 +354,8 @@ def _statistics(report: ModelReport, failed: int) -> oip.ModelStatistics:
     total = report.stages.get("total")
     ok = total.count if total else 0
     return oip.ModelStatistics(
-        name=report.name,
-        version=VERSION,
+        name=name,
+        version=version,
         inference_count=ok,
         execution_count=executions,
         inference_stats=oip.InferStatistics(
