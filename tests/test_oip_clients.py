@@ -157,3 +157,52 @@ def test_the_readmes_tritonclient_call(server: Any) -> None:
     done = subprocess.run([str(VENV_PYTHON), "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == readme_block("oip-output", "readme").strip()
+
+
+_VERSIONS = """
+import json, sys
+import numpy as np
+import tritonclient.grpc as triton
+from tritonclient.utils import InferenceServerException
+client = triton.InferenceServerClient(sys.argv[1])
+def ask(version):
+    given = triton.InferInput("input", [1], "BYTES")
+    given.set_data_from_numpy(np.array([b'{"x": 1}'], dtype=object))
+    answer = client.infer("m", [given], model_version=version)
+    return [answer.get_response().model_version, json.loads(answer.as_numpy("output")[0])["version"]]
+seen = {"metadata": client.get_model_metadata("m", as_json=True)["versions"],
+        "ready": [client.is_model_ready("m", v) for v in ("1", "2", "3")],
+        "asked": {v: ask(v) for v in ("", "1", "2")},
+        "index": [[m["name"], m["version"]] for m in client.get_model_repository_index(as_json=True)["models"]]}
+try:
+    ask("3")
+except InferenceServerException as error:
+    seen["unserved"] = [error.status(), error.message()]
+client.unload_model("m")
+client.load_model("m")
+seen["reloaded"] = ask("")
+print(json.dumps(seen))
+"""
+
+
+def test_tritonclient_with_versions() -> None:
+    """A model of two served versions (three declared) through tritonclient: model_version
+    picks one, an empty one gets the latest, metadata and the index list both."""
+    from conftest import RunningServer
+
+    from inferd.config import ServiceConfig
+
+    config = ServiceConfig.model_validate({"models": {"m": {
+        "workflow": "workflows_for_tests:Versioned", "options": {"version": "base"},
+        "versions": {v: {"options": {"version": v}} for v in ("1", "2", "3")}, "version_policy": {"specific": [1, 2]},
+    }}}).with_server(metrics={"address": "127.0.0.1:0"})  # fmt: skip
+    running = RunningServer(config)
+    try:
+        seen = in_client_venv("-c", _VERSIONS, running.address)
+    finally:
+        running.stop()
+    assert seen["metadata"] == ["1", "2"] and seen["ready"] == [True, True, False]
+    assert seen["asked"] == {"": ["2", "2"], "1": ["1", "1"], "2": ["2", "2"]}
+    assert seen["index"] == [["m", "1"], ["m", "2"]]
+    assert seen["unserved"][0] == "StatusCode.NOT_FOUND" and "versions: 1, 2" in seen["unserved"][1]
+    assert seen["reloaded"] == ["2", "2"]
