@@ -73,7 +73,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("inferd: %s (%s): %s", e.Code, e.Reason, e.Message)
+	return fmt.Sprintf("inferd: %s (%s): %s", CodeName(e.Code), e.Reason, e.Message)
 }
 
 // GRPCStatus makes status.FromError and status.Code work on an *Error.
