@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"sort"
 	"strconv"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -189,13 +188,4 @@ func number(n json.Number) (any, error) {
 		}
 	}
 	return strconv.ParseFloat(text, 64)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
