@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the Java conformance runner (src/test/java/dev/inferd/client/ConformanceTest.java)
+# against a live server: INFERD_CONFORMANCE (serve.py's connection file),
+# INFERD_CONFORMANCE_CASES (cases.json) and INFERD_CONFORMANCE_REPORT (the report to write)
+# must be set. Offline: run setup.sh once before. Exits non-zero if any case failed.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+: "${INFERD_CONFORMANCE:?the connection file of serve.py}"
+: "${INFERD_CONFORMANCE_CASES:?cases.json}"
+: "${INFERD_CONFORMANCE_REPORT:?where to write the report}"
+export INFERD_CONFORMANCE INFERD_CONFORMANCE_CASES INFERD_CONFORMANCE_REPORT
+cd "$HERE"
+exec mvn -o -q -B test -Dtest=ConformanceTest -Dsurefire.failIfNoSpecifiedTests=false
