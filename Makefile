@@ -14,7 +14,7 @@ RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.t
 PROTO_SOURCES := $(shell find proto/inferd -name '*.proto')
 OIP_SOURCES := proto/inference/grpc_service.proto proto/inference/model_config.proto
 
-.PHONY: help setup models buf prometheus oip-clients tools deploy-tools serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
+.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
 
 # The fuzz budget (40 s in all) split among the four targets.
 FUZZ_SECONDS ?= 24
@@ -30,6 +30,12 @@ GHZ := benches/.bin/ghz
 # which tests/test_readme.py runs.
 BUF_VERSION := 1.75.0
 TOOLS := .tools
+# The clients in other languages (clients/LANG: setup.sh, generate.sh, conformance.sh), and where
+# each one's generated code is committed.
+CLIENT_LANGS := go typescript java
+export CLIENT_GEN_go := clients/go/inferdv1
+export CLIENT_GEN_typescript := clients/typescript/src/gen
+export CLIENT_GEN_java := clients/java/src/generated/java
 # The Open Inference Protocol's own clients (tests/test_oip_clients.py), in a venv of their own:
 # tritonclient needs protobuf < 7, inferd's generated code protobuf 7.
 OIP_VENV := $(TOOLS)/venv-oip
@@ -71,7 +77,7 @@ buf: $(TOOLS)/.buf-$(BUF_VERSION) ## install buf (npm @bufbuild/buf, pinned) int
 serve: setup models ## set up, build the models, serve the default service (CONFIG=...)
 	$(VENV)/bin/inferd serve --config $(CONFIG)
 
-test: setup models tools deploy-tools ## set up, then run every check: Rust tests, clippy, proto, mypy, stubtest, pytest
+test: setup models tools deploy-tools clients ## set up, then run every check: Rust tests, clippy, proto, mypy, stubtest, pytest
 	$(MAKE) --no-print-directory test-rust fuzz proto-check buf-check lint test-python
 
 test-rust: ## cargo test on the native core
@@ -108,6 +114,11 @@ $(OIP_VENV)/.installed: $(VENV)/.installed Makefile
 
 oip-clients: $(OIP_VENV)/.installed ## tritonclient and the KServe SDK, in .tools/venv-oip (their own protobuf)
 
+clients: ## set up the Go, TypeScript and Java clients: their pinned tools and packages (Go proxy, npm, Maven Central)
+	@# At once: mostly downloads (Go compiles grpc once); each fails the target on its own.
+	@pids=(); for l in $(CLIENT_LANGS); do clients/$$l/setup.sh & pids+=($$!); done; \
+	  failed=0; for p in "$${pids[@]}"; do wait $$p || failed=1; done; exit $$failed
+
 tools: $(GHZ) buf prometheus oip-clients ## the tools the tests drive the server with (ghz, buf, prometheus, OIP clients)
 
 $(DEPLOY_VENV)/.installed: $(VENV)/.installed
@@ -117,7 +128,7 @@ $(DEPLOY_VENV)/.installed: $(VENV)/.installed
 
 deploy-tools: $(DEPLOY_VENV)/.installed ## the kubernetes and kserve SDKs (.tools/venv-deploy) for tests/test_deploy.py
 
-test-python: setup models tools deploy-tools ## pytest (real servers on 127.0.0.1)
+test-python: setup models tools deploy-tools clients ## pytest (real servers on 127.0.0.1)
 	$(PY) -m pytest -q
 
 lint: setup ## clippy -D warnings, the pure core built without pyo3, mypy --strict, stubtest of the .pyi
@@ -134,15 +145,24 @@ buf-check: buf ## buf lint on proto/ (buf.yaml says which rules are left out and
 	$(TOOLS)/node_modules/.bin/buf breaking --against '$(BUF_AGAINST)' --against-config buf.yaml
 	@echo "buf lint and buf breaking: clean"
 
-proto: setup ## regenerate python/inferd/v1 and python/inferd/oip from proto/
+proto: setup clients ## regenerate every language's code from proto/ (python/inferd/v1 and oip, clients/*)
 	$(call protoc,python)
+	rm -rf $(CLIENT_GEN_go) $(CLIENT_GEN_typescript) $(CLIENT_GEN_java)
+	clients/go/generate.sh $(CLIENT_GEN_go)
+	clients/typescript/generate.sh $(CLIENT_GEN_typescript)
+	clients/java/generate.sh $(CLIENT_GEN_java)
 
-proto-check: setup ## fail when python/inferd/v1 or oip differs from what proto/ generates
+proto-check: setup clients ## fail when any language's generated code differs from what proto/ generates
 	@rm -rf .proto-check && mkdir -p .proto-check/inferd/oip
 	@$(call protoc,.proto-check)
 	@for f in .proto-check/inferd/v1/* .proto-check/inferd/oip/*; do \
 	  g=python/$${f#.proto-check/}; cmp -s $$f $$g || { echo "$$f differs from $$g: run 'make proto'"; exit 1; }; \
-	done; rm -rf .proto-check; echo "generated code matches proto/"
+	done
+	@clients/go/generate.sh .proto-check/go && clients/typescript/generate.sh .proto-check/typescript \
+	  && clients/java/generate.sh .proto-check/java
+	@for l in $(CLIENT_LANGS); do v=CLIENT_GEN_$$l; \
+	  diff -r -q .proto-check/$$l $${!v} || { echo "clients/$$l differs from proto/: run 'make proto'"; exit 1; }; \
+	done; rm -rf .proto-check; echo "generated code matches proto/ (Python, Go, TypeScript, Java)"
 
 # inferd.v1 from proto/; the Open Inference Protocol from proto/inference/ with Triton's own file
 # names (grpc_service.proto imports "model_config.proto"), its imports then made relative.

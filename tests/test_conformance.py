@@ -1,10 +1,13 @@
 """clients/conformance/cases.json against a live conformance server (clients/conformance/serve.py,
-a process of its own: plaintext, and TLS with bearer tokens), through the Python client; and
-buf breaking, shown to fail on a change that breaks the wire."""
+a process of its own: plaintext, and TLS with bearer tokens), through the Python client and the
+Go, TypeScript and Java clients (each language's runner, clients/LANG/conformance.sh, after
+`make clients` set them up; their reports must list every case, in order, passed); and buf
+breaking, shown to fail on a change that breaks the wire."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,7 +32,7 @@ def connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             assert server.poll() is None, f"the conformance server exited with {server.returncode}"
             assert time.monotonic() < deadline, "the conformance server did not start in 120 s"
             time.sleep(0.1)
-        yield dict(json.loads(path.read_text()))
+        yield {**json.loads(path.read_text()), "_path": path}
     finally:
         server.terminate()
         server.wait(30)
@@ -44,6 +47,32 @@ def test_the_python_client_passes_every_case(connection: dict[str, Any]) -> None
             failures[case["name"]] = problems
     assert failures == {}
     assert len(cases["cases"]) >= 40
+
+
+#: What `make clients` leaves, by language: the runner cannot start without it.
+_SET_UP = {"go": "clients/go/.bin/protoc-gen-go", "typescript": "clients/typescript/node_modules", "java": "clients/java/.tools"}
+
+
+@pytest.mark.parametrize("language", ["go", "typescript", "java"])
+def test_each_language_passes_every_case(language: str, connection: dict[str, Any], tmp_path: Path) -> None:
+    """The language's own runner, through its own client (the cases run one language at a
+    time: the model-management ones unload and load a model back)."""
+    if not (ROOT / _SET_UP[language]).exists():
+        pytest.fail(f"the {language} client is not set up: run `make clients`")
+    report = tmp_path / f"{language}.json"
+    environment = {**os.environ, "INFERD_CONFORMANCE": str(connection["_path"]),
+                   "INFERD_CONFORMANCE_CASES": str(ROOT / "clients" / "conformance" / "cases.json"),
+                   "INFERD_CONFORMANCE_REPORT": str(report)}  # fmt: skip
+    done = subprocess.run([str(ROOT / "clients" / language / "conformance.sh")], env=environment,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert report.exists(), f"{language}: no report (exit {done.returncode}): {done.stdout[-3000:]}{done.stderr[-3000:]}"
+    written = json.loads(report.read_text())
+    assert written["language"] == language
+    names = [case["name"] for case in load_cases()["cases"]]
+    assert [result["name"] for result in written["results"]] == names
+    failed = {result["name"]: result["problems"] for result in written["results"] if not result["passed"]}
+    assert failed == {}
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def test_case_names_are_unique_and_every_call_and_payload_is_covered() -> None:
