@@ -288,3 +288,44 @@ class Versioned(Workflow):
 
     def run(self, features: Any) -> Any:
         return {"version": self.options["version"], "echo": features}
+
+
+class Crashy(Workflow):
+    """For isolation: ``{"crash": true}`` segfaults the process, ``{"leak": n}`` keeps n MiB,
+    ``{"hang": s}`` sleeps s seconds in run; any other input comes back with the process id."""
+
+    kept: list[bytes] = []
+
+    def run(self, features: Any) -> Any:
+        import os
+
+        if isinstance(features, dict):
+            if features.get("crash"):
+                import ctypes
+
+                ctypes.string_at(0)  # a segfault: the worker process dies
+            if features.get("leak"):
+                type(self).kept.append(b"x" * (int(features["leak"]) << 20))
+            if features.get("hang"):
+                import time
+                from pathlib import Path
+
+                if features.get("mark"):  # the test waits for this file: the call is in run
+                    Path(features["mark"]).touch()
+
+                time.sleep(float(features["hang"]))
+        return {"pid": os.getpid(), "echo": features}
+
+    def stream(self, features: Any) -> Iterator[Any]:
+        import time
+        from pathlib import Path
+
+        sent = 0
+        try:
+            for i in range(int(features.get("chunks", 3))):
+                time.sleep(float(features.get("gap", 0)))
+                yield f"chunk {i}"
+                sent += 1
+        finally:  # closed early or done: the test reads how far it got
+            if features.get("mark"):
+                Path(features["mark"]).write_text(str(sent))

@@ -308,6 +308,11 @@ class ModelConfig(_Strict):
     #: stages take milliseconds: while one runs, the whole server waits.
     inline: bool = False
     description: str = ""
+    #: "process": the workflow runs in ``workers`` processes of its own (inferd.isolation),
+    #: restarted when one dies, replaced when one grows past ``max_rss_mb``.
+    isolation: Literal["none", "process"] = "none"
+    workers: int = Field(default=1, ge=1)
+    max_rss_mb: int | None = Field(default=None, gt=0)
     #: This model's duration histograms' buckets in seconds (default: ``[server.metrics]``'s).
     metrics_buckets: list[float] | None = None
     #: ``workflow = "graph"``: its nodes, and the node whose output is the answer.
@@ -320,6 +325,10 @@ class ModelConfig(_Strict):
     @model_validator(mode="after")
     def _graph(self) -> ModelConfig:
         check_versions(self)
+        if self.isolation != "process" and ("workers" in self.model_fields_set or self.max_rss_mb is not None):
+            raise ValueError('workers and max_rss_mb are for isolation = "process"')
+        if self.isolation == "process" and (self.workflow == "graph" or self.inline):
+            raise ValueError('isolation = "process" is for a model, not a graph, and never inline')
         if (self.workflow == "graph") != bool(self.nodes):
             raise ValueError('a graph (workflow = "graph") needs nodes, and only a graph has them')
         if (self.workflow == "graph") != (self.output is not None):
@@ -373,35 +382,15 @@ class ServiceConfig(_Strict):
         return self.model_copy(update={"server": _validated(ServerConfig, merged, "[server]")})
 
 
-#: INFERD_* environment variables that override ``[server]`` keys.
+#: INFERD_* environment variables that override ``[server]`` keys (``table.key``: a sub-table's).
 ENVIRONMENT_OVERRIDES = {
-    "INFERD_ADDRESS": "address",
-    "INFERD_MAX_MESSAGE_BYTES": "max_message_bytes",
-    "INFERD_GRACE_S": "grace_s",
-    "INFERD_DRAIN_DELAY_S": "drain_delay_s",
-    "INFERD_THREADS": "threads",
-    "INFERD_REFLECTION": "reflection",
-    "INFERD_LOG_LEVEL": "log_level",
-    "INFERD_LOG_FORMAT": "log_format",
-    "INFERD_ACCESS_LOG": "access_log",
-    "INFERD_LOOP": "loop",
-}
-#: INFERD_* environment variables that override ``[server.metrics]`` keys.
-METRICS_ENVIRONMENT_OVERRIDES = {
-    "INFERD_METRICS_ENABLED": "enabled",
-    "INFERD_METRICS_ADDRESS": "address",
-}
-#: INFERD_* environment variables that override ``[server.tracing]`` keys.
-TRACING_ENVIRONMENT_OVERRIDES = {
-    "INFERD_TRACING": "enabled",
-    "INFERD_TRACING_ENDPOINT": "endpoint",
-}
-#: INFERD_* environment variables that override ``[server.tls]`` keys.
-TLS_ENVIRONMENT_OVERRIDES = {
-    "INFERD_TLS_CERT": "cert",
-    "INFERD_TLS_KEY": "key",
-    "INFERD_TLS_CLIENT_CA": "client_ca",
-}
+    "INFERD_ADDRESS": "address", "INFERD_MAX_MESSAGE_BYTES": "max_message_bytes", "INFERD_GRACE_S": "grace_s",
+    "INFERD_DRAIN_DELAY_S": "drain_delay_s", "INFERD_THREADS": "threads", "INFERD_REFLECTION": "reflection",
+    "INFERD_LOG_LEVEL": "log_level", "INFERD_LOG_FORMAT": "log_format", "INFERD_ACCESS_LOG": "access_log",
+    "INFERD_LOOP": "loop", "INFERD_METRICS_ENABLED": "metrics.enabled", "INFERD_METRICS_ADDRESS": "metrics.address",
+    "INFERD_TRACING": "tracing.enabled", "INFERD_TRACING_ENDPOINT": "tracing.endpoint",
+    "INFERD_TLS_CERT": "tls.cert", "INFERD_TLS_KEY": "tls.key", "INFERD_TLS_CLIENT_CA": "tls.client_ca",
+}  # fmt: skip
 
 
 def _validated(model: type[BaseModel], data: Any, where: str) -> Any:
@@ -434,16 +423,11 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     server = dict(data.get("server", {}))
     for variable, key in ENVIRONMENT_OVERRIDES.items():
         if variable in variables:
-            server[key] = variables[variable]
-    tls = {key: variables[variable] for variable, key in TLS_ENVIRONMENT_OVERRIDES.items() if variable in variables}
-    if tls:
-        server["tls"] = {**dict(server.get("tls") or {}), **tls}
-    metrics = {key: variables[variable] for variable, key in METRICS_ENVIRONMENT_OVERRIDES.items() if variable in variables}
-    if metrics:
-        server["metrics"] = {**dict(server.get("metrics") or {}), **metrics}
-    tracing = {key: variables[variable] for variable, key in TRACING_ENVIRONMENT_OVERRIDES.items() if variable in variables}
-    if tracing:
-        server["tracing"] = {**dict(server.get("tracing") or {}), **tracing}
+            table, _, name = key.rpartition(".")
+            if table:
+                server[table] = {**dict(server.get(table) or {}), name: variables[variable]}
+            else:
+                server[key] = variables[variable]
     data["server"] = server
     data["base_dir"] = file.resolve().parent
     config: ServiceConfig = _validated(ServiceConfig, data, str(file))

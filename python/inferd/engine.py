@@ -184,6 +184,14 @@ class Engine:
         states = {entry.name: entry.state for entry in self.repository}
         return states | {name: self.repository.latest(name).state for name in self.repository.versions}
 
+    def serving(self) -> dict[str, bool]:
+        """Whether each set-up model can serve now (an isolated one: some worker process runs)."""
+        out = {}
+        for entry in self.repository:
+            workflow = entry.stages.workflow if entry.stages is not None else None
+            out[entry.name] = bool(getattr(workflow, "serving", True))
+        return out | {name: out[self.repository.latest(name).name] for name in self.repository.versions}
+
     def on_state_change(self, listener: Callable[[str, ModelState], None]) -> None:
         """Calls ``listener(model, state)`` on the loop whenever a model's state changes."""
         self.repository.listeners.append(lambda entry: listener(entry.name, entry.state))

@@ -25,6 +25,7 @@ from pathlib import Path
 from .adapters import Adapter, Payload, make_adapter
 from .config import ModelConfig, PassthroughInput, ServiceConfig
 from .errors import ConfigError, ModelFailed, ModelNotFound, ModelNotReady
+from .isolation import isolated_stages
 from .stages import Stages, StageStats, Threads
 from .workflow import Workflow, WorkflowSpec, inspect_workflow
 
@@ -299,13 +300,20 @@ class Repository:
     async def _build(self, entry: ModelEntry) -> Stages:
         """A new workflow of the model, set up and ready, and its stages."""
         # In a thread: importing a framework (torch) takes seconds the loop must not lose.
+        options = dict(entry.config.options)
+        if entry.config.path is not None:
+            options["path"] = self.config.resolve(entry.config.path)
+        if entry.config.isolation == "process":  # its workflow runs in worker processes
+            def notify() -> None:  # a worker died or came back: health follows
+                self._set_state(entry, entry.state)
+
+            stages = await isolated_stages(entry.name, entry.config, options, entry.base_dir, entry.threads, notify)
+            entry.spec = stages.spec
+            return stages
         cls = self._classes.get(entry.name)
         if cls is None:
             cls = await entry.threads.run(functools.partial(load_workflow_class, entry.config.workflow, entry.base_dir))
         spec = entry.spec = inspect_workflow(cls)
-        options = dict(entry.config.options)
-        if entry.config.path is not None:
-            options["path"] = self.config.resolve(entry.config.path)
         workflow = await entry.threads.run(functools.partial(cls, **options))
         if self._bind is not None:
             self._bind(entry, workflow)

@@ -62,8 +62,9 @@ class Server:
         overall = SERVING if self.engine.eager_ready() else NOT_SERVING
         await self.health.set("", overall)
         await self.health.set(SERVICE_NAME, overall)
+        serving = self.engine.serving()
         for name, state in self.engine.states().items():
-            await self.health.set(name, SERVING if state is ModelState.READY else NOT_SERVING)
+            await self.health.set(name, SERVING if state is ModelState.READY and serving.get(name, True) else NOT_SERVING)
 
     async def start_models(self) -> None:
         """Sets up the eager models, then publishes health."""

@@ -1,0 +1,226 @@
+"""One worker process of an isolated model, as the server sees it: started, called, watched.
+
+Calls go out on its stdin and answers come back on its stdout, a frame each
+(:mod:`inferd.isolation.wire`), one slot a call in flight: a slot's shared memory is reused by
+its next call only once the worker has answered the last one, so a call that the server gives
+up on (cancelled, past its deadline) keeps its slot until the worker says it stopped. When the
+process exits, every call in flight on it fails with UNAVAILABLE naming the model and why
+(the signal that killed it: SIGSEGV, SIGKILL, often the out-of-memory killer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ..errors import InferdError, Unavailable
+from .wire import FRAME, Arena, Mapped, pack, unpack
+
+__all__ = ["WorkerProcess", "cause_of"]
+
+logger = logging.getLogger("inferd.isolation")
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def cause_of(returncode: int | None) -> str:
+    """Why a worker ended, in words: the signal's name, or its exit status."""
+    if returncode is None:
+        return "it stopped answering"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = " (out of memory?)" if -returncode == signal.SIGKILL else ""
+        return f"it was killed by {name}{hint}"
+    return f"it exited with status {returncode}"
+
+
+class WorkerProcess:
+    """A worker process and its slots; :meth:`start` makes the workflow there."""
+
+    def __init__(self, model: str, spec: dict[str, Any], slots: int, on_exit: Callable[[WorkerProcess], None]) -> None:
+        self.model = model
+        self._spec = spec
+        self._on_exit = on_exit
+        self._free: asyncio.Queue[int] = asyncio.Queue()
+        for slot in range(slots):
+            self._free.put_nowait(slot)
+        self._arenas = [Arena() for _ in range(slots)]
+        self._mapped = Mapped()
+        self._waiting: dict[int, asyncio.Future[tuple[Any, ...]]] = {}
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self.inflight = 0
+        self.served = 0
+        self.pid = 0
+        self.alive = False
+        #: Takes no new calls (growing past max_rss_mb): replaced once its calls are done.
+        self.draining = False
+        self.cause = ""
+        self.facts: dict[str, tuple[str, bool, bool]] = {}
+        self.signature: tuple[list[Any], list[Any]] = ([], [])
+
+    async def start(self) -> None:
+        """Starts the process and sets the workflow up there; raises why it could not."""
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "inferd.isolation.worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=environment, limit=1 << 30,
+        )  # fmt: skip
+        self.pid = self._process.pid
+        assert self._process.stdin is not None
+        self._process.stdin.write(pack(("start", self._spec)))
+        first = await self._read()
+        if first is None:
+            code = await self._process.wait()
+            raise RuntimeError(f"the worker process could not start: {cause_of(code)}")
+        if first[0] == "failed":
+            await self._process.wait()
+            raise RuntimeError(first[1])
+        _, self.pid, self.facts, inputs, outputs = first
+        self.signature = (inputs, outputs)
+        self.alive = True
+        self._reader = asyncio.ensure_future(self._read_all())
+
+    async def _read(self) -> tuple[Any, ...] | None:
+        assert self._process is not None and self._process.stdout is not None
+        try:
+            header = await self._process.stdout.readexactly(FRAME.size)
+            body = await self._process.stdout.readexactly(FRAME.unpack(header)[0])
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        return unpack(body, self._mapped, copy=True)
+
+    async def _read_all(self) -> None:
+        assert self._process is not None
+        while (message := await self._read()) is not None:
+            if message[0] == "bye":
+                break
+            future = self._waiting.get(message[1])
+            if future is not None and not future.done():
+                future.set_result(message)
+        code = await self._process.wait()
+        self.alive = False
+        self.cause = cause_of(code)
+        failure = Unavailable(f"model {self.model!r}: its worker process {self.pid} died while serving ({self.cause})", model=self.model)
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(failure)
+        self._mapped.close()
+        for arena in self._arenas:
+            arena.close()
+        self._on_exit(self)
+
+    def rss_bytes(self) -> int:
+        try:
+            with open(f"/proc/{self.pid}/statm") as statm:
+                return int(statm.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def _send(self, message: tuple[Any, ...], slot: int) -> asyncio.Future[tuple[Any, ...]]:
+        if not self.alive or self._process is None or self._process.stdin is None:
+            raise Unavailable(f"model {self.model!r}: its worker process is not running ({self.cause or 'stopped'})", model=self.model)
+        future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+        self._waiting[slot] = future
+        self._process.stdin.write(pack(message, self._arenas[slot], slot))
+        return future
+
+    async def _answer(self, future: asyncio.Future[tuple[Any, ...]], slot: int) -> Any:
+        """The answer to a call; the caller going sends a cancel and the slot stays taken until
+        the worker answers (its shared memory may still be read)."""
+        try:
+            message = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if self.alive and self._process is not None and self._process.stdin is not None:
+                self._process.stdin.write(pack(("cancel", slot)))
+            future.add_done_callback(lambda _: None if future.cancelled() else future.exception())
+            raise
+        if message[0] == "ok":
+            return message[2]
+        if message[0] == "error":
+            error = message[2]
+            raise error if isinstance(error, InferdError) else Unavailable(str(error), model=self.model)
+        if message[0] == "cancelled":
+            raise asyncio.CancelledError
+        raise RuntimeError(f"unexpected answer {message[0]!r} from the worker")
+
+    async def call(self, stage: str, parameters: dict[str, Any], args: tuple[Any, ...]) -> Any:
+        """One stage there (``"infer"``: preprocess, run and postprocess, with their timings)."""
+        slot = await self._free.get()
+        self.inflight += 1
+        future: asyncio.Future[tuple[Any, ...]] | None = None
+        try:
+            message = ("infer", slot, parameters, args[0]) if stage == "infer" else ("call", slot, stage, parameters, args)
+            future = self._send(message, slot)
+            return await self._answer(future, slot)
+        finally:
+            self.inflight -= 1
+            self.served += 1
+            self._release(slot, future)
+
+    def _release(self, slot: int, future: asyncio.Future[Any] | None) -> None:
+        if future is None or future.done():
+            self._waiting.pop(slot, None)
+            self._free.put_nowait(slot)
+        else:  # the worker has not answered yet: the slot comes back when it does
+            future.add_done_callback(lambda _: self._release(slot, None))
+
+    async def stream(self, parameters: dict[str, Any], features: Any, preprocess: bool) -> AsyncIterator[Any]:
+        """The model's chunks, one asked for at a time (after its preprocess, there, when
+        ``preprocess``); closing this closes the generator there."""
+        slot = await self._free.get()
+        self.inflight += 1
+        future: asyncio.Future[tuple[Any, ...]] | None = None
+        finished = False
+        try:
+            future = self._send(("open", slot, parameters, features, preprocess), slot)
+            await self._answer(future, slot)
+            while True:
+                future = self._send(("next", slot), slot)
+                if (await asyncio.shield(future))[0] == "end":
+                    finished = True
+                    return
+                yield await self._answer(future, slot)
+        finally:
+            self.inflight -= 1
+            self.served += 1
+            if not finished and self.alive:
+                # Closed early (the client went): a generator cannot be closed while it makes a
+                # chunk, so the one being made is waited for, then the generator is closed.
+                with contextlib.suppress(BaseException):
+                    if future is not None and not future.done():
+                        await asyncio.wait([future], timeout=30)
+                    if future is None or future.done():
+                        future = self._send(("close", slot), slot)
+                        await asyncio.wait([future], timeout=30)
+            self._release(slot, future)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Runs the teardown there, then ends the process (killed after ``grace`` seconds)."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        self.alive = False
+        try:
+            assert process.stdin is not None
+            process.stdin.write(pack(("teardown",)))
+            await asyncio.wait_for(process.wait(), grace)
+        except (asyncio.TimeoutError, ConnectionError, AssertionError):
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()

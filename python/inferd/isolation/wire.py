@@ -1,0 +1,150 @@
+"""Messages between the server and a model's worker process.
+
+A message is a frame on the worker's pipe: 4 bytes of length, then a pickle (protocol 5) of a
+small tuple. The buffers of the objects in it (numpy arrays, bytes of 1 KiB and more) do not
+go into the pickle: they are written into a shared memory segment of the request's slot (an
+:class:`Arena`), and the frame names where. Each slot has one arena a direction; a message too
+large for one gets a larger segment, named in the frame, which the other side maps once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+import os
+import pickle
+import struct
+import tempfile
+from typing import Any
+
+__all__ = ["Arena", "Mapped", "pack", "unpack", "FRAME"]
+
+#: The length of a frame's body.
+FRAME = struct.Struct("<I")
+#: Arenas start at this size and double as messages need (a 64 MiB answer: 7 growths once).
+_INITIAL = 1 << 20
+_ALIGN = 64
+#: Where segments live: shared memory (tmpfs) on Linux, else the temporary folder.
+FOLDER = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+_numbers = itertools.count()
+
+
+class _Segment:
+    """A file in shared memory, mapped: the one who made it unlinks it at close."""
+
+    def __init__(self, name: str, size: int = 0) -> None:
+        self.name = name
+        path = os.path.join(FOLDER, name)
+        self._owner = size > 0
+        self.closed = False
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT | os.O_EXCL if self._owner else 0), 0o600)
+        try:
+            if self._owner:
+                os.ftruncate(fd, size)
+            self.size = os.fstat(fd).st_size
+            self.buf: memoryview = memoryview(mmap.mmap(fd, self.size))
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        mapping = self.buf.obj
+        try:
+            self.buf.release()
+            mapping.close()  # type: ignore[attr-defined]
+        except BufferError:  # a view of it lives on (a caller kept a tensor): freed with it
+            pass
+        if self._owner:
+            try:
+                os.unlink(os.path.join(FOLDER, self.name))
+            except FileNotFoundError:
+                pass
+
+
+def _segment(size: int) -> _Segment:
+    return _Segment(f"inferd-{os.getpid()}-{next(_numbers)}", size)
+
+
+class Arena:
+    """A shared memory segment one side writes a message's buffers into."""
+
+    def __init__(self, size: int = _INITIAL) -> None:
+        self.memory = _segment(size)
+
+    @property
+    def name(self) -> str:
+        return self.memory.name
+
+    def write(self, buffers: list[pickle.PickleBuffer]) -> list[tuple[int, int]]:
+        """Copies the buffers in (growing the segment first when they do not fit); their
+        (offset, length) in it."""
+        views = [buffer.raw() for buffer in buffers]
+        total = sum(-(-len(view) // _ALIGN) * _ALIGN for view in views)
+        if total > self.memory.size:
+            self.close()
+            self.memory = _segment(max(total, self.memory.size * 2))
+        spans, offset = [], 0
+        target = self.memory.buf
+        for view in views:
+            size = len(view)
+            target[offset : offset + size] = view
+            spans.append((offset, size))
+            offset += -(-size // _ALIGN) * _ALIGN
+        return spans
+
+    def close(self) -> None:
+        self.memory.close()
+
+
+class Mapped:
+    """The other side's segments, mapped once each by name (the last one of each slot)."""
+
+    def __init__(self) -> None:
+        self._segments: dict[int, _Segment] = {}
+
+    def views(self, slot: int, name: str, spans: list[tuple[int, int]]) -> list[memoryview]:
+        segment = self._segments.get(slot)
+        if segment is None or segment.name != name:
+            if segment is not None:
+                segment.close()
+            segment = self._segments[slot] = _Segment(name)
+        memory = segment.buf
+        return [memory[offset : offset + size] for offset, size in spans]
+
+    def close(self) -> None:
+        for segment in self._segments.values():
+            segment.close()
+        self._segments.clear()
+
+
+def pack(message: tuple[Any, ...], arena: Arena | None = None, slot: int = -1) -> bytes:
+    """A frame: the message pickled, its large buffers in ``arena``, the slot's (inline when
+    there is none)."""
+    buffers: list[pickle.PickleBuffer] = []
+    body = pickle.dumps(message, protocol=5, buffer_callback=buffers.append if arena is not None else None)
+    envelope: tuple[Any, ...]
+    if buffers:
+        assert arena is not None
+        envelope = (slot, arena.name, arena.write(buffers), body)
+    else:
+        envelope = (slot, None, None, body)
+    data = pickle.dumps(envelope, protocol=5)
+    return FRAME.pack(len(data)) + data
+
+
+def unpack(body: bytes, mapped: Mapped, *, copy: bool) -> tuple[Any, ...]:
+    """A frame's message. Its buffers are views of the sender's arena, valid until the slot's
+    next message; ``copy`` copies them out (what outlives the slot must)."""
+    slot, name, spans, inner = pickle.loads(body)
+    if name is None:
+        message: tuple[Any, ...] = pickle.loads(inner)
+        return message
+    views = mapped.views(slot, name, spans)
+    buffers = [bytearray(view) for view in views] if copy else views
+    message = pickle.loads(inner, buffers=buffers)
+    if copy:
+        for view in views:
+            view.release()
+    return message

@@ -1,0 +1,193 @@
+"""Models isolated in worker processes (isolation = "process"), through a real server and the
+Python client: a model that segfaults, one that leaks past max_rss_mb, one that hangs, and a
+worker killed from outside, each beside healthy models that keep answering throughout;
+batching, streaming with cancel and several workers across the process boundary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import ROOT, RunningServer
+
+from inferd.config import ServiceConfig
+from inferd.errors import DeadlineExceeded, Unavailable
+
+CRASHY = "workflows_for_tests:Crashy"
+
+
+@pytest.fixture(scope="module")
+def running() -> Iterator[RunningServer]:
+    config = ServiceConfig.model_validate({"base_dir": str(ROOT / "service"), "models": {
+        "crashy": {"workflow": CRASHY, "isolation": "process"},
+        "leaky": {"workflow": CRASHY, "isolation": "process", "max_rss_mb": 300},
+        "pair": {"workflow": CRASHY, "isolation": "process", "workers": 2},
+        "wine": {"workflow": "onnx", "path": "models/wine.onnx", "isolation": "process"},
+        "digits": {"workflow": "torch", "path": "models/digits.pt2", "isolation": "process",
+                   "batching": {"max_batch_size": 64, "max_delay_ms": 20},
+                   "options": {"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 1, 8, 8]}],
+                               "outputs": ["logits", "label"]}},
+        "echo": {"workflow": "echo"},  # in the server's own process
+    }}).with_server(metrics={"address": "127.0.0.1:0"})  # fmt: skip
+    server = RunningServer(config)
+    yield server
+    server.stop()
+
+
+def until(check: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    """Polls ``check`` until it holds (a worker's restart takes a process start and a setup)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"{what} did not happen in {seconds} s"
+        time.sleep(0.02)
+
+
+class Healthy:
+    """Calls wine (isolated) and echo (in process) from a thread until stopped; counts what failed."""
+
+    def __init__(self, running: RunningServer) -> None:
+        self._running = running
+        self._stop = threading.Event()
+        self.calls = 0
+        self.failures: list[str] = []
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        wine = {"input": np.ones((1, 13), np.float32)}
+        with self._running.client() as client:
+            while not self._stop.is_set():
+                try:
+                    assert client.infer("echo", f"call {self.calls}").output == f"call {self.calls}"
+                    assert client.infer("wine", wine).output["probabilities"].shape == (1, 3)
+                    self.calls += 1
+                except Exception as error:  # noqa: BLE001 -- every failure is counted and shown
+                    self.failures.append(repr(error))
+
+    def __enter__(self) -> Healthy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def test_a_segfault_fails_only_its_own_call_and_the_worker_comes_back(running: RunningServer) -> None:
+    with running.client() as client, Healthy(running) as healthy:
+        answer = client.infer("crashy", {"a": 1})
+        first = answer.output["pid"]
+        assert first != os.getpid()  # it ran in a worker process
+        assert {"run", "worker:run", "total"} <= set(answer.timings)  # its stages timed there
+        pids = {first}
+        for round_ in range(3):
+            with pytest.raises(Unavailable) as died:
+                client.infer("crashy", {"crash": True})
+            assert "'crashy'" in str(died.value) and "SIGSEGV" in str(died.value)
+            until(lambda: client.health("crashy") == "SERVING", "the worker's restart")
+            pids.add(client.infer("crashy", {"a": round_}).output["pid"])
+        until(lambda: healthy.calls >= 5 or bool(healthy.failures), "healthy calls")
+    assert len(pids) == 4  # three deaths, three new workers
+    assert healthy.failures == []
+
+
+def test_a_worker_killed_from_outside_fails_its_calls_in_flight(running: RunningServer, tmp_path: Any) -> None:
+    with running.client() as client, Healthy(running) as healthy:
+        pid = client.infer("crashy", {"a": 1}).output["pid"]
+        failed: list[BaseException] = []
+
+        def hung_call() -> None:
+            with running.client() as other:
+                try:
+                    other.infer("crashy", {"hang": 30, "mark": str(tmp_path / "in-run")})
+                except BaseException as error:  # noqa: BLE001
+                    failed.append(error)
+
+        caller = threading.Thread(target=hung_call)
+        caller.start()
+        until((tmp_path / "in-run").exists, "the call in flight")
+        os.kill(pid, signal.SIGKILL)
+        caller.join(30)
+        assert len(failed) == 1 and isinstance(failed[0], Unavailable)
+        assert "SIGKILL" in str(failed[0]) and "out of memory?" in str(failed[0])
+        until(lambda: client.health("crashy") == "SERVING", "the worker's restart")
+        assert client.infer("crashy", {"a": 2}).output["pid"] != pid
+    assert healthy.failures == []
+
+
+def test_a_hung_call_meets_its_deadline_and_the_model_answers_others(running: RunningServer) -> None:
+    with running.client() as client, Healthy(running) as healthy:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            client.infer("crashy", {"hang": 20}, timeout=0.5)
+        assert time.monotonic() - started < 10
+        assert client.infer("crashy", {"a": 3}).output["echo"] == {"a": 3}  # another thread of it
+    assert healthy.failures == []
+
+
+def test_a_worker_past_max_rss_mb_is_replaced_without_failing_a_call(running: RunningServer) -> None:
+    with running.client() as client, Healthy(running) as healthy:
+        pid = client.infer("leaky", {"a": 0}).output["pid"]
+        seen = set()
+        for _ in range(40):  # 40 MiB a call: past 300 MiB within a few calls
+            seen.add(client.infer("leaky", {"leak": 40}).output["pid"])
+            if len(seen) > 1:
+                break
+        until(lambda: client.infer("leaky", {"a": 1}).output["pid"] != pid, "the worker's replacement")
+    assert healthy.failures == []
+
+
+def test_batches_form_across_the_process_boundary(running: RunningServer) -> None:
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images[:16].astype(np.float32)
+    with running.client() as client:
+        before = next(info for info in client.models() if info.name == "digits").batching
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(image: np.ndarray) -> int:
+            with running.client() as each:
+                return int(each.infer("digits", {"input": image.reshape(1, 1, 8, 8)}).output["label"][0])
+
+        with ThreadPoolExecutor(16) as pool:
+            labels = list(pool.map(one, images))
+        after = next(info for info in client.models() if info.name == "digits").batching
+        alone = [one(image) for image in images]  # one at a time: each its own batch
+    assert before is not None and after is not None
+    assert int(after["rows"]) - int(before["rows"]) == 16
+    assert int(after["batches"]) - int(before["batches"]) < 16  # some calls ran as one batch
+    assert labels == alone  # each row's answer went back to its own request
+    assert sum(a == b for a, b in zip(labels, load_digits().target[:16])) >= 12
+
+
+def test_streams_cross_and_a_cancel_stops_the_workers_generator(running: RunningServer, tmp_path: Any) -> None:
+    with running.client() as client:
+        chunks = [chunk.output for chunk in client.stream("crashy", {"chunks": 4}) if not chunk.final]
+        assert chunks == ["chunk 0", "chunk 1", "chunk 2", "chunk 3"]
+        started = time.monotonic()
+        mark = tmp_path / "sent"
+        stream = client.stream("crashy", {"chunks": 1000, "gap": 0.05, "mark": str(mark)})
+        first = next(stream)
+        assert first.output == "chunk 0"
+        stream.close()  # cancels the call
+        until(mark.exists, "the worker's generator closing")
+        assert int(mark.read_text()) < 50  # it stopped within a chunk or so, not after 1000
+        assert client.infer("crashy", {"a": 4}).output["echo"] == {"a": 4}
+        assert time.monotonic() - started < 20
+
+
+def test_several_workers_share_the_calls(running: RunningServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> int:
+        with running.client() as each:
+            return int(each.infer("pair", {"hang": 0.2, "i": i}).output["pid"])
+
+    with ThreadPoolExecutor(8) as pool:
+        pids = set(pool.map(one, range(16)))
+    assert len(pids) == 2
