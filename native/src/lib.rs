@@ -9,6 +9,7 @@
 //! RuntimeError, logged, and never pyo3's PanicException (a BaseException).
 
 pub mod batch;
+pub mod oip_wire;
 pub mod otlp;
 #[cfg(feature = "python")]
 mod py_guard;
