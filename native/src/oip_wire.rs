@@ -348,7 +348,9 @@ fn unique_names(inputs: &[InputRef<'_>]) -> bool {
 
 fn plan_one<'a>(input: &InputRef<'a>, data: &'a [u8]) -> Option<Planned<'a>> {
     let datatype = Datatype::parse(input.datatype)?;
-    if input.shape.len() > MAX_DIMS {
+    // The Python reader's widening of a BF16 scalar (no dimensions) gives a numpy scalar, not
+    // an array: left to it, so that it stays what it was.
+    if input.shape.len() > MAX_DIMS || (datatype == Datatype::Bf16 && input.shape.is_empty()) {
         return None;
     }
     let dims = input
@@ -632,6 +634,7 @@ mod tests {
         assert!(declined("FP32", &[1; 65], b"\x00\x00\x00\x00", false)); // numpy's dims
         assert!(declined("BYTES", &[2], b"\x00\x00\x00\x00", false)); // 1 element of 2
         assert!(!declined("FP32", &[], b"\x00\x00\x00\x00", false)); // a scalar
+        assert!(declined("BF16", &[], b"\x00\x00", false)); // the Python reader's own scalar
     }
 
     #[test]
