@@ -330,9 +330,20 @@ def _call(channel: grpc.Channel, data: bytes) -> tuple[grpc.StatusCode, str, Any
         return error.code(), error.details(), None
 
 
-def test_the_native_path_serves_wine(channel: grpc.Channel) -> None:
+def test_the_native_path_serves_wine(channel: grpc.Channel, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferd.server import oip_tensors
+
+    served = []
+    native = oip_tensors._read_native
+
+    def counted(request: Any, input_format: str) -> Any:
+        served.append(request.model_name)
+        return native(request, input_format)
+
+    monkeypatch.setattr(oip_tensors, "_read_native", counted)  # (the server runs in this process)
     code, _, response = _call(channel, _wine(2))
     assert code is grpc.StatusCode.OK
+    assert served == ["wine"], "served by the native path"
     assert response.outputs and len(response.raw_output_contents) == len(response.outputs)
     assert (response.model_name, response.id) == ("wine", "w")
 
