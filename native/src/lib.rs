@@ -37,8 +37,8 @@ mod python {
 
     use crate::batch::{self, BatchError, TensorMeta};
     use crate::py_guard::guarded;
-    use crate::py_records::{self, NodeKeys};
     use crate::py_oip::{self, PyOipRequest};
+    use crate::py_records::{self, NodeKeys};
     use crate::py_wire::{self, PyRequest, RequestFault};
     use crate::records::{self, Buffer, Column, ParseError, SyntaxError};
     use crate::schema::{self, ConfigValue, FieldSpec, SchemaError, SchemaSpec};

@@ -50,7 +50,10 @@ pub const FIELDS: [(&str, u32); 19] = [
     ("ModelInferRequest.parameters", REQUEST_PARAMETERS),
     ("ModelInferRequest.inputs", REQUEST_INPUTS),
     ("ModelInferRequest.outputs", REQUEST_OUTPUTS),
-    ("ModelInferRequest.raw_input_contents", REQUEST_RAW_INPUT_CONTENTS),
+    (
+        "ModelInferRequest.raw_input_contents",
+        REQUEST_RAW_INPUT_CONTENTS,
+    ),
     ("InferInputTensor.name", INPUT_NAME),
     ("InferInputTensor.datatype", INPUT_DATATYPE),
     ("InferInputTensor.shape", INPUT_SHAPE),
@@ -477,10 +480,17 @@ mod tests {
         let data = [7u8; 52];
         let buf = wine(&data);
         let request = decode_infer_request(&buf).unwrap();
-        assert_eq!((request.model_name, request.model_version, request.id), ("wine", "", "r1"));
+        assert_eq!(
+            (request.model_name, request.model_version, request.id),
+            ("wine", "", "r1")
+        );
         assert_eq!(request.inputs.len(), 1);
         assert_eq!(
-            (request.inputs[0].name, request.inputs[0].datatype, &request.inputs[0].shape[..]),
+            (
+                request.inputs[0].name,
+                request.inputs[0].datatype,
+                &request.inputs[0].shape[..]
+            ),
             ("input", "FP32", &[1, 13][..])
         );
         let raw = request.raw_input_contents[0];
@@ -545,7 +555,10 @@ mod tests {
         let mut one = Vec::new();
         put_bytes(&mut one, REQUEST_PARAMETERS, &entry("m", &merged));
         let request = decode_infer_request(&one).unwrap();
-        assert_eq!(parameter(&request.parameters, "m"), Some(Parameter::Int64(4)));
+        assert_eq!(
+            parameter(&request.parameters, "m"),
+            Some(Parameter::Int64(4))
+        );
         let request = decode_infer_request(&buf[..0]).unwrap();
         assert_eq!(request, InferRequest::default());
     }
@@ -569,7 +582,11 @@ mod tests {
         ] {
             for packed in [true, false] {
                 let mut buf = Vec::new();
-                put_bytes(&mut buf, REQUEST_INPUTS, &input_tensor("x", name, &[2, 3], packed));
+                put_bytes(
+                    &mut buf,
+                    REQUEST_INPUTS,
+                    &input_tensor("x", name, &[2, 3], packed),
+                );
                 put_bytes(&mut buf, REQUEST_RAW_INPUT_CONTENTS, &vec![1u8; 6 * size]);
                 let request = decode_infer_request(&buf).unwrap();
                 let planned = plan_inputs(&request).expect(name);
@@ -594,11 +611,18 @@ mod tests {
         assert!(bytes_elements(&data[..data.len() - 1]).is_none());
         assert!(bytes_elements(b"\x01\x00").is_none());
         let mut buf = Vec::new();
-        put_bytes(&mut buf, REQUEST_INPUTS, &input_tensor("t", "BYTES", &[3], false));
+        put_bytes(
+            &mut buf,
+            REQUEST_INPUTS,
+            &input_tensor("t", "BYTES", &[3], false),
+        );
         put_bytes(&mut buf, REQUEST_RAW_INPUT_CONTENTS, &data);
         let request = decode_infer_request(&buf).unwrap();
         let planned = plan_inputs(&request).unwrap();
-        assert_eq!(planned[0].data, TensorData::Elements(vec![b"ab", b"", b"xyz"]));
+        assert_eq!(
+            planned[0].data,
+            TensorData::Elements(vec![b"ab", b"", b"xyz"])
+        );
     }
 
     #[test]
@@ -611,7 +635,11 @@ mod tests {
         put_bytes(&mut two, REQUEST_RAW_INPUT_CONTENTS, b""); // 2 raw entries, 1 input
         assert!(!plan(&two));
         let mut twice = wine(&[0; 52]);
-        put_bytes(&mut twice, REQUEST_INPUTS, &input_tensor("input", "FP32", &[0], true));
+        put_bytes(
+            &mut twice,
+            REQUEST_INPUTS,
+            &input_tensor("input", "FP32", &[0], true),
+        );
         put_bytes(&mut twice, REQUEST_RAW_INPUT_CONTENTS, b"");
         assert!(!plan(&twice)); // a name given twice
         let declined = |datatype: &str, shape: &[i64], data: &[u8], contents: bool| {
@@ -655,7 +683,11 @@ mod tests {
     #[test]
     fn no_input_of_any_bytes_panics() {
         let mut buf = wine(&[1; 52]);
-        put_bytes(&mut buf, REQUEST_PARAMETERS, &entry("k", b"\x18\x01\x1a\x01x"));
+        put_bytes(
+            &mut buf,
+            REQUEST_PARAMETERS,
+            &entry("k", b"\x18\x01\x1a\x01x"),
+        );
         for end in 0..buf.len() {
             if let Ok(request) = decode_infer_request(&buf[..end]) {
                 let _ = plan_inputs(&request);

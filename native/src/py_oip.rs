@@ -159,7 +159,9 @@ fn array<'py>(py: Python<'py>, tensor: &Planned<'_>) -> PyResult<Bound<'py, PyAn
                 .iter()
                 .map(|element| PyBytes::new(py, element).into_any().unbind())
                 .collect();
-            return Ok(PyArray::from_vec(py, items).reshape(dims.to_vec())?.into_any());
+            return Ok(PyArray::from_vec(py, items)
+                .reshape(dims.to_vec())?
+                .into_any());
         }
     };
     Ok(match tensor.datatype {
