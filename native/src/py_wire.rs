@@ -307,7 +307,11 @@ fn numpy_can_hold(dims: &[usize], itemsize: usize) -> bool {
     true
 }
 
-pub(crate) fn typed<'py, T: Element>(py: Python<'py>, data: &[u8], dims: &[usize]) -> Bound<'py, PyAny> {
+pub(crate) fn typed<'py, T: Element>(
+    py: Python<'py>,
+    data: &[u8],
+    dims: &[usize],
+) -> Bound<'py, PyAny> {
     // SAFETY: a new, C-ordered array of exactly `data.len()` bytes (the caller checked the
     // size), every byte of which is written before anyone can see it. Any bit pattern is a
     // valid value of the numeric types this is called for (bool is not: see `booleans`).
