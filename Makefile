@@ -16,11 +16,12 @@ OIP_SOURCES := proto/inference/grpc_service.proto proto/inference/model_config.p
 
 .PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
 
-# The fuzz budget (40 s in all) split among the four targets.
+# The fuzz budget (44 s in all) split among the five targets.
 FUZZ_SECONDS ?= 24
 FUZZ_WIRE_SECONDS ?= 8
 FUZZ_RESPONSE_SECONDS ?= 4
 FUZZ_DICTS_SECONDS ?= 4
+FUZZ_OIP_SECONDS ?= 4
 PACKFLOW := benches/.packflow
 # ghz, the gRPC load generator: the bench's, and the reflection smoke test's (the same
 # version as benches/serve_setup.sh, which reuses this build).
@@ -92,6 +93,8 @@ fuzz: ## fuzz JSON records, the request reader, the response writer, dict record
 	  --test fuzz_response -- --nocapture
 	INFERD_FUZZ_SECONDS=$(FUZZ_DICTS_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
 	  --test fuzz_dict_records -- --nocapture
+	INFERD_FUZZ_SECONDS=$(FUZZ_OIP_SECONDS) cargo test --quiet --release --manifest-path $(CARGO_MANIFEST) \
+	  --test fuzz_oip -- --nocapture
 
 $(GHZ):
 	@command -v go >/dev/null || { echo "make: Go is needed to build ghz (tests/test_reflection.py)"; exit 1; }

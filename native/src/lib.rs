@@ -9,9 +9,12 @@
 //! RuntimeError, logged, and never pyo3's PanicException (a BaseException).
 
 pub mod batch;
+pub mod oip_wire;
 pub mod otlp;
 #[cfg(feature = "python")]
 mod py_guard;
+#[cfg(feature = "python")]
+mod py_oip;
 #[cfg(feature = "python")]
 mod py_otlp;
 #[cfg(feature = "python")]
@@ -34,6 +37,7 @@ mod python {
 
     use crate::batch::{self, BatchError, TensorMeta};
     use crate::py_guard::guarded;
+    use crate::py_oip::{self, PyOipRequest};
     use crate::py_records::{self, NodeKeys};
     use crate::py_wire::{self, PyRequest, RequestFault};
     use crate::records::{self, Buffer, Column, ParseError, SyntaxError};
@@ -472,6 +476,14 @@ mod python {
         })
     }
 
+    /// Reads an Open Inference Protocol `ModelInferRequest` (the server's request deserializer
+    /// for ModelInfer and ModelStreamInfer). It never raises: what it does not serve comes back
+    /// incomplete, for the Python reader (see `py_oip`).
+    #[pyfunction]
+    fn decode_infer_request(py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<PyOipRequest> {
+        py_oip::decode_infer_request(py, data.as_bytes())
+    }
+
     /// Writes an `InferResponse` for a tensor output, or returns None (see `py_wire`).
     #[pyfunction]
     fn encode_response<'py>(
@@ -520,6 +532,8 @@ mod python {
         module.add_class::<PySchema>()?;
         module.add_class::<PyRequest>()?;
         module.add_function(wrap_pyfunction!(decode_request, module)?)?;
+        module.add_class::<PyOipRequest>()?;
+        module.add_function(wrap_pyfunction!(decode_infer_request, module)?)?;
         module.add_function(wrap_pyfunction!(encode_response, module)?)?;
         module.add_function(wrap_pyfunction!(encode_json_response, module)?)?;
         module.add_function(wrap_pyfunction!(encode_spans, module)?)?;
@@ -533,6 +547,12 @@ mod python {
         module.add(
             "WIRE_FIELDS",
             crate::wire::FIELDS
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        )?;
+        module.add(
+            "OIP_FIELDS",
+            crate::oip_wire::FIELDS
                 .into_iter()
                 .collect::<std::collections::HashMap<_, _>>(),
         )?;

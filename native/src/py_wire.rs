@@ -307,7 +307,11 @@ fn numpy_can_hold(dims: &[usize], itemsize: usize) -> bool {
     true
 }
 
-fn typed<'py, T: Element>(py: Python<'py>, data: &[u8], dims: &[usize]) -> Bound<'py, PyAny> {
+pub(crate) fn typed<'py, T: Element>(
+    py: Python<'py>,
+    data: &[u8],
+    dims: &[usize],
+) -> Bound<'py, PyAny> {
     // SAFETY: a new, C-ordered array of exactly `data.len()` bytes (the caller checked the
     // size), every byte of which is written before anyone can see it. Any bit pattern is a
     // valid value of the numeric types this is called for (bool is not: see `booleans`).
@@ -320,7 +324,7 @@ fn typed<'py, T: Element>(py: Python<'py>, data: &[u8], dims: &[usize]) -> Bound
 
 /// A BOOL tensor: any nonzero byte is true. numpy's bools must be 0 or 1, so each byte is
 /// normalised rather than copied as it came.
-fn booleans<'py>(py: Python<'py>, data: &[u8], dims: &[usize]) -> Bound<'py, PyAny> {
+pub(crate) fn booleans<'py>(py: Python<'py>, data: &[u8], dims: &[usize]) -> Bound<'py, PyAny> {
     let array = PyArray::<bool, IxDyn>::zeros(py, IxDyn(dims), false);
     // SAFETY: the array is new, C-ordered and of exactly `data.len()` one-byte elements (the
     // caller checked the size); nobody else can see it yet.

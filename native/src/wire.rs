@@ -119,32 +119,39 @@ pub struct Request<'a> {
     pub parameters: Vec<&'a [u8]>,
 }
 
-enum Value<'a> {
+/// One field's value (`oip_wire` reads with the same walker).
+pub(crate) enum Value<'a> {
     Varint(u64),
     Len(&'a [u8]),
-    Fixed,
+    /// A fixed64 or fixed32 value's bytes, little-endian.
+    Fixed(&'a [u8]),
 }
 
 /// The fields of one message, in order; `base` is the message's offset in the whole request.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     buf: &'a [u8],
     pos: usize,
     base: usize,
 }
 
 impl<'a> Fields<'a> {
-    fn new(buf: &'a [u8], base: usize) -> Self {
+    pub(crate) fn new(buf: &'a [u8], base: usize) -> Self {
         Self { buf, pos: 0, base }
     }
 
-    fn error(&self, message: impl Into<String>) -> WireError {
+    /// Whether every byte of the message has been read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    pub(crate) fn error(&self, message: impl Into<String>) -> WireError {
         WireError {
             offset: self.base + self.pos,
             message: message.into(),
         }
     }
 
-    fn varint(&mut self) -> Result<u64, WireError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for shift in (0..70).step_by(7) {
             let Some(&byte) = self.buf.get(self.pos) else {
@@ -174,7 +181,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The next field: (number, value, offset of the value in the whole request).
-    fn next_field(&mut self) -> Result<Option<(u32, Value<'a>, usize)>, WireError> {
+    pub(crate) fn next_field(&mut self) -> Result<Option<(u32, Value<'a>, usize)>, WireError> {
         if self.pos >= self.buf.len() {
             return Ok(None);
         }
@@ -186,10 +193,7 @@ impl<'a> Fields<'a> {
         let offset = self.base + self.pos;
         let value = match (tag & 7) as u8 {
             VARINT => Value::Varint(self.varint()?),
-            FIXED64 => {
-                self.take(8)?;
-                Value::Fixed
-            }
+            FIXED64 => Value::Fixed(self.take(8)?),
             LEN => {
                 let length = usize::try_from(self.varint()?)
                     .map_err(|_| self.error("length does not fit in memory"))?;
@@ -200,17 +204,14 @@ impl<'a> Fields<'a> {
                     offset,
                 )));
             }
-            FIXED32 => {
-                self.take(4)?;
-                Value::Fixed
-            }
+            FIXED32 => Value::Fixed(self.take(4)?),
             other => return Err(self.error(format!("unsupported wire type {other}"))),
         };
         Ok(Some((number as u32, value, offset)))
     }
 }
 
-fn utf8<'a>(bytes: &'a [u8], field: &str, offset: usize) -> Result<&'a str, WireError> {
+pub(crate) fn utf8<'a>(bytes: &'a [u8], field: &str, offset: usize) -> Result<&'a str, WireError> {
     std::str::from_utf8(bytes).map_err(|error| WireError {
         offset: offset + error.valid_up_to(),
         message: format!("{field} is not valid UTF-8"),

@@ -18,10 +18,13 @@ import numpy.typing as npt
 
 __all__ = [
     "PARALLEL_MIN_BYTES",
+    "OIP_FIELDS",
     "OTLP_FIELDS",
     "WIRE_FIELDS",
+    "OipRequest",
     "Request",
     "Schema",
+    "decode_infer_request",
     "decode_request",
     "encode_json_response",
     "encode_response",
@@ -35,6 +38,9 @@ PARALLEL_MIN_BYTES: Final[int]
 
 WIRE_FIELDS: Final[dict[str, int]]
 """The field numbers the wire codec reads and writes, as "Message.field": number."""
+
+OIP_FIELDS: Final[dict[str, int]]
+"""The field numbers :func:`decode_infer_request` reads, as "Message.field": number."""
 
 OTLP_FIELDS: Final[dict[str, int]]
 """The OTLP trace field numbers :func:`encode_spans` writes, as "Message.field": number."""
@@ -58,6 +64,40 @@ class Request:
 
 def decode_request(data: bytes) -> Request:
     """Reads an ``InferRequest``; never raises for what the bytes hold (``payload()`` does)."""
+
+@final
+class OipRequest:
+    """An Open Inference Protocol ``ModelInferRequest``, read by :func:`decode_infer_request`;
+    or, with ``complete`` false (every other attribute empty), one it leaves to the Python
+    reader: typed ``contents``, any fault, malformed bytes."""
+
+    @property
+    def complete(self) -> bool: ...
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def model_version(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """``{name: bool | int | str | float | None}`` (None: no member of the oneof set)."""
+
+    @property
+    def inputs(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Each input's ``(name, datatype, parameters)``, in order."""
+
+    @property
+    def tensors(self) -> dict[str, npt.NDArray[Any]]:
+        """``{name: ndarray}`` from ``raw_input_contents``, in the inputs' order (BF16 as
+        float32, BYTES as an object array of bytes)."""
+
+    @property
+    def outputs(self) -> list[str]:
+        """The names of the outputs asked for (empty: all)."""
+
+def decode_infer_request(data: bytes) -> OipRequest:
+    """Reads a ``ModelInferRequest``; never raises (what it does not serve is incomplete)."""
 
 def encode_response(
     model: str, id: str, output: object, timings: Sequence[tuple[str, float]]

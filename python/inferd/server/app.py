@@ -27,7 +27,7 @@ from ..engine import Engine, ModelState
 from ..oip import grpc_service_pb2_grpc as oip_grpc
 from .interceptors import SERVICE_NAME, Authenticator, add_inference_service, add_service
 from .oip import SERVICE_NAME as OIP_SERVICE
-from .oip import OipServicer
+from .oip import OIP_CODECS, OipServicer
 from .metrics import MetricsEndpoint, start_metrics
 from .otlp import make_tracing
 from .reflection import enable_reflection
@@ -138,7 +138,7 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     )  # fmt: skip
     add_service(
         grpc_server, OIP_SERVICE, OipServicer(engine), oip_grpc.add_GRPCInferenceServiceServicer_to_server,
-        authenticator, None, engine.telemetry, access_log=config.server.access_log, tracing=engine.tracing,
+        authenticator, OIP_CODECS, engine.telemetry, access_log=config.server.access_log, tracing=engine.tracing,
     )  # fmt: skip
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)

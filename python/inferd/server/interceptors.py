@@ -30,7 +30,7 @@ from ..tracing import Tracing, current_call
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
 
-__all__ = ["Authenticator", "SERVICE_NAME", "add_inference_service", "add_service", "Refused"]
+__all__ = ["Authenticator", "SERVICE_NAME", "add_inference_service", "add_service", "Refused", "tolerant"]
 
 logger = logging.getLogger("inferd.server")
 
@@ -134,7 +134,10 @@ class _Unreadable:
         self.error = error
 
 
-def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+def tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``deserialize``, giving an ``_Unreadable`` (INVALID_ARGUMENT, "malformed request: ...")
+    for what it cannot read: every generated deserializer is wrapped so."""
+
     def read(data: bytes) -> Any:
         try:
             return deserialize(data)
@@ -201,7 +204,7 @@ def add_service(
     for name, handler in generated.handlers.items():
         deserializer, serializer = (codecs or {}).get(name, (None, None))
         if deserializer is None and handler.request_deserializer is not None:
-            deserializer = _tolerant(handler.request_deserializer)
+            deserializer = tolerant(handler.request_deserializer)
         if serializer is not None:
             handler = handler._replace(response_serializer=serializer)  # type: ignore[attr-defined]
         read: Callable[[bytes], Any] | None = None

@@ -1,6 +1,12 @@
 """The Open Inference Protocol (``inference.GRPCInferenceService``, KServe v2 and Triton's gRPC
 API) over the same engine as inferd.v1: messages to engine calls and back.
 
+``ModelInfer`` and ``ModelStreamInfer`` receive their requests read by the native core
+(:data:`OIP_CODECS`: :func:`read_infer_request`, ``inferd._native.decode_infer_request``,
+tensors straight into numpy), as inferd.v1's Infer does; a request the core leaves to Python
+(typed ``contents``, or any fault) is read with the generated message class instead, so that
+its answer is the same either way.
+
 A model without versions is served as version "1"; a versioned one (inferd.versions) as each
 version its policy serves, and a request that names no version gets its latest ready one (the
 model-management RPCs load and unload declared models). Errors are the engine's, mapped to status codes by the interceptor; in
@@ -16,17 +22,17 @@ from typing import Any
 
 import grpc
 
-from .. import __version__
+from .. import __version__, _native
 from ..engine import Engine, ModelReport, ModelState
 from ..errors import InferdError, ModelNotFound, Unimplemented
 from ..oip import grpc_service_pb2 as oip
 from ..oip import grpc_service_pb2_grpc as oip_grpc
 from ..oip import model_config_pb2 as mc
-from .interceptors import Refused
+from .interceptors import Codecs, Refused, tolerant
 from ..versions import split
 from .oip_tensors import DTYPES, datatype, read_request, write_outputs, write_parameters
 
-__all__ = ["OipServicer", "SERVICE_NAME", "EXTENSIONS"]
+__all__ = ["OipServicer", "SERVICE_NAME", "EXTENSIONS", "OIP_CODECS", "read_infer_request"]
 
 SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 #: The protocol extensions inferd implements (ServerMetadata lists them).
@@ -39,6 +45,30 @@ _REPOSITORY_STATES = {
     ModelState.DECLARED: "UNAVAILABLE", ModelState.LOADING: "LOADING",
     ModelState.READY: "READY", ModelState.FAILED: "UNAVAILABLE",
 }  # fmt: skip
+
+
+#: What ModelInfer and ModelStreamInfer receive: the native core's reading, or the message.
+InferRequest = _native.OipRequest | oip.ModelInferRequest
+
+_read_message = tolerant(oip.ModelInferRequest.FromString)
+
+
+def read_infer_request(data: bytes) -> Any:
+    """ModelInfer's and ModelStreamInfer's request deserializer: the native core's reading of
+    the bytes, or, when the core leaves the request to Python, the generated message (or what
+    the server answers INVALID_ARGUMENT for bytes it cannot read, as for every method)."""
+    request = _native.decode_infer_request(data)
+    if request.complete:
+        return request
+    return _read_message(data)
+
+
+#: Per method, the (request deserializer, response serializer) that replace the generated
+#: message classes' (None: keep the generated one); registered by ``server/app.py``.
+OIP_CODECS: Codecs = {
+    "ModelInfer": (read_infer_request, None),
+    "ModelStreamInfer": (read_infer_request, None),
+}
 
 
 def _deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
@@ -175,7 +205,7 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
         served, version = self._served(name, version)
         return served, version, self._engine.interface(served)
 
-    async def _infer(self, message: oip.ModelInferRequest, deadline: float | None) -> oip.ModelInferResponse:
+    async def _infer(self, message: InferRequest, deadline: float | None) -> oip.ModelInferResponse:
         served, version, (input_format, outputs, _) = self._interface(message.model_name, message.model_version)
         request = read_request(message, input_format)
         result = await self._engine.infer(served, request.payload, request.parameters, deadline=deadline)
@@ -185,7 +215,7 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
             write_parameters(response.parameters, result.parameters)
         return response
 
-    async def ModelInfer(self, request: oip.ModelInferRequest, context: Any) -> oip.ModelInferResponse:
+    async def ModelInfer(self, request: InferRequest, context: Any) -> oip.ModelInferResponse:
         return await self._infer(request, _deadline(context))
 
     async def ModelStreamInfer(
@@ -217,7 +247,7 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
             await asyncio.gather(reader, *tasks, return_exceptions=True)
 
     async def _serve_streamed(self, request: Any, deadline: float | None, out: asyncio.Queue[Any]) -> None:
-        message: oip.ModelInferRequest | None = request.request if isinstance(request, Refused) else request
+        message: InferRequest | None = request.request if isinstance(request, Refused) else request
         try:
             if isinstance(request, Refused):
                 raise request.error
@@ -240,7 +270,7 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
         except Exception as error:
             await out.put(_stream_error(error, message))
 
-    async def _stream(self, message: oip.ModelInferRequest, deadline: float | None, out: asyncio.Queue[Any]) -> None:
+    async def _stream(self, message: InferRequest, deadline: float | None, out: asyncio.Queue[Any]) -> None:
         served, version, (input_format, declared, _) = self._interface(message.model_name, message.model_version)
         request = read_request(message, input_format)
         async for chunk in self._engine.stream(served, request.payload, request.parameters, deadline=deadline):
@@ -316,12 +346,15 @@ def _unimplemented(rpc: str) -> Unimplemented:
     return Unimplemented(f"{rpc}: inferd does not implement this extension (ServerMetadata lists those it does)")
 
 
-def _empty_final(message: oip.ModelInferRequest) -> bool:
+def _empty_final(message: InferRequest) -> bool:
+    if type(message) is _native.OipRequest:
+        return message.parameters.get("triton_enable_empty_final_response") is True  # bool_param, set and true
+    assert isinstance(message, oip.ModelInferRequest)
     parameter = message.parameters.get("triton_enable_empty_final_response")
     return parameter is not None and parameter.bool_param
 
 
-def _stream_error(error: BaseException, message: oip.ModelInferRequest | None) -> oip.ModelStreamInferResponse:
+def _stream_error(error: BaseException, message: InferRequest | None) -> oip.ModelStreamInferResponse:
     """An error answered in the stream, as Triton does: the message, and the request's id."""
     if isinstance(error, InferdError):
         text = f"{error.code}: {error.message}"

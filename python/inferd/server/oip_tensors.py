@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _native
 from ..adapters import Payload
 from ..errors import InvalidInput, TensorError
 from ..oip import grpc_service_pb2 as oip
@@ -178,12 +179,11 @@ def _widen(array: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def _single_bytes(tensor: oip.ModelInferRequest.InferInputTensor, array: np.ndarray, input_format: str) -> Payload | None:
+def _single_bytes(name: str, content_type: Any, array: np.ndarray, input_format: str) -> Payload | None:
     """One BYTES input as JSON or text for the model's own adapter, or None to send it as a
     tensor (docs/oip.md): ``content_type`` says which ("application/json" or "str"); without
-    it, JSON for a tensor or records model, and for any other, JSON when it reads as a JSON
+    it (``content_type`` None), JSON for a tensor or records model, and for any other, JSON when it reads as a JSON
     object or array, else text."""
-    content_type = parameter_value(tensor.parameters["content_type"]) if "content_type" in tensor.parameters else None
     elements = [bytes(item) if not isinstance(item, str) else item.encode() for item in array.reshape(-1)]
     if content_type is None:
         if input_format in ("tensor", "records"):
@@ -198,18 +198,23 @@ def _single_bytes(tensor: oip.ModelInferRequest.InferInputTensor, array: np.ndar
         return Payload("json", b"[" + b",".join(elements) + b"]")  # one record an element
     if content_type in _TEXT_TYPES:
         if len(elements) != 1:
-            raise TensorError(f"tensor {tensor.name!r}: text takes one BYTES element, got {len(elements)}", tensor=tensor.name)
+            raise TensorError(f"tensor {name!r}: text takes one BYTES element, got {len(elements)}", tensor=name)
         try:
             return Payload("text", elements[0].decode())
         except UnicodeDecodeError as error:
-            raise TensorError(f"tensor {tensor.name!r}: not UTF-8 text ({error.reason} at byte {error.start})", tensor=tensor.name) from None
+            raise TensorError(f"tensor {name!r}: not UTF-8 text ({error.reason} at byte {error.start})", tensor=name) from None
     return None
 
 
-def read_request(request: oip.ModelInferRequest, input_format: str) -> Request:
+def read_request(request: oip.ModelInferRequest | _native.OipRequest, input_format: str) -> Request:
     """A ``ModelInferRequest`` as the engine takes it; ``input_format``: the model's input
-    adapter (tensor, records, passthrough). Raises InvalidInput or TensorError, naming the
-    tensor at fault."""
+    adapter (tensor, records, passthrough). ``request`` is what the server's deserializer gave
+    (``inferd.server.oip.read_infer_request``): the native core's reading, or, for what the core
+    leaves to Python (typed contents, any fault), the message. Raises InvalidInput or
+    TensorError, naming the tensor at fault."""
+    if type(request) is _native.OipRequest:
+        return _read_native(request, input_format)
+    assert isinstance(request, oip.ModelInferRequest)
     inputs = request.inputs
     raw = request.raw_input_contents
     if not inputs:
@@ -230,17 +235,37 @@ def read_request(request: oip.ModelInferRequest, input_format: str) -> Request:
         tensors[tensor.name] = _tensor(tensor, raw[index] if raw else None)
     payload: Payload | None = None
     if len(inputs) == 1 and inputs[0].datatype == "BYTES":
-        payload = _single_bytes(inputs[0], tensors[inputs[0].name], input_format)
+        first = inputs[0]
+        content_type = parameter_value(first.parameters["content_type"]) if "content_type" in first.parameters else None
+        payload = _single_bytes(first.name, content_type, tensors[first.name], input_format)
     parameters = {key: parameter_value(value) for key, value in request.parameters.items()}
+    return _request(request, payload or Payload("tensors", tensors), parameters, [output.name for output in request.outputs])
+
+
+def _read_native(request: _native.OipRequest, input_format: str) -> Request:
+    """The native core's reading: its tensors are checked and built already (raw
+    ``raw_input_contents``, every datatype; BF16 widened to float32), as :func:`_tensor` does."""
+    tensors = request.tensors
+    inputs = request.inputs
+    payload: Payload | None = None
+    if len(inputs) == 1 and inputs[0][1] == "BYTES":
+        name, _, tensor_parameters = inputs[0]
+        payload = _single_bytes(name, tensor_parameters.get("content_type"), tensors[name], input_format)
+    return _request(request, payload or Payload("tensors", tensors), request.parameters, request.outputs)
+
+
+def _request(
+    request: oip.ModelInferRequest | _native.OipRequest, payload: Payload, parameters: dict[str, Any], outputs: list[str]
+) -> Request:
     empty_final = bool(parameters.get("triton_enable_empty_final_response", False))
     model_parameters = {key: value for key, value in parameters.items() if key not in PROTOCOL_PARAMETERS}
     return Request(
         model=request.model_name,
         version=request.model_version,
         id=request.id,
-        payload=payload or Payload("tensors", tensors),
+        payload=payload,
         parameters=model_parameters,
-        outputs=[output.name for output in request.outputs],
+        outputs=outputs,
         empty_final=empty_final,
     )
 
