@@ -14,7 +14,7 @@ RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.t
 PROTO_SOURCES := $(shell find proto/inferd -name '*.proto')
 OIP_SOURCES := proto/inference/grpc_service.proto proto/inference/model_config.proto
 
-.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
+.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph bench-isolation gpu-check clean
 
 # The fuzz budget (44 s in all) split among the five targets.
 FUZZ_SECONDS ?= 24
@@ -181,7 +181,10 @@ define protoc
 endef
 
 
-bench: bench-records bench-serve bench-graph ## run every benchmark (results in benches/results/)
+bench: bench-records bench-serve bench-graph bench-isolation ## run every benchmark (results in benches/results/)
+
+bench-isolation: setup models ## process isolation: its cost a request against the same models in process
+	$(PY) -m benches.isolation
 
 bench-graph: setup models ## graphs: a hop's cost, parallel branches, the seed's graph against BentoML 1.4
 	bash benches/graph_bentoml/setup.sh

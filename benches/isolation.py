@@ -34,7 +34,7 @@ from inferd.config import ServiceConfig  # noqa: E402
 from inferd.engine import Engine  # noqa: E402
 
 MODELS = {
-    "wine": ({"workflow": "onnx", "path": "models/wine.onnx"}, {"input": np.ones((1, 13), np.float32)}),
+    "wine": ({"workflow": "onnx", "path": "models/wine.onnx", "options": {"intra_op_threads": 1}}, {"input": np.ones((1, 13), np.float32)}),
     "digits": (
         {"workflow": "torch", "path": "models/digits.pt2", "options": {
             "inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 1, 8, 8]}], "outputs": ["logits", "label"]}},

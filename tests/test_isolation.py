@@ -26,10 +26,11 @@ CRASHY = "workflows_for_tests:Crashy"
 def running() -> Iterator[RunningServer]:
     config = ServiceConfig.model_validate({"base_dir": str(ROOT / "service"), "models": {
         "crashy": {"workflow": CRASHY, "isolation": "process"},
-        "leaky": {"workflow": CRASHY, "isolation": "process", "max_rss_mb": 300},
-        "pair": {"workflow": CRASHY, "isolation": "process", "workers": 2},
+        # Lazy: each starts its workers at its first request, so the server starts sooner.
+        "leaky": {"workflow": CRASHY, "isolation": "process", "max_rss_mb": 300, "setup": "lazy"},
+        "pair": {"workflow": CRASHY, "isolation": "process", "workers": 2, "setup": "lazy"},
         "wine": {"workflow": "onnx", "path": "models/wine.onnx", "isolation": "process"},
-        "digits": {"workflow": "torch", "path": "models/digits.pt2", "isolation": "process",
+        "digits": {"workflow": "torch", "path": "models/digits.pt2", "isolation": "process", "setup": "lazy",
                    "batching": {"max_batch_size": 64, "max_delay_ms": 20},
                    "options": {"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 1, 8, 8]}],
                                "outputs": ["logits", "label"]}},

@@ -3,208 +3,178 @@
 It reads frames from stdin and answers on stdout (:mod:`inferd.isolation.wire`). The first
 frame says which workflow to make (its reference, options, folder); the worker makes it, runs
 its setup and ready, and answers with its stages and signature. Then each frame is one call
-of a stage for one slot: ``("call", slot, stage, parameters, args)``, answered
-``("ok", slot, value)`` or ``("error", slot, error)``; ``("open", slot, parameters, features)``
-starts a stream, whose chunks are asked for one at a time (``("next", slot)``: so that a
-stream closed by the server stops within a chunk) and ``("close", slot)`` ends it;
+for one slot: ``("call", slot, stage, parameters, args)``; ``("infer", slot, parameters,
+inputs)``: preprocess, run and postprocess in one go; ``("open", slot, parameters, features,
+preprocess)`` starts a stream, whose chunks are asked for one at a time (``("next", slot)``: a
+stream closed by the server stops within a chunk) and ``("close", slot)`` ends it; each is
+answered ``("ok", slot, value)``, ``("end", slot)`` or ``("error", slot, error)``.
 ``("cancel", slot)`` stops a call; ``("teardown",)`` runs the teardown and exits.
 
-Plain stages run in threads (as many as the model's ``max_concurrency``), async ones on this
-process's event loop. Errors go back as they were raised (an :class:`inferd.errors.InferdError`
-keeps its class; any other becomes INTERNAL on the server, its traceback logged here).
+The main thread only reads; plain stages run in a pool of threads (the model's
+``max_concurrency``), which write their answers themselves; async stages run on an event loop
+in a thread of their own. Errors go back as they were raised (an
+:class:`inferd.errors.InferdError` keeps its class; any other becomes INTERNAL on the server,
+its traceback logged here).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import os
 import pickle
 import sys
+import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import InferdError
+from ..errors import InferdError, InternalError
 from ..repository import load_workflow_class
 from ..workflow import cancellable, inspect_workflow
 from .wire import FRAME, Arena, Mapped, pack, unpack
 
 logger = logging.getLogger("inferd.worker")
 _DONE = object()
+_REQUEST_STAGES = ("preprocess", "run", "postprocess")
 
 
 class Worker:
-    def __init__(self, output: Any, threads: int) -> None:
+    def __init__(self, output: int, spec: dict[str, Any]) -> None:
         self._output = output
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="inferd-worker")
-        self._mapped = Mapped()
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, int(spec["threads"])), thread_name_prefix="inferd-worker")
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="inferd-worker-loop", daemon=True).start()
+        self.mapped = Mapped()
         self._arenas: dict[int, Arena] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._cancels: dict[int, Any] = {}
-        self._streams: dict[int, AsyncIterator[Any]] = {}
-        self.workflow: Any = None
-
-    def send(self, message: tuple[Any, ...], slot: int | None = None) -> None:
-        arena = None
-        if slot is not None:
-            arena = self._arenas.get(slot)
-            if arena is None:
-                arena = self._arenas[slot] = Arena()
-        self._output.write(pack(message, arena, -1 if slot is None else slot))
-        self._output.flush()
-
-    async def start(self, spec: dict[str, Any]) -> None:
+        self._cancels: dict[int, threading.Event] = {}
+        self._streams: dict[int, Any] = {}
         cls = load_workflow_class(spec["workflow"], spec["base_dir"])
         inspected = inspect_workflow(cls)
-        self.workflow = cls(**spec["options"])
         self.stages = inspected.stages
+        self.workflow = cls(**spec["options"])
         for name in ("setup", "ready"):
-            stage = inspected.stages.get(name)
+            stage = self.stages.get(name)
             if stage is not None and stage.overridden:
-                value = await self._call(name, {}, ())
+                value = self._stage(name, {})()
                 if name == "ready" and not value:
                     raise RuntimeError("ready() returned False after setup")
         inputs, outputs = self.workflow.signature()
-        facts = {name: (stage.kind, stage.takes_parameters, stage.overridden) for name, stage in inspected.stages.items()}
+        facts = {name: (stage.kind, stage.takes_parameters, stage.overridden) for name, stage in self.stages.items()}
         self.send(("ready", os.getpid(), facts, list(inputs), list(outputs)))
 
-    async def _call(self, name: str, parameters: dict[str, Any], args: tuple[Any, ...], slot: int | None = None) -> Any:
-        stage = self.stages[name]
+    def send(self, message: tuple[Any, ...], slot: int | None = None) -> None:
+        with self._lock:
+            arena = None
+            if slot is not None and message[0] == "ok":
+                arena = self._arenas.get(slot)
+                if arena is None:
+                    arena = self._arenas[slot] = Arena()
+            data = memoryview(pack(message, arena, -1 if slot is None else slot))
+            while data:
+                data = data[os.write(self._output, data) :]
+
+    def _stage(self, name: str, parameters: dict[str, Any], *args: Any) -> Callable[[], Any]:
+        """A call of the stage, ready to run in this thread (an async one on the loop)."""
         function = getattr(self.workflow, name)
-        if stage.takes_parameters:
+        if self.stages[name].takes_parameters:
             function = functools.partial(function, parameters=parameters)
-        if stage.kind == "async":
-            return await function(*args)
-        wrapped, cancelled = cancellable(functools.partial(function, *args))
-        if slot is not None:
-            self._cancels[slot] = cancelled
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, wrapped)
-        finally:
-            if slot is not None:
-                self._cancels.pop(slot, None)
+        if self.stages[name].kind == "async":
+            loop = self._loop
+            return lambda: asyncio.run_coroutine_threadsafe(function(*args), loop).result()
+        return functools.partial(function, *args)
 
-    async def _pipeline(self, parameters: dict[str, Any], inputs: Any, slot: int) -> tuple[Any, list[tuple[str, float]]]:
-        """preprocess, run and postprocess in one go (one crossing a request, where nothing
-        batches between them), with each one's milliseconds."""
-        names = [name for name in ("preprocess", "run", "postprocess") if name == "run" or self.stages[name].overridden]
-        timings: list[tuple[str, float]] = []
-
-        def stage(name: str, value: Any) -> Any:
-            started = time.perf_counter()
-            function = getattr(self.workflow, name)
-            if self.stages[name].takes_parameters:
-                function = functools.partial(function, parameters=parameters)
-            value = function(inputs, value) if name == "postprocess" else function(value)
-            timings.append((f"worker:{name}", (time.perf_counter() - started) * 1000))
-            return value
-
-        if all(self.stages[name].kind == "sync" for name in names):  # one hop to a thread for all
-            def whole() -> Any:
-                value = inputs
-                for name in names:
-                    value = stage(name, value)
-                return value
-
-            wrapped, cancelled = cancellable(whole)
-            self._cancels[slot] = cancelled
-            try:
-                value = await asyncio.get_running_loop().run_in_executor(self._executor, wrapped)
-            finally:
-                self._cancels.pop(slot, None)
-            return value, timings
+    def _pipeline(self, parameters: dict[str, Any], inputs: Any) -> tuple[Any, list[tuple[str, float]]]:
+        """preprocess, run and postprocess in one go, with each one's milliseconds."""
+        timings = []
         value = inputs
-        for name in names:
+        for name in _REQUEST_STAGES:
+            if name != "run" and not self.stages[name].overridden:
+                continue
             started = time.perf_counter()
-            value = await self._call(name, parameters, (inputs, value) if name == "postprocess" else (value,), slot)
+            arguments = (inputs, value) if name == "postprocess" else (value,)
+            value = self._stage(name, parameters, *arguments)()
             timings.append((f"worker:{name}", (time.perf_counter() - started) * 1000))
         return value, timings
 
-    async def serve(self, message: tuple[Any, ...]) -> None:
+    def _next(self, slot: int) -> Any:
+        chunks = self._streams[slot]
+        if isinstance(chunks, Iterator):
+            return next(chunks, _DONE)
+        return asyncio.run_coroutine_threadsafe(anext(chunks, _DONE), self._loop).result()
+
+    def _close(self, slot: int) -> None:
+        chunks = self._streams.pop(slot, None)
+        if chunks is None:
+            return
+        if isinstance(chunks, Iterator):
+            chunks.close()  # type: ignore[attr-defined]
+        else:
+            asyncio.run_coroutine_threadsafe(chunks.aclose(), self._loop).result()
+
+    def _open(self, slot: int, parameters: dict[str, Any], features: Any, preprocess: bool) -> None:
+        if preprocess and self.stages["preprocess"].overridden:  # not done by the server
+            features = self._stage("preprocess", parameters, features)()
+        arguments = {"parameters": parameters} if self.stages["stream"].takes_parameters else {}
+        self._streams[slot] = getattr(self.workflow, "stream")(features, **arguments)
+
+    def _work(self, message: tuple[Any, ...]) -> Callable[[], Any]:
         kind, slot = message[0], message[1]
-        try:
-            if kind == "call":
-                value = await self._call(message[2], message[3], message[4], slot)
-            elif kind == "infer":
-                value = await self._pipeline(message[2], message[3], slot)
-            elif kind == "open":
-                features = message[3]
-                if message[4] and self.stages["preprocess"].overridden:  # not done by the server
-                    features = await self._call("preprocess", message[2], (features,), slot)
-                self._streams[slot] = self._stream(message[2], features)
-                value = None
-            elif kind == "next":
-                value = await anext(self._streams[slot], _DONE)
-                if value is _DONE:
-                    self._streams.pop(slot, None)
-                    self.send(("end", slot))
-                    return
-            else:  # close
-                stream = self._streams.pop(slot, None)
-                if stream is not None:
-                    await stream.aclose()  # type: ignore[attr-defined]
-                value = None
-        except asyncio.CancelledError:
-            self._streams.pop(slot, None)
-            self.send(("cancelled", slot))
-            return
-        except BaseException as error:  # noqa: BLE001 -- every failure goes back to the server
-            self._streams.pop(slot, None)
-            self.send(("error", slot, _portable(error)))
-            return
-        self.send(("ok", slot, value), slot)
-
-    async def _stream(self, parameters: dict[str, Any], features: Any) -> AsyncIterator[Any]:
-        stage = self.stages["stream"]
-        arguments = {"parameters": parameters} if stage.takes_parameters else {}
-        generator = self.workflow.stream(features, **arguments)
-        if stage.kind == "async_generator":
-            try:
-                async for chunk in generator:
-                    yield chunk
-            finally:
-                await generator.aclose()
-            return
-        steps: Iterator[Any] = generator
-        loop = asyncio.get_running_loop()
-        try:
-            while (chunk := await loop.run_in_executor(self._executor, next, steps, _DONE)) is not _DONE:
-                yield chunk
-        finally:
-            await loop.run_in_executor(self._executor, steps.close)  # type: ignore[attr-defined]
-
-    def cancel(self, slot: int) -> None:
-        cancelled = self._cancels.get(slot)
-        if cancelled is not None:
-            cancelled.set()  # a plain stage sees request_cancelled() turn true
-        task = self._tasks.get(slot)
-        if task is not None:
-            task.cancel()
+        if kind == "call":
+            return self._stage(message[2], message[3], *message[4])
+        if kind == "infer":
+            return functools.partial(self._pipeline, message[2], message[3])
+        if kind == "open":
+            return functools.partial(self._open, slot, message[2], message[3], message[4])
+        if kind == "next":
+            return functools.partial(self._next, slot)
+        return functools.partial(self._close, slot)
 
     def dispatch(self, message: tuple[Any, ...]) -> None:
         slot = message[1]
-        task = asyncio.ensure_future(self.serve(message))
-        self._tasks[slot] = task
+        wrapped, cancelled = cancellable(self._work(message))
+        self._cancels[slot] = cancelled
+        self._pool.submit(self._serve, slot, message[0], wrapped)
 
-        def forget(done: asyncio.Task[None]) -> None:
-            if self._tasks.get(slot) is done:
-                del self._tasks[slot]
+    def _serve(self, slot: int, kind: str, work: Callable[[], Any]) -> None:
+        try:
+            value = work()
+        except BaseException as error:  # noqa: BLE001 -- every failure goes back to the server
+            if kind in ("open", "next"):
+                self._streams.pop(slot, None)
+            self.send(("error", slot, _portable(error)))
+            return
+        finally:
+            self._cancels.pop(slot, None)
+        if value is _DONE:
+            self._streams.pop(slot, None)
+            self.send(("end", slot))
+        else:
+            self.send(("ok", slot, value), slot)
 
-        task.add_done_callback(forget)
+    def cancel(self, slot: int) -> None:
+        """A plain stage sees request_cancelled() turn true; a stream is closed after its chunk."""
+        cancelled = self._cancels.get(slot)
+        if cancelled is not None:
+            cancelled.set()
 
-    async def teardown(self) -> None:
-        for stream in list(self._streams.values()):
-            await stream.aclose()  # type: ignore[attr-defined]
-        stage = self.stages.get("teardown") if self.workflow is not None else None
+    def teardown(self) -> None:
+        for slot in list(self._streams):
+            try:
+                self._close(slot)
+            except Exception:  # noqa: BLE001
+                logger.exception("closing a stream at teardown failed")
+        self._pool.shutdown(wait=True)
+        stage = self.stages.get("teardown")
         if stage is not None and stage.overridden:
-            await self._call("teardown", {}, ())
+            self._stage("teardown", {})()
         for arena in self._arenas.values():
             arena.close()
-        self._mapped.close()
+        self.mapped.close()
 
 
 def _portable(error: BaseException) -> BaseException:
@@ -216,47 +186,45 @@ def _portable(error: BaseException) -> BaseException:
             return error
         except Exception:  # noqa: BLE001
             pass
-    from ..errors import InternalError
-
     logger.error("model stage failed:\n%s", "".join(traceback.format_exception(error)))
     return InternalError(f"{type(error).__name__}: {error}")
 
 
-async def main() -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 30)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0))
-    output = os.fdopen(os.dup(1), "wb")
+def _read(source: Any, size: int) -> bytes | None:
+    data = source.read(size)
+    return data if data is not None and len(data) == size else None
+
+
+def main() -> None:
+    source = os.fdopen(0, "rb")
+    output = os.dup(1)
     os.dup2(2, 1)  # print() in a workflow goes to the log, not into the frames
     worker: Worker | None = None
-    while True:
-        try:
-            header = await reader.readexactly(FRAME.size)
-        except asyncio.IncompleteReadError:
-            return  # the server went: nothing to answer to
-        body = await reader.readexactly(FRAME.unpack(header)[0])
+    while (header := _read(source, FRAME.size)) is not None:
+        body = _read(source, FRAME.unpack(header)[0])
+        if body is None:
+            break
         if worker is None:
-            message = unpack(body, Mapped(), copy=True)
-            worker = Worker(output, message[1]["threads"])
+            spec = unpack(body, Mapped(), copy=True)[1]
             try:
-                await worker.start(message[1])
+                worker = Worker(output, spec)
             except BaseException as error:  # noqa: BLE001
-                worker.send(("failed", f"{type(error).__name__}: {error}"))
+                os.write(output, pack(("failed", f"{type(error).__name__}: {error}")))
                 return
             continue
-        message = unpack(body, worker._mapped, copy=False)
-        kind = message[0]
-        if kind == "cancel":
+        message = unpack(body, worker.mapped, copy=False)
+        if message[0] == "cancel":
             worker.cancel(message[1])
-        elif kind == "teardown":
-            await worker.teardown()
+        elif message[0] == "teardown":
+            worker.teardown()
             worker.send(("bye",))
             return
         else:
             worker.dispatch(message)
+    # stdin closed: the server went, nothing to answer to
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=os.environ.get("INFERD_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")  # fmt: skip
-    asyncio.run(main())
+    main()
