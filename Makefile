@@ -206,6 +206,7 @@ bench-records: setup $(PACKFLOW)/packflow ## records -> tensors: native core aga
 bench-serve: setup models ## serving throughput and latency against MLServer and a bare grpc.aio server
 	bash benches/serve_setup.sh
 	$(PY) -m benches.serve
+	$(PY) -m benches.capacity
 
 gpu-check: setup models ## serve the ONNX and torch models on CUDA; report providers and throughput
 	$(PY) benches/gpu_check.py

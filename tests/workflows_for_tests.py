@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -329,3 +330,55 @@ class Crashy(Workflow):
         finally:  # closed early or done: the test reads how far it got
             if features.get("mark"):
                 Path(features["mark"]).write_text(str(sent))
+
+
+class Valve(Workflow):
+    """Holds its callers until the test opens its valve (``options.valve``: a name of its own):
+    ``run`` waits; ``stream`` waits before each chunk and counts the steps it began; with
+    batching on, the batch's ``run`` waits. ``entered`` counts the calls waiting now."""
+
+    valves: dict[str, threading.Event] = {}
+    entered: dict[str, int] = {}
+    steps: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def __init__(self, path: Any = None, *, valve: str = "valve", seconds: float = 0.0, one_shot: bool = False) -> None:
+        super().__init__(path)
+        self.valve = valve
+        self.seconds = seconds
+        self.one_shot = one_shot  # each opening lets one wait through
+        type(self).valves.setdefault(valve, threading.Event())
+
+    def _wait(self) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.entered[self.valve] = cls.entered.get(self.valve, 0) + 1
+        try:
+            if self.seconds:
+                time.sleep(self.seconds)
+            else:
+                cls.valves[self.valve].wait(60)
+                if self.one_shot:
+                    cls.valves[self.valve].clear()
+        finally:
+            with cls.lock:
+                cls.entered[self.valve] -= 1
+
+    def preprocess(self, inputs: Any) -> Any:
+        import numpy as np
+
+        return {"input": np.asarray([[float(inputs.get("x", 0)) if isinstance(inputs, dict) else 0.0]], np.float32)}
+
+    def run(self, features: Any) -> Any:
+        self._wait()
+        return features
+
+    def postprocess(self, inputs: Any, outputs: Any) -> Any:
+        return {"x": float(outputs["input"][0][0])}
+
+    def stream(self, features: Any) -> Iterator[Any]:
+        for i in range(1000):
+            with type(self).lock:
+                type(self).steps[self.valve] = type(self).steps.get(self.valve, 0) + 1
+            self._wait()
+            yield f"step {i}"

@@ -4,25 +4,23 @@ A request's features (named numpy tensors whose first axis is rows) wait in the 
 A batch is released when it is *full* (``max_batch_size`` rows), when it reaches a *preferred*
 size and nothing else is waiting, when the oldest request has waited ``max_delay_ms``
 (*delay*), early so that a request's *deadline* can still be met, or at once when no other
-request of the model is on its way to the queue (*idle*: waiting could not grow the batch). While every run slot of
-the model is busy, requests keep queueing, so batches grow with the load.
+request is on its way to the queue (*idle*). While every run slot is busy, batches grow.
 
 What users of other servers trip over, and how it is avoided here:
 - sizes count rows, so a batch never exceeds ``max_batch_size``; a larger request is split
   into several batches and its outputs joined again;
 - a request that cannot join (other tensor names, dtypes or trailing shapes) waits for the
   next batch instead of failing the one forming;
-- a request cancelled or past its deadline leaves the queue before its batch forms: it never
-  runs and its place is freed at once;
+- a request cancelled or past its deadline leaves the queue before its batch forms, unrun;
 - the queue is bounded (``max_queue`` rows): over it, RESOURCE_EXHAUSTED with a retry hint;
-- a model exception fails that batch's requests, and a model that returns the wrong number of
-  rows fails them with a clear internal error; the batcher carries on either way.
+- a model exception, or the wrong number of rows back, fails only that batch's requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -221,9 +219,14 @@ class Batcher:
             raise ResourceExhausted(
                 f"model {self.model!r}: the batch queue is full ({self._queued_rows} rows waiting, "
                 f"limit {self.max_queue}); retry later",
-                retry_after_ms=max(1, int(self.config.max_delay_ms + self._run_estimate * 1000)),
+                retry_after_ms=self._retry_after_ms(),
                 model=self.model,
             )
+
+    def _retry_after_ms(self) -> int:
+        """The rows ahead drain a batch a run: that many runs and a delay, with ±20% jitter."""
+        runs = 1 + self._queued_rows / self.config.max_batch_size
+        return max(1, int((self.config.max_delay_ms + self._run_estimate * 1000 * runs) * random.uniform(0.8, 1.2)))
 
     def _enqueue(self, features: Tensors, rows: int, deadline: float | None) -> _Item:
         loop = asyncio.get_running_loop()

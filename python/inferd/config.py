@@ -136,8 +136,9 @@ class ServerConfig(_Strict):
     #: After health turns NOT_SERVING and before the server stops accepting calls, so that load
     #: balancers notice.
     drain_delay_s: float = Field(default=0.0, ge=0)
-    #: Threads for plain (non-async) stages, shared by all models.
-    threads: int = Field(default=max(4, (os.cpu_count() or 1) * 2), gt=0)
+    #: A cap on every model's stage threads together (each model has its own: its
+    #: ``max_concurrency``, plus ``batching.max_running``); None: no cap. Checked at start.
+    threads: int | None = Field(default=None, gt=0)
     #: Serve grpc.reflection so that grpcurl, buf curl and ghz work without the .proto.
     reflection: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -366,6 +367,14 @@ class ServiceConfig(_Strict):
         object.__setattr__(self, "models", models)  # frozen, but still being made
         return self
 
+    @model_validator(mode="after")
+    def _capacity(self) -> ServiceConfig:
+        cap = self.server.threads
+        if cap is not None and sum(capacity(m) for m in self.models.values()) > cap:
+            each = ", ".join(f"{name} {capacity(model)}" for name, model in self.models.items())
+            raise ValueError(f"the models' stage threads ({each}) are more than [server] threads = {cap}")
+        return self
+
     @property
     def versions(self) -> dict[str, list[str]]:
         """Each versioned model's served versions' names (``wine/1``...), ascending."""
@@ -391,6 +400,11 @@ ENVIRONMENT_OVERRIDES = {
     "INFERD_TRACING": "tracing.enabled", "INFERD_TRACING_ENDPOINT": "tracing.endpoint",
     "INFERD_TLS_CERT": "tls.cert", "INFERD_TLS_KEY": "tls.key", "INFERD_TLS_CLIENT_CA": "tls.client_ca",
 }  # fmt: skip
+
+
+def capacity(model: ModelConfig) -> int:
+    """The stage threads a model has of its own: ``max_concurrency``, plus its running batches."""
+    return model.limits.max_concurrency + (model.batching.max_running if model.batching is not None else 0)
 
 
 def _validated(model: type[BaseModel], data: Any, where: str) -> Any:

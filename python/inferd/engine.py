@@ -17,7 +17,6 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -134,12 +133,10 @@ class Engine:
         """``tracing``: where spans go (None: tracing off; the server makes it, as
         :func:`inferd.server.otlp.make_tracing`)."""
         self.config = config
-        self._executor = ThreadPoolExecutor(config.server.threads, thread_name_prefix="inferd-stage")
         #: Each graph's plan, validated now: a graph that cannot run never starts.
         self.plans: dict[str, Plan] = build_plans(config)
         self.repository = Repository(
             config,
-            self._executor,
             classes={name: graph_class(plan) for name, plan in self.plans.items()},
             bind=self._bind,
         )
@@ -260,7 +257,8 @@ class Engine:
                 await lane.batcher.close()
                 lane.batcher = None
         await self.repository.teardown()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        for entry in self.repository:  # each model's own stage threads
+            entry.threads.shutdown()
         if self.tracing is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.tracing.shutdown)  # exports what is left
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 from .batching import Batcher
@@ -20,7 +21,7 @@ class Lane:
     context manager that holds no state per request, so one serves them all), requests on
     their way to the batch queue, and the batcher."""
 
-    __slots__ = ("entry", "inflight", "preparing", "batcher", "batched", "retired", "telemetry", "tracing", "idle")
+    __slots__ = ("entry", "inflight", "preparing", "batcher", "batched", "retired", "telemetry", "tracing", "idle", "backlog")
 
     def __init__(self, entry: ModelEntry, telemetry: Telemetry | None, tracing: Tracing | None) -> None:
         self.entry = entry
@@ -36,19 +37,31 @@ class Lane:
         self.retired: list[tuple[Stages, Batcher]] = []
         #: Set when the last request in flight ends, while an unload waits for it.
         self.idle: asyncio.Event | None = None
+        #: Refused requests whose retry hint is still running out (each request that ends
+        #: takes one off): the queue of clients waiting outside.
+        self.backlog = 0
 
     def __enter__(self) -> None:
         limit = self.entry.config.limits.max_inflight
         if self.inflight >= limit:
-            total = self.entry.stats.snapshot().get("total")
+            self.backlog += 1
             raise ResourceExhausted(
                 f"model {self.entry.name!r} has {self.inflight} requests in flight (limit {limit}); retry later",
-                retry_after_ms=max(10, int(total.mean_ms)) if total else 100,  # about one request's time
-                model=self.entry.name,
-            )
+                retry_after_ms=self.retry_after_ms(), model=self.entry.name,
+            )  # fmt: skip
         self.inflight += 1
 
+    def retry_after_ms(self) -> int:
+        """When a refused request's turn will come: the requests in flight end at about
+        ``inflight / recent time a request`` a second (Little's law), and the clients refused
+        before it go first; with ±20% jitter, so that they do not all come back at once."""
+        recent = self.entry.stats.recent_ms("total") or 100.0
+        wait = recent * self.backlog / max(1, self.inflight)
+        return max(1, int(wait * random.uniform(0.8, 1.2)))
+
     def __exit__(self, *exc_info: object) -> None:
+        if self.backlog:
+            self.backlog -= 1
         self.inflight -= 1
         if self.idle is not None and not self.inflight:
             self.idle.set()

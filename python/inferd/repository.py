@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +127,6 @@ class Repository:
     def __init__(
         self,
         config: ServiceConfig,
-        executor: Executor,
         *,
         classes: Mapping[str, type[Workflow]] | None = None,
         bind: Callable[[ModelEntry, Workflow], None] | None = None,
@@ -148,7 +146,7 @@ class Repository:
                 adapter = make_adapter(model.input)
             except ConfigError as error:
                 raise ConfigError(f"model {name!r}: {error}") from None
-            threads = Threads(executor, model.limits.max_concurrency)
+            threads = Threads(name, model.limits.max_concurrency, model.batching.max_running if model.batching else 0)
             if name in self._classes and isinstance(model.input, PassthroughInput):
                 # A graph's request goes to its nodes as it came: decoded only where a node
                 # reads into it, and a node model's own adapter reads it (JSON records into

@@ -28,10 +28,11 @@ __all__ = ["Runner", "StageStat", "StageStats", "Stages", "Threads"]
 
 
 class Threads:
-    """The stage threads as one model sees them: at most ``limit`` of its calls at once."""
+    """One model's stage threads, its own (no other model's work can take them): at most
+    ``limit`` of its calls at once, and ``extra`` more for its batches (:meth:`run_unlimited`)."""
 
-    def __init__(self, executor: Executor, limit: int) -> None:
-        self.executor = executor
+    def __init__(self, name: str, limit: int, extra: int = 0) -> None:
+        self.executor: Executor = concurrent.futures.ThreadPoolExecutor(limit + extra, thread_name_prefix=f"inferd-stage:{name}")
         self._limit = limit
         self._slots: asyncio.Semaphore | None = None  # made on the loop, at first use
 
@@ -66,6 +67,9 @@ class Threads:
         except asyncio.CancelledError:
             cancelled.set()
             raise
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def run_unlimited(self, function: Callable[[], Any]) -> Any:
         """Runs ``function`` in a stage thread outside the model's limit (the batcher bounds
@@ -226,6 +230,8 @@ class StageStat:
     total_ms: float = 0.0
     last_ms: float = 0.0
     max_ms: float = 0.0
+    #: A moving average that follows the recent calls (each weighs a fifth): retry hints use it.
+    recent_ms: float = 0.0
 
     @property
     def mean_ms(self) -> float:
@@ -251,8 +257,14 @@ class StageStats:
             stat.count += 1
             stat.total_ms += ms
             stat.last_ms = ms
+            stat.recent_ms = ms if stat.count == 1 else stat.recent_ms + 0.2 * (ms - stat.recent_ms)
             if ms > stat.max_ms:
                 stat.max_ms = ms
 
     def snapshot(self) -> dict[str, StageStat]:
-        return {name: StageStat(s.count, s.total_ms, s.last_ms, s.max_ms) for name, s in self._stages.items()}
+        return {name: StageStat(s.count, s.total_ms, s.last_ms, s.max_ms, s.recent_ms) for name, s in self._stages.items()}
+
+    def recent_ms(self, stage: str) -> float | None:
+        """The stage's recent milliseconds a call (None before its first)."""
+        stat = self._stages.get(stage)
+        return stat.recent_ms if stat is not None else None

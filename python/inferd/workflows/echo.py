@@ -9,9 +9,9 @@ Parameters: ``delay_ms`` (pause before each piece, default 0) and ``uppercase`` 
 
 from __future__ import annotations
 
+import asyncio
 import re
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,11 @@ class EchoWorkflow(Workflow):
     def run(self, features: tuple[str, float, bool]) -> str:
         return features[0]
 
-    def stream(self, features: tuple[str, float, bool]) -> Iterator[str]:
+    async def stream(self, features: tuple[str, float, bool]) -> AsyncIterator[str]:
+        """The pieces, each after ``delay_ms``: waited on the event loop, so that a slow echo
+        holds no thread (and a cancelled one stops at once)."""
         text, delay_ms, _ = features
         for piece in _PIECES.findall(text):
             if delay_ms:
-                time.sleep(delay_ms / 1000)
+                await asyncio.sleep(delay_ms / 1000)
             yield piece
