@@ -28,7 +28,7 @@ SERVICE = "/inferd.v1.Inference/"
 
 CONFIG = f"""
 [server]
-threads = 4
+threads = 32  # a cap on the models' own stage threads together (they need 25)
 [server.auth]
 tokens = [{{ name = "tests", token = "{TOKEN}" }}]
 
