@@ -93,12 +93,12 @@ def build_digits(out: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=HERE / "models", help="where to write the models")
+    parser.add_argument("--only", choices=["wine.onnx", "digits.pt2"], action="append",
+                        help="build only these (the ONNX-only image builds wine.onnx, without torch)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {
-        "wine.onnx": build_wine(args.out / "wine.onnx"),
-        "digits.pt2": build_digits(args.out / "digits.pt2"),
-    }
+    builders = {"wine.onnx": build_wine, "digits.pt2": build_digits}
+    report = {name: build(args.out / name) for name, build in builders.items() if name in (args.only or builders)}
     (args.out / "build.json").write_text(json.dumps(report, indent=2) + "\n")
     for name, facts in report.items():
         print(f"built {args.out / name}: test accuracy {facts['accuracy']:.3f}")
