@@ -30,7 +30,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY native ./native
 COPY python ./python
-RUN maturin build --release --out /wheels
+# The cargo target folder as a build cache: rebuilding after a Python-only change links, not compiles.
+RUN --mount=type=cache,target=/src/native/target maturin build --release --out /wheels
 # The variant's models, with the scripts `make models` runs (wine.onnx alone for onnx).
 RUN --mount=type=cache,target=/root/.cache/pip \
     if [ "$VARIANT" = onnx ]; then \
@@ -59,11 +60,12 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     && if [ "$VARIANT" = onnx ]; then pip install "$(ls /wheels/*.whl)" onnxruntime; \
        else pip install "$(ls /wheels/*.whl)[onnx,torch,textgen,remote]"; fi \
     && rm -rf /wheels && find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
-RUN useradd --create-home --uid 10001 inferd
+# The user by number (USER 10001:10001), so that Kubernetes' runAsNonRoot can check it.
+RUN groupadd --gid 10001 inferd && useradd --create-home --uid 10001 --gid 10001 inferd
 WORKDIR /srv
-COPY --from=build --chown=inferd /src/service ./service
+COPY --from=build --chown=10001:10001 /src/service ./service
 RUN mv service/image.toml service/inferd.toml
-USER inferd
+USER 10001:10001
 ENV INFERD_ADDRESS=0.0.0.0:50051 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 INFERD_VARIANT=${VARIANT}
 EXPOSE 50051
 # gRPC health (grpc.health.v1): SERVING once the eager models are ready.

@@ -14,7 +14,7 @@ RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.t
 PROTO_SOURCES := $(shell find proto/inferd -name '*.proto')
 OIP_SOURCES := proto/inference/grpc_service.proto proto/inference/model_config.proto
 
-.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph bench-isolation gpu-check clean
+.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph bench-isolation gpu-check image image-test clean
 
 # The fuzz budget (44 s in all) split among the five targets.
 FUZZ_SECONDS ?= 24
@@ -210,6 +210,27 @@ bench-serve: setup models ## serving throughput and latency against MLServer and
 
 gpu-check: setup models ## serve the ONNX and torch models on CUDA; report providers and throughput
 	$(PY) benches/gpu_check.py
+
+# The container image (Dockerfile): VARIANT=full (ONNX, torch, transformers) or onnx (ONNX Runtime
+# alone); IMAGE_ARGS, more build arguments (BASE=..., RUST=...: docs/operations.md, Container).
+VARIANT ?= full
+IMAGE ?= inferd:$(VARIANT)
+IMAGE_ARGS ?=
+IMAGE_CACHE ?= /var/tmp/inferd-image
+# buildah, when no docker engine answers (here: BUILDAH="buildah --storage-driver vfs" with IMAGE_ARGS for the local bases is what works).
+BUILDAH ?= buildah
+
+image: ## build the container image with docker when its engine answers, else buildah (VARIANT=full|onnx)
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
+		docker build --build-arg VARIANT=$(VARIANT) $(foreach a,$(IMAGE_ARGS),--build-arg $(a)) -t $(IMAGE) . ; \
+	elif command -v buildah >/dev/null; then \
+		$(BUILDAH) bud --format docker --build-arg VARIANT=$(VARIANT) $(foreach a,$(IMAGE_ARGS),--build-arg $(a)) -t $(IMAGE) . ; \
+	else echo "make image: neither a docker engine nor buildah here (make image-test installs buildah)" >&2; exit 1; fi
+
+image-test: setup ## build both variants here without a registry (buildah, debootstrap), start and check each
+	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends buildah debootstrap; }
+	PYTHONPATH=python $(PY) deploy/image/image_test.py --cache $(IMAGE_CACHE) --report benches/results/image.json
 
 clean: ## remove the venv, build outputs and built models
 	rm -rf $(VENV) $(TOOLS) native/target service/models .proto-check .pytest_cache .mypy_cache

@@ -188,3 +188,51 @@ def test_kserve_runtime_and_inference_service_agree() -> None:
     model = DOCS["InferenceService"]["spec"]["predictor"]["model"]
     assert model["runtime"] == RUNTIME["metadata"]["name"] and model["protocolVersion"] == "grpc-v2"
     assert model["modelFormat"]["name"] in {f["name"] for f in spec["supportedModelFormats"]}
+
+
+def dockerfile_runtime() -> dict[str, list[str]]:
+    """The Dockerfile's last stage: each instruction's arguments (continuations joined), by name."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
+    stages: list[dict[str, list[str]]] = []
+    for line in text.splitlines():
+        name, _, rest = line.strip().partition(" ")
+        if not name or name.startswith("#"):
+            continue
+        if name.upper() == "FROM":
+            stages.append({})
+        elif stages:
+            stages[-1].setdefault(name.upper(), []).append(rest.strip())
+    return stages[-1]
+
+
+def test_the_manifests_agree_with_the_image() -> None:
+    """Ports, user and health command as the Dockerfile's runtime stage has them."""
+    import json
+    import shlex
+
+    from inferd import healthcheck
+
+    image = dockerfile_runtime()
+    (expose,) = image["EXPOSE"]
+    env = dict(item.split("=", 1) for line in image["ENV"] for item in shlex.split(line))
+    assert port_of(env["INFERD_ADDRESS"]) == int(expose) == 50051
+    (user,) = image["USER"]
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) != 0, "USER by number, so that runAsNonRoot can check it"
+    (healthcheck_line,) = image["HEALTHCHECK"]
+    assert json.loads(healthcheck_line.partition(" CMD ")[2]) == ["python", "-m", "inferd.healthcheck"]
+    assert callable(healthcheck.main)
+    (cmd,) = image["CMD"]
+    command = json.loads(cmd)
+    assert command[:2] == ["inferd", "serve"]
+    (workdir,) = image["WORKDIR"]
+    config = Path(workdir) / build_parser().parse_args(command[1:]).config
+    assert config.parent == IMAGE_SERVICE
+    for container, pod in ((CONTAINER, POD["spec"]), (RUNTIME_CONTAINER, RUNTIME["spec"])):
+        context = {**pod.get("securityContext", {}), **container["securityContext"]}
+        assert context["runAsUser"] == int(uid) and context.get("runAsGroup", int(gid)) == int(gid)
+        assert port_of(serve_args(container).address) == int(expose)
+        assert int(expose) in {port["containerPort"] for port in container["ports"]}
+        # The HEALTHCHECK asks grpc.health.v1 for service "" on INFERD_ADDRESS: so do the probes.
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": int(expose), "service": ""}, probe
