@@ -29,7 +29,7 @@ import sys
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDAH = ["buildah", "--storage-driver", "vfs"]
@@ -44,7 +44,7 @@ def step(message: str) -> None:
     print(f"[image-test {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"image-test FAILED: {message}", file=sys.stderr, flush=True)
     sys.exit(1)
 
@@ -68,8 +68,12 @@ def image_config(image: str) -> dict[str, Any]:
 
 
 def image_size(image: str) -> int:
+    """Bytes, from buildah's figure ("367 MB", decimal units: its unpacked layers)."""
     done = run([*BUILDAH, "images", "--json", image])
-    return int(json.loads(done.stdout)[0]["size"]) if done.returncode == 0 else -1
+    if done.returncode:
+        return -1
+    number, unit = str(json.loads(done.stdout)[0]["size"]).split()
+    return round(float(number) * {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9}[unit])
 
 
 def build(variant: str, bases: tuple[str, str], log: Path) -> tuple[str, float]:
@@ -103,12 +107,13 @@ def descendants(pid: int) -> list[int]:
 
 
 def server_process(runner: subprocess.Popen[str]) -> int | None:
+    """The Python process of `inferd serve` (under buildah-chroot-runtime and -exec)."""
     for pid in descendants(runner.pid):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"serve" in argv and any(part.endswith(b"inferd") for part in argv):
+        if Path(argv[0].decode()).name.startswith("python") and b"serve" in argv and argv[1].endswith(b"/inferd"):
             return pid
     return None
 
@@ -127,6 +132,7 @@ class Started:
         self.image, self.config = image, image_config(image)
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.metrics_port = free_port()
         done = run([*BUILDAH, "from", "--pull-never", image])
         if done.returncode:
             fail(f"buildah from {image}: {done.stderr.strip()}")
@@ -139,6 +145,7 @@ class Started:
         # isolation shares this host's network).
         return [*BUILDAH, "run", "--isolation", "chroot", "--user", self.config.get("User") or "root",
                 "--workingdir", self.config.get("WorkingDir") or "/", "--env", f"INFERD_ADDRESS={self.address}",
+                "--env", f"INFERD_METRICS_ADDRESS=127.0.0.1:{self.metrics_port}",
                 self.container, "--", *argv]
 
     def healthy(self) -> bool:
@@ -191,7 +198,6 @@ class Started:
 def requests(variant: str, address: str) -> list[str]:
     """Real requests from this host's client; returns a line on each answer."""
     import numpy as np
-    from sklearn.datasets import load_digits
 
     from inferd import Client
 
@@ -206,6 +212,8 @@ def requests(variant: str, address: str) -> list[str]:
             fail(f"echo streamed {echo}")
         lines.append(f"echo: {len(echo)} chunks")
         if variant == "full":
+            from sklearn.datasets import load_digits
+
             digits = load_digits()
             images = digits.images[:16].reshape(16, 1, 8, 8).astype(np.float32)
             labels = np.asarray(client.infer("digits", {"input": images}).output["label"])
