@@ -263,6 +263,34 @@ def service_grace(started: Started) -> float:
     return float(tomllib.loads(done.stdout).get("server", {}).get("grace_s", 10.0))
 
 
+def machine() -> str:
+    cpus = os.cpu_count()
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "?")
+    return f"{cpus} vCPUs, {model}"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Two bars a variant: its size (MB) and its seconds to SERVING."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    figure, (sizes, times) = plt.subplots(1, 2, figsize=(8, 3.2))
+    sizes.bar(names, [results[name]["size_bytes"] / 1e6 for name in names], color="#4c72b0")
+    sizes.axhline(400, color="#c44e52", linestyle="--", label="goal for onnx: 400 MB")
+    sizes.set_ylabel("image size (MB)")
+    sizes.set_yscale("log")
+    sizes.legend(fontsize=8)
+    times.bar(names, [results[name]["serving_s"] for name in names], color="#55a868")
+    times.set_ylabel("seconds from start to SERVING")
+    figure.suptitle(f"inferd's images (make image-test, {time.strftime('%Y-%m-%d')})", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", default="onnx,full", help="comma-separated: onnx, full")
@@ -289,7 +317,9 @@ def main() -> None:
         print(f"image-test: {result['image']}: {result['size_bytes'] / 1e6:.0f} MB, SERVING after "
               f"{result['serving_s']} s, stopped by SIGTERM in {result['stop_s']} s, built in {result['build_s']} s")
     if args.report:
-        args.report.write_text(json.dumps(results, indent=2) + "\n")
+        results_doc = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "images": results}
+        args.report.write_text(json.dumps(results_doc, indent=2) + "\n")
+        plot(results, args.report.with_suffix(".png"))
     print("image-test: passed")
 
 
