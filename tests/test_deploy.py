@@ -171,7 +171,7 @@ def test_runs_as_non_root_read_only(container: dict[str, Any], pod: dict[str, An
     tmp = next(m for m in container["volumeMounts"] if m["mountPath"] == "/tmp")
     assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == tmp["name"])
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys() <= container["resources"]["limits"].keys()
-    assert container["image"] == "inferd:latest"
+    assert container["image"] == "inferd:full"  # what `make image` tags (IMAGE ?= inferd:$(VARIANT))
 
 
 def test_kserve_runtime_and_inference_service_agree() -> None:
