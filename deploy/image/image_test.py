@@ -80,12 +80,25 @@ def build(variant: str, bases: tuple[str, str], log: Path) -> tuple[str, float]:
     image = f"localhost/inferd:{variant}"
     command = [*BUILDAH, "bud", "--isolation", "chroot", "--format", "docker", "--build-arg", f"BASE={bases[0]}",
                "--build-arg", f"RUST={bases[1]}", "--build-arg", f"VARIANT={variant}", "-t", image, str(ROOT)]
+    before = builder_containers(bases[1])
     started = time.monotonic()
     with log.open("w") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
+    # buildah 1.28 leaves the working container of a stage only COPY --from reads (the RUST
+    # stage): remove what this build left.
+    for container in builder_containers(bases[1]) - before:
+        run([*BUILDAH, "rm", container])
     if done.returncode:
         fail(f"building {image} failed (exit {done.returncode}); the log's end:\n" + "".join(log.read_text().splitlines(True)[-30:]))
     return image, time.monotonic() - started
+
+
+def builder_containers(image: str) -> set[str]:
+    """The ids of buildah's build containers from ``image``."""
+    done = run([*BUILDAH, "containers", "--json"])
+    if done.returncode:
+        return set()
+    return {item["id"] for item in json.loads(done.stdout or "[]") if item.get("builder") and item.get("imagename") == image}
 
 
 def descendants(pid: int) -> list[int]:
