@@ -14,7 +14,7 @@ RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.t
 PROTO_SOURCES := $(shell find proto/inferd -name '*.proto')
 OIP_SOURCES := proto/inference/grpc_service.proto proto/inference/model_config.proto
 
-.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph bench-isolation gpu-check clean
+.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph bench-isolation soak gpu-check clean
 
 # The fuzz budget (44 s in all) split among the five targets.
 FUZZ_SECONDS ?= 24
@@ -207,6 +207,12 @@ bench-serve: setup models ## serving throughput and latency against MLServer and
 	bash benches/serve_setup.sh
 	$(PY) -m benches.serve
 	$(PY) -m benches.capacity
+
+# The soak's length (make soak): minutes of mixed load on the default service; not in `make test`.
+SOAK_SECONDS ?= 300
+
+soak: setup models ## mixed load, bad requests and cancels on the default service for SOAK_SECONDS; fails on RSS growth > 10% or an unexpected status
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) benches/soak.py
 
 gpu-check: setup models ## serve the ONNX and torch models on CUDA; report providers and throughput
 	$(PY) benches/gpu_check.py
