@@ -6,6 +6,7 @@ use crate::schema::{
     convert_number, render_scalar, Cell, Dtype, FieldKind, Mismatch, NodeId, Scalar, Schema, ROOT,
 };
 
+use super::keys::KeyTable;
 use super::scanner::{key_word, Lead};
 use super::RecordError;
 
@@ -222,12 +223,20 @@ pub struct Batch<'s> {
     pub(super) key_hints: Vec<usize>,
     /// Per trie node, its keys' [`key_word`]s, in the order of its keys.
     pub(super) key_words: Vec<Vec<Option<(u64, u64)>>>,
+    /// Per trie node, its keys in a [`KeyTable`]: any key out of the expected order is found
+    /// in constant time.
+    pub(super) key_tables: Vec<KeyTable>,
     /// Per trie node, per place in an object (0: its start; `i + 1`: after the member of key
     /// `i`): the [`Lead`] the input last had there, to be matched in one step next time.
     pub(super) leads: Vec<Vec<Option<Lead>>>,
     /// Per trie node: its one field, when that is the only field there and a plain number
     /// (no vocabulary): the common case, written without the general dispatch.
     plain: Vec<Option<usize>>,
+}
+
+/// A trie node's keys in a [`KeyTable`], in the node's key order.
+pub fn node_table(node: &crate::schema::Node) -> KeyTable {
+    KeyTable::new(node.keys.iter().map(|(key, _)| &**key))
 }
 
 impl<'s> Batch<'s> {
@@ -256,6 +265,7 @@ impl<'s> Batch<'s> {
                 .iter()
                 .map(|node| node.keys.iter().map(|(key, _)| key_word(key)).collect())
                 .collect(),
+            key_tables: schema.nodes.iter().map(node_table).collect(),
             leads: schema
                 .nodes
                 .iter()

@@ -5,6 +5,7 @@ use std::ops::Range;
 use crate::schema::{NodeId, Scalar, ROOT};
 
 use super::columns::Batch;
+use super::keys::{short_key_len, KeyTable};
 use super::SyntaxError;
 
 /// The place in an object after unknown members that no known one preceded: it has no lead.
@@ -446,12 +447,14 @@ impl<'a> Scanner<'a> {
     /// Reads an object key (the position on its quote) and finds its child among `keys`, trying
     /// the key after the last one found first: records of a batch usually share a key order.
     /// `words` are the keys' [`key_word`]s. After the last key, the first is expected next:
-    /// the next record's (or nested object's) first key.
+    /// the next record's (or nested object's) first key. Any other key is found in `table`, in
+    /// constant time whatever the order of the keys.
     #[inline(always)]
     fn key(
         &mut self,
         keys: &[(Box<str>, NodeId)],
         words: &[Option<(u64, u64)>],
+        table: &KeyTable,
         hint: &mut usize,
     ) -> Scan<Option<usize>> {
         let start = self.position + 1;
@@ -461,14 +464,14 @@ impl<'a> Scanner<'a> {
         // The expected key, compared in place: a key that JSON writes as it is (no quote,
         // backslash or control character) matches exactly when its bytes and a closing quote
         // follow the opening one. A short key is compared in one step.
+        let word = self
+            .data
+            .get(start..start + 8)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(u64::from_le_bytes);
         if let Some((candidate, _)) = keys.get(*hint) {
             let candidate = candidate.as_bytes();
             let end = start + candidate.len();
-            let word = self
-                .data
-                .get(start..start + 8)
-                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-                .map(u64::from_le_bytes);
             let matched = match (words.get(*hint).copied().flatten(), word) {
                 (Some((expected, mask)), Some(word)) => word & mask == expected,
                 _ => {
@@ -487,6 +490,16 @@ impl<'a> Scanner<'a> {
                 return Ok(Some(index));
             }
         }
+        // Not the expected key. A short one (the commonest) is measured and looked up from the
+        // word already loaded: no byte loop.
+        if let Some(len) = word.and_then(short_key_len) {
+            let found = word.and_then(|word| table.find_short(word, len));
+            self.position = start + len + 1;
+            if let Some(position) = found {
+                *hint = position + 1;
+            }
+            return Ok(found);
+        }
         let (end, escaped) = self.plain_string()?;
         let raw: &[u8] = if escaped {
             self.scratch.clear();
@@ -504,9 +517,7 @@ impl<'a> Scanner<'a> {
                 return Ok(Some(index));
             }
         }
-        let found = keys
-            .iter()
-            .position(|(candidate, _)| same_key(candidate.as_bytes(), raw));
+        let found = table.find(raw);
         if let Some(position) = found {
             *hint = position + 1;
         }
@@ -603,6 +614,7 @@ impl<'a> Scanner<'a> {
                     let found = self.key(
                         &target.keys,
                         &batch.key_words[node],
+                        &batch.key_tables[node],
                         &mut batch.key_hints[node],
                     )?;
                     self.colon()?;
