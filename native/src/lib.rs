@@ -455,14 +455,22 @@ mod python {
         guarded("sonic_dom_parse", || {
             let data = data.as_bytes();
             detached(py, move || {
-                let value: sonic_rs::Value = sonic_rs::from_slice(data)
-                    .map_err(|error| {
-                        CoreError::from(SyntaxError {
-                            offset: 0,
-                            message: error.to_string(),
-                        })
-                    })?;
-                Ok(value.as_array().map_or(1, |array| array.len()))
+                let error = |error: sonic_rs::Error| {
+                    CoreError::from(SyntaxError {
+                        offset: 0,
+                        message: error.to_string(),
+                    })
+                };
+                let document: Result<sonic_rs::Value, _> = sonic_rs::from_slice(data);
+                match document {
+                    Ok(value) => Ok(value.as_array().map_or(1, |array| array.len())),
+                    // NDJSON: one value a line.
+                    Err(_) => data
+                        .split(|&byte| byte == b'\n')
+                        .filter(|line| line.iter().any(|byte| !byte.is_ascii_whitespace()))
+                        .map(|line| sonic_rs::from_slice::<sonic_rs::Value>(line).map_err(error))
+                        .try_fold(0, |count, value| value.map(|_| count + 1)),
+                }
             })
         })
     }
