@@ -54,9 +54,33 @@ impl Rng {
     }
 }
 
-const PARENTS: &[&str] = &["a", "nested", "request", "ключ", "with space", "q\"uote", "back\\slash", "a_rather_long_parent_key"];
-const LEAVES: &[&str] = &["f", "x", "feature_", "значение_", "tab\t", "long_leaf_name_over_16_bytes_"];
-const VOCAB: &[&str] = &["free", "pro", "team", "é", "q\"", "a_long_category_name", ""];
+const PARENTS: &[&str] = &[
+    "a",
+    "nested",
+    "request",
+    "ключ",
+    "with space",
+    "q\"uote",
+    "back\\slash",
+    "a_rather_long_parent_key",
+];
+const LEAVES: &[&str] = &[
+    "f",
+    "x",
+    "feature_",
+    "значение_",
+    "tab\t",
+    "long_leaf_name_over_16_bytes_",
+];
+const VOCAB: &[&str] = &[
+    "free",
+    "pro",
+    "team",
+    "é",
+    "q\"",
+    "a_long_category_name",
+    "",
+];
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -86,10 +110,18 @@ enum Json {
 fn float_text(rng: &mut Rng, wide: bool) -> String {
     match rng.below(5) {
         // 17 significant digits, as Python writes floats.
-        0 | 1 => format!("{:?}", (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * 10f64.powi(rng.below(12) as i32 - 4)),
+        0 | 1 => format!(
+            "{:?}",
+            (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * 10f64.powi(rng.below(12) as i32 - 4)
+        ),
         2 => format!("{}", rng.next() as i64 >> rng.below(40).max(11)),
         3 if wide => format!("{:e}", f64::from_bits(rng.next() >> 2)),
-        _ => format!("{}.{}e{}", rng.below(1000) as i64 - 500, rng.below(1000), rng.below(40) as i64 - 20),
+        _ => format!(
+            "{}.{}e{}",
+            rng.below(1000) as i64 - 500,
+            rng.below(1000),
+            rng.below(40) as i64 - 20
+        ),
     }
 }
 
@@ -99,8 +131,16 @@ fn value(rng: &mut Rng, kind: Kind) -> Json {
         Kind::Float64 => Json::Number(float_text(rng, true)),
         Kind::Int64 => Json::Number(format!("{}", rng.next() as i64 >> rng.below(63))),
         Kind::Vocab => Json::Text(rng.pick(VOCAB).to_owned()),
-        Kind::Fixed(size) => Json::List((0..size).map(|_| Json::Number(float_text(rng, false))).collect()),
-        Kind::Ragged(size) => Json::List((0..rng.below(size + 1)).map(|_| value(rng, Kind::Int64)).collect()),
+        Kind::Fixed(size) => Json::List(
+            (0..size)
+                .map(|_| Json::Number(float_text(rng, false)))
+                .collect(),
+        ),
+        Kind::Ragged(size) => Json::List(
+            (0..rng.below(size + 1))
+                .map(|_| value(rng, Kind::Int64))
+                .collect(),
+        ),
     }
 }
 
@@ -109,9 +149,17 @@ fn unused(rng: &mut Rng, depth: usize) -> Json {
         0 => Json::Null,
         1 => Json::Bool(rng.below(2) == 0),
         2 => Json::Number(float_text(rng, true)),
-        3 => Json::Text((0..rng.below(300)).map(|index| ['a', ' ', 'é', '"', '\\', '\n', '😀'][(index * 7 + depth) % 7]).collect()),
+        3 => Json::Text(
+            (0..rng.below(300))
+                .map(|index| ['a', ' ', 'é', '"', '\\', '\n', '😀'][(index * 7 + depth) % 7])
+                .collect(),
+        ),
         4 => Json::List((0..rng.below(4)).map(|_| unused(rng, depth + 1)).collect()),
-        _ => Json::Object((0..rng.below(4)).map(|index| (format!("u{index}"), unused(rng, depth + 1))).collect()),
+        _ => Json::Object(
+            (0..rng.below(4))
+                .map(|index| (format!("u{index}"), unused(rng, depth + 1)))
+                .collect(),
+        ),
     }
 }
 
@@ -164,15 +212,30 @@ fn write_text(out: &mut String, text: &str, ascii: bool) {
 }
 
 /// `indent`: None for one line (`spaced`: ", " and ": "), Some(n) pretty-printed.
-fn write_json(out: &mut String, value: &Json, indent: Option<usize>, spaced: bool, ascii: bool, level: usize) {
+fn write_json(
+    out: &mut String,
+    value: &Json,
+    indent: Option<usize>,
+    spaced: bool,
+    ascii: bool,
+    level: usize,
+) {
     let newline = |out: &mut String, level: usize| {
         if let Some(width) = indent {
             out.push('\n');
             out.extend(std::iter::repeat_n(' ', width * level));
         }
     };
-    let comma = if spaced && indent.is_none() { ", " } else { "," };
-    let colon = if spaced || indent.is_some() { ": " } else { ":" };
+    let comma = if spaced && indent.is_none() {
+        ", "
+    } else {
+        ","
+    };
+    let colon = if spaced || indent.is_some() {
+        ": "
+    } else {
+        ":"
+    };
     match value {
         Json::Number(text) => out.push_str(text),
         Json::Text(text) => write_text(out, text, ascii),
@@ -216,7 +279,14 @@ fn schema_of(fields: &[Field]) -> Schema {
         .iter()
         .enumerate()
         .map(|(index, field)| {
-            let mut spec = FieldSpec::new(field.path.iter().map(|segment| escape(segment)).collect::<Vec<_>>().join("."));
+            let mut spec = FieldSpec::new(
+                field
+                    .path
+                    .iter()
+                    .map(|segment| escape(segment))
+                    .collect::<Vec<_>>()
+                    .join("."),
+            );
             let tensor = |name: &str| Some(name.to_owned());
             match field.kind {
                 Kind::Float32 => {}
@@ -244,9 +314,17 @@ fn schema_of(fields: &[Field]) -> Schema {
 fn extract(fields: &[Field], records: &[Value]) -> HashMap<String, (Vec<usize>, Buffer)> {
     let rows = records.len();
     let mut out: HashMap<String, (Vec<usize>, Buffer)> = HashMap::new();
-    let as_f64 = |value: &Value| value.as_i64().map(|int| int as f64).or_else(|| value.as_f64()).expect("a number");
+    let as_f64 = |value: &Value| {
+        value
+            .as_i64()
+            .map(|int| int as f64)
+            .or_else(|| value.as_f64())
+            .expect("a number")
+    };
     let mut grow = |name: &str, width: usize, make: fn() -> Buffer| {
-        let entry = out.entry(name.to_owned()).or_insert_with(|| (vec![rows, 0], make()));
+        let entry = out
+            .entry(name.to_owned())
+            .or_insert_with(|| (vec![rows, 0], make()));
         entry.0[1] += width;
     };
     for field in fields {
@@ -261,20 +339,35 @@ fn extract(fields: &[Field], records: &[Value]) -> HashMap<String, (Vec<usize>, 
     }
     for (index, field) in fields.iter().enumerate() {
         if let Kind::Ragged(size) = field.kind {
-            out.insert(format!("r{index}"), (vec![rows, size], Buffer::Int64(Vec::new())));
-            out.insert(format!("r{index}_lengths"), (vec![rows], Buffer::Int64(Vec::new())));
+            out.insert(
+                format!("r{index}"),
+                (vec![rows, size], Buffer::Int64(Vec::new())),
+            );
+            out.insert(
+                format!("r{index}_lengths"),
+                (vec![rows], Buffer::Int64(Vec::new())),
+            );
         }
     }
     for record in records {
         for (index, field) in fields.iter().enumerate() {
-            let value = field.path.iter().fold(record, |node, segment| &node[segment.as_str()]);
-            let push = |out: &mut HashMap<String, (Vec<usize>, Buffer)>, name: &str, value: &Value, kind: Kind| {
+            let value = field
+                .path
+                .iter()
+                .fold(record, |node, segment| &node[segment.as_str()]);
+            let push = |out: &mut HashMap<String, (Vec<usize>, Buffer)>,
+                        name: &str,
+                        value: &Value,
+                        kind: Kind| {
                 match (&mut out.get_mut(name).expect("a tensor").1, kind) {
                     (Buffer::Float32(values), _) => values.push(as_f64(value) as f32),
                     (Buffer::Float64(values), _) => values.push(as_f64(value)),
-                    (Buffer::Int64(values), Kind::Vocab) => {
-                        values.push(VOCAB.iter().position(|word| Some(*word) == value.as_str()).expect("a word") as i64)
-                    }
+                    (Buffer::Int64(values), Kind::Vocab) => values.push(
+                        VOCAB
+                            .iter()
+                            .position(|word| Some(*word) == value.as_str())
+                            .expect("a word") as i64,
+                    ),
                     (Buffer::Int64(values), _) => values.push(value.as_i64().expect("an integer")),
                     _ => unreachable!("generated tensors are float32, float64 or int64"),
                 }
@@ -308,10 +401,20 @@ fn extract(fields: &[Field], records: &[Value]) -> HashMap<String, (Vec<usize>, 
 fn generate(rng: &mut Rng) -> (Vec<Field>, Vec<u8>, bool) {
     let fields: Vec<Field> = (0..1 + rng.below(40))
         .map(|index| {
-            let mut path: Vec<String> = (0..rng.below(6)).map(|_| rng.pick(PARENTS).to_owned()).collect();
+            let mut path: Vec<String> = (0..rng.below(6))
+                .map(|_| rng.pick(PARENTS).to_owned())
+                .collect();
             path.push(format!("{}{index}", rng.pick(LEAVES)));
             let size = 1 + rng.below(5);
-            let kind = [Kind::Float32, Kind::Float32, Kind::Float64, Kind::Int64, Kind::Vocab, Kind::Fixed(size), Kind::Ragged(size)][rng.below(7)];
+            let kind = [
+                Kind::Float32,
+                Kind::Float32,
+                Kind::Float64,
+                Kind::Int64,
+                Kind::Vocab,
+                Kind::Fixed(size),
+                Kind::Ragged(size),
+            ][rng.below(7)];
             Field { path, kind }
         })
         .collect();
@@ -349,21 +452,37 @@ fn generate(rng: &mut Rng) -> (Vec<Field>, Vec<u8>, bool) {
         }
         (false, layout) => {
             let indent = (layout == 1).then_some(2);
-            write_json(&mut text, &Json::List(records), indent, layout == 2, ascii, 0);
+            write_json(
+                &mut text,
+                &Json::List(records),
+                indent,
+                layout == 2,
+                ascii,
+                0,
+            );
         }
     }
     (fields, text.into_bytes(), one)
 }
 
 fn by_name(columns: Vec<Column>) -> HashMap<String, (Vec<usize>, Buffer)> {
-    columns.into_iter().map(|column| (column.name, (column.shape, column.data))).collect()
+    columns
+        .into_iter()
+        .map(|column| (column.name, (column.shape, column.data)))
+        .collect()
 }
 
 /// Equal buffers, floats compared by their bits.
 fn same(left: &Buffer, right: &Buffer) -> bool {
     match (left, right) {
-        (Buffer::Float32(left), Buffer::Float32(right)) => left.iter().map(|v| v.to_bits()).eq(right.iter().map(|v| v.to_bits())),
-        (Buffer::Float64(left), Buffer::Float64(right)) => left.iter().map(|v| v.to_bits()).eq(right.iter().map(|v| v.to_bits())),
+        (Buffer::Float32(left), Buffer::Float32(right)) => left
+            .iter()
+            .map(|v| v.to_bits())
+            .eq(right.iter().map(|v| v.to_bits())),
+        (Buffer::Float64(left), Buffer::Float64(right)) => left
+            .iter()
+            .map(|v| v.to_bits())
+            .eq(right.iter().map(|v| v.to_bits())),
         (left, right) => left == right,
     }
 }
@@ -386,13 +505,27 @@ pub fn check_shape(rng: &mut Rng) {
         let got = by_name(got);
         assert_eq!(got.len(), want.len(), "{how}: tensors differ for {text}");
         for (name, (shape, buffer)) in &want {
-            let (got_shape, got_buffer) = got.get(name).unwrap_or_else(|| panic!("{how}: no tensor {name:?} for {text}"));
+            let (got_shape, got_buffer) = got
+                .get(name)
+                .unwrap_or_else(|| panic!("{how}: no tensor {name:?} for {text}"));
             assert_eq!(got_shape, shape, "{how}: shape of {name:?} for {text}");
-            assert!(same(got_buffer, buffer), "{how}: tensor {name:?} differs for {text}");
+            assert!(
+                same(got_buffer, buffer),
+                "{how}: tensor {name:?} differs for {text}"
+            );
         }
     };
-    compare("parse_json", parse_json(&schema, &data).expect("generated records parse"));
-    compare("one thread", parse_json_one_thread(&schema, &data).expect("generated records parse"));
+    compare(
+        "parse_json",
+        parse_json(&schema, &data).expect("generated records parse"),
+    );
+    compare(
+        "one thread",
+        parse_json_one_thread(&schema, &data).expect("generated records parse"),
+    );
     let pieces = 2 + rng.below(8);
-    compare("pieces", parse_json_pieces(&schema, &data, pieces).expect("generated records parse"));
+    compare(
+        "pieces",
+        parse_json_pieces(&schema, &data, pieces).expect("generated records parse"),
+    );
 }

@@ -440,7 +440,9 @@ mod python {
         guarded("parse_json_one_thread", || {
             let data = data.as_bytes();
             let schema = Arc::clone(&schema.get().schema);
-            let columns = detached(py, move || Ok(records::parse_json_one_thread(&schema, data)?))?;
+            let columns = detached(py, move || {
+                Ok(records::parse_json_one_thread(&schema, data)?)
+            })?;
             columns_to_dict(py, columns)
         })
     }

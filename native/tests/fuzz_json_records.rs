@@ -155,5 +155,8 @@ fn record_shapes_match_the_dom() {
             runs += 1;
         }
     }
-    println!("fuzz: {runs} record shapes in {} s (seed {seed})", seconds as f64 / 2.0);
+    println!(
+        "fuzz: {runs} record shapes in {} s (seed {seed})",
+        seconds as f64 / 2.0
+    );
 }

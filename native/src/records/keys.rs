@@ -192,7 +192,8 @@ mod tests {
                 if len > 0 {
                     bytes[len - 1] = byte;
                 }
-                let plain = len == 0 || (byte >= 0x20 && byte < 0x80 && byte != b'\\' && byte != b'"');
+                let plain =
+                    len == 0 || ((0x20..0x80).contains(&byte) && byte != b'\\' && byte != b'"');
                 let expected = if len > 0 && byte == b'"' {
                     Some(len - 1)
                 } else if plain {

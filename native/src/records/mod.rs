@@ -22,7 +22,7 @@ mod skipping;
 mod split;
 
 pub use columns::{node_table, Batch, Buffer, Column};
-pub use keys::KeyTable;
 pub use document::{count_scalars, parse_json, parse_json_one_thread, split_records};
 pub use errors::{ParseError, RecordError, SyntaxError};
+pub use keys::KeyTable;
 pub use split::{parse_json_pieces, parse_json_threaded, PARALLEL_MIN_BYTES, PARALLEL_MIN_THREADS};
