@@ -53,6 +53,9 @@ pub struct KeyTable {
     slots: Box<[u32]>,
     /// The keys themselves, in the node's order (what a slot's index names).
     keys: Box<[Box<[u8]>]>,
+    /// Per key, its bytes zero-padded in a little-endian word if it is under 8 bytes long, and
+    /// its length: a short key is compared in one step.
+    short: Box<[(u64, usize)]>,
     multiplier: u64,
     /// `64 - log2(slots)`: the hash's top bits pick the slot.
     shift: u32,
@@ -85,9 +88,14 @@ impl KeyTable {
             }
         }
         let (_, multiplier, slots) = best.unwrap_or((0, MULTIPLIERS[0], vec![EMPTY; size].into()));
+        let short = keys
+            .iter()
+            .map(|key| (if key.len() < 8 { ends(key).0 } else { u64::MAX }, key.len()))
+            .collect();
         Self {
             slots,
             keys,
+            short,
             multiplier,
             shift,
         }
@@ -117,8 +125,19 @@ impl KeyTable {
     pub fn find_short(&self, word: u64, len: usize) -> Option<usize> {
         debug_assert!(len < 8);
         let word = word & ((1u64 << (8 * len)) - 1);
-        let bytes = word.to_le_bytes();
-        self.find(bytes.get(..len)?)
+        let hash = (word ^ (len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)).wrapping_mul(self.multiplier);
+        let mask = self.slots.len() - 1;
+        let mut slot = (hash >> self.shift) as usize;
+        loop {
+            let index = *self.slots.get(slot)?;
+            if index == EMPTY {
+                return None;
+            }
+            if self.short.get(index as usize) == Some(&(word, len)) {
+                return Some(index as usize);
+            }
+            slot = (slot + 1) & mask;
+        }
     }
 
     pub fn len(&self) -> usize {

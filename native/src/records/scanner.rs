@@ -92,6 +92,11 @@ pub(super) struct Lead {
     /// The key's trie node, and whether fields end there.
     child: NodeId,
     leaf: bool,
+    /// Misses in a row since this place's lead last matched. Keys in a new order every record
+    /// would learn a new lead at every member, to no use: a lead is learnt again only when the
+    /// misses reach 1, 2, 4, 8... (and every 512th), and a match halves them: a batch whose
+    /// order changes once relearns at once, one in a new order every record seldom does.
+    misses: u16,
 }
 
 impl Lead {
@@ -123,6 +128,7 @@ impl Lead {
             key,
             child,
             leaf,
+            misses: 0,
         })
     }
 
@@ -591,9 +597,14 @@ impl<'a> Scanner<'a> {
                 .get(slot)
                 .and_then(Option::as_ref)
                 .filter(|lead| lead.matches(self.data, start))
-                .map(|lead| (lead.len, lead.key, lead.child, lead.leaf));
+                .map(|lead| (lead.len, lead.key, lead.child, lead.leaf, lead.misses));
             let found = match matched {
-                Some((len, key, child, leaf)) => {
+                Some((len, key, child, leaf, misses)) => {
+                    if misses != 0 {
+                        if let Some(Some(lead)) = batch.leads[node].get_mut(slot) {
+                            lead.misses = misses / 2;
+                        }
+                    }
                     self.position = start + len;
                     Some((key, child, leaf))
                 }
@@ -624,8 +635,30 @@ impl<'a> Scanner<'a> {
                     });
                     if let Some((index, child, leaf)) = found {
                         if slot != NO_SLOT && self.peek().is_some() {
-                            batch.leads[node][slot] =
-                                Lead::new(&self.data[start..self.position], index, child, leaf);
+                            let place = &mut batch.leads[node][slot];
+                            match place {
+                                Some(lead) => {
+                                    let misses = lead.misses.saturating_add(1);
+                                    lead.misses = misses;
+                                    if misses.is_power_of_two() || misses % 512 == 0 {
+                                        *place = Lead::new(
+                                            &self.data[start..self.position],
+                                            index,
+                                            child,
+                                            leaf,
+                                        )
+                                        .map(|lead| Lead { misses, ..lead });
+                                    }
+                                }
+                                None => {
+                                    *place = Lead::new(
+                                        &self.data[start..self.position],
+                                        index,
+                                        child,
+                                        leaf,
+                                    );
+                                }
+                            }
                         }
                     }
                     found
