@@ -24,7 +24,7 @@ few runs, the starting one rotating), and every goal's ratio is taken within the
 machine's drift hits both sides alike. The report gives each ratio's median and range, writes
 JSON (benches/results/records.json) and a plot (benches/results/records.png).
 
-    python benches/records.py [--records 20000] [--rounds 5] [--quick] [--shapes a,b]
+    python benches/records.py [--records 100000] [--rounds 5] [--quick] [--shapes a,b]
 """
 
 from __future__ import annotations
@@ -192,17 +192,21 @@ def run_shape(shape: Shape, rounds: int, budget: float) -> dict[str, Any]:
     return out
 
 
-def print_table(results: dict[str, Any]) -> None:
-    short = ["vs orjson+lc (>=20x)", "vs packflow (>=100x)", "sonic/native-1t (>=1x)", "dicts vs lc (>=5x)"]
-    print(f"\n{'shape':12} {'records':>7} {'MB':>6} {'native ms':>9}  " + "  ".join(f"{label:>22}" for label in short))
+def table(results: dict[str, Any]) -> str:
+    """The goals shape by shape, as a Markdown table (benches/README.md and README.md show it)."""
+    lines = [
+        "| shape | records | MB | native-json | vs orjson + listcomp (≥ 20×) | vs packflow records (≥ 100×) | sonic-rs DOM ÷ native, 1 thread (≥ 1×) | dicts vs listcomp (≥ 5×) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, shape in results.items():
         cells = []
         for label, _, _, _ in GOALS:
             goal = shape["goals"][label]
-            cells.append("n/a" if goal is None else f"{goal['median']:.1f}x ({goal['min']:.1f}-{goal['max']:.1f}){'' if goal['met'] else ' !'}")
-        native = shape["seconds_median"]["native-json"] * 1e3
-        print(f"{name:12} {shape['records']:>7} {shape['json_bytes'] / 1e6:>6.1f} {native:>9.3f}  " + "  ".join(f"{cell:>22}" for cell in cells))
-    print("(median of the paired rounds, their range in brackets; ! marks a goal missed)")
+            cells.append("n/a" if goal is None else f"{'' if goal['met'] else '**'}{goal['median']:.1f}×{'' if goal['met'] else '**'} ({goal['min']:.1f}–{goal['max']:.1f})")
+        seconds = shape["seconds_median"]["native-json"]
+        native = f"{seconds * 1e6:.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:.1f} ms"
+        lines.append(f"| {name} | {shape['records']:,} | {shape['json_bytes'] / 1e6:.1f} | {native} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def plot(results: dict[str, Any], path: Path, title: str) -> None:
@@ -234,7 +238,7 @@ def plot(results: dict[str, Any], path: Path, title: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=20_000, help="records per shape (fields-128: a quarter; default 20000)")
+    parser.add_argument("--records", type=int, default=100_000, help="records per shape (fields-128: a quarter; default 100000)")
     parser.add_argument("--rounds", type=int, default=5, help="paired rounds (default 5)")
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per contender per round (default 0.3)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1000 records, 1 round")
@@ -251,7 +255,9 @@ def main() -> int:
         results[shape.name] = run_shape(shape, rounds, budget)
         goals = results[shape.name]["goals"]
         print(f"{shape.name}: " + ", ".join(f"{label} {goal['median']:.1f}x" for label, goal in goals.items() if goal), flush=True)
-    print_table(results)
+    print()
+    print(table(results))
+    print("(paired medians, the rounds' range in brackets; bold: goal missed)")
     missed = [(name, label) for name, shape in results.items() for label, goal in shape["goals"].items() if goal and not goal["met"]]
     print(f"goals met: {sum(1 for shape in results.values() for goal in shape['goals'].values() if goal and goal['met'])}, missed: {len(missed)}")
     report = {
@@ -267,9 +273,10 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(table(results) + "\n")
     title = f"records -> tensors, {count} records/shape, {rounds} paired rounds, {os.cpu_count()} CPUs ({cpu_model()})"
     plot(results, args.out.with_suffix(".png"), title)
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    print(f"wrote {args.out}, its table {args.out.with_suffix('.md')} and plot {args.out.with_suffix('.png')}")
     return 0
 
 
