@@ -232,3 +232,26 @@ def test_many_fields_in_any_order(count: int, seed: int, layout: str) -> None:
     assert same(schema.parse_json(data), want)
     assert same(schema.parse_records(records), want)
     assert same(schema.parse_records(json.loads(data) if layout != "ndjson" else [json.loads(line) for line in data.splitlines()]), want)
+
+
+def fresh(key: str) -> str:
+    """An equal string that is a new object (not interned, not shared between records)."""
+    return "".join(list(key))
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**32), st.sampled_from([1, 3, 40]))
+def test_dicts_with_fresh_key_objects_in_every_record(seed: int, count: int) -> None:
+    """Key objects new in every record (dicts built from computed strings) outgrow the address
+    table of each node; keys are then found by their contents, in any order, nested too."""
+    rng = random.Random(seed)
+    keys = [f"k{index}" for index in range(count)]
+    records = []
+    for _ in range(700):
+        inner = {fresh(key): rng.uniform(-1, 1) for key in keys}
+        records.append(shuffled({fresh("outer"): inner, **{fresh(key): rng.randint(-9, 9) for key in keys}, fresh("unused"): 1}, rng))
+    fields = [Spec([key], "int64", 1) for key in keys] + [Spec(["outer", key], "float64", 1) for key in keys]
+    schema = schema_of(fields)
+    want = extract(fields, records)
+    assert same(schema.parse_records(records), want)
+    assert same(schema.parse_json(json.dumps(records).encode()), want)

@@ -95,8 +95,9 @@ struct Reader<'a> {
 }
 
 /// How many key objects a node remembers: past it, keys are matched by content (in constant
-/// time too, by the node's [`KeyTable`]).
-const MAX_SEEN_KEYS: usize = 4096;
+/// time too, by the node's [`KeyTable`]). Shared key objects are rarely more than a schema's
+/// keys and a few unknown ones; more means fresh strings in every record.
+const MAX_SEEN_KEYS: usize = 512;
 
 /// Key objects already resolved at one node. Records of one batch usually share their key
 /// objects (json.loads and orjson reuse them, and so do dicts built in a loop), so a key is
@@ -267,16 +268,21 @@ impl Reader<'_> {
         let mut seen = self.seen.borrow_mut();
         let seen = &mut seen[node];
         let address = key.as_ptr();
-        if let Some((candidate, child)) = seen.entries.get(seen.hint) {
-            if candidate.as_ptr() == address {
-                let child = *child;
-                seen.hint += 1;
-                return child;
+        // A full table means key objects are not shared between records (dicts built with
+        // fresh strings): then the contents are looked up at once, in constant time too.
+        let full = seen.entries.len() >= MAX_SEEN_KEYS;
+        if !full {
+            if let Some((candidate, child)) = seen.entries.get(seen.hint) {
+                if candidate.as_ptr() == address {
+                    let child = *child;
+                    seen.hint += 1;
+                    return child;
+                }
             }
-        }
-        if let Some(index) = seen.find(address) {
-            seen.hint = index + 1;
-            return seen.entries[index].1;
+            if let Some(index) = seen.find(address) {
+                seen.hint = index + 1;
+                return seen.entries[index].1;
+            }
         }
         // First time this key object is met: match it by content. Only strings name keys (a
         // str subclass too, by its contents).
@@ -286,7 +292,7 @@ impl Reader<'_> {
             let index = self.keys.tables[node].find(text.as_bytes())?;
             node_keys.get(index).map(|(_, child)| *child)
         });
-        if seen.entries.len() < MAX_SEEN_KEYS {
+        if !full {
             seen.insert(key.to_owned().unbind(), child);
             seen.hint = seen.entries.len();
         }

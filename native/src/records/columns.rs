@@ -80,24 +80,26 @@ impl Buffer {
         }
     }
 
-    /// [`convert_number`] and [`Self::set`] in one step for the commonest column, float32:
-    /// false where that does not apply (another dtype, not a number, or a number float32 cannot
-    /// hold), for the general path to decide.
+    /// [`convert_number`] and [`Self::set`] in one step for the commonest columns (float32,
+    /// float64, int64): false where that does not apply (another dtype, not a number, or a
+    /// number the column cannot hold), for the general path to decide.
     #[inline(always)]
-    fn set_float32(&mut self, index: usize, scalar: Scalar<'_>) -> bool {
-        let Self::Float32(values) = self else {
-            return false;
-        };
-        let narrow = match scalar {
-            Scalar::Float(value) => value as f32,
+    fn set_plain(&mut self, index: usize, scalar: Scalar<'_>) -> bool {
+        match (self, scalar) {
+            (Self::Float32(values), Scalar::Float(value)) => {
+                let narrow = value as f32;
+                if !narrow.is_finite() {
+                    return false;
+                }
+                values[index] = narrow;
+            }
             // Through float64, as convert_number (and numpy from Python ints) rounds.
-            Scalar::Int(value) => value as f64 as f32,
+            (Self::Float32(values), Scalar::Int(value)) => values[index] = value as f64 as f32,
+            (Self::Float64(values), Scalar::Float(value)) => values[index] = value,
+            (Self::Float64(values), Scalar::Int(value)) => values[index] = value as f64,
+            (Self::Int64(values), Scalar::Int(value)) => values[index] = value,
             _ => return false,
-        };
-        if !narrow.is_finite() {
-            return false;
         }
-        values[index] = narrow;
         true
     }
 
@@ -269,7 +271,11 @@ impl<'s> Batch<'s> {
             leads: schema
                 .nodes
                 .iter()
-                .map(|node| vec![None; node.keys.len() + 1])
+                // None for a node without keys: no object is read there.
+                .map(|node| match node.keys.len() {
+                    0 => Vec::new(),
+                    keys => vec![None; keys + 1],
+                })
                 .collect(),
             plain: schema
                 .nodes
@@ -338,7 +344,7 @@ impl<'s> Batch<'s> {
             let field = &self.schema.fields[field_id];
             if field.kind == FieldKind::Scalar && scalar != Scalar::Null {
                 let index = self.row_starts[field.tensor] + field.column;
-                if self.buffers[field.tensor].set_float32(index, scalar) {
+                if self.buffers[field.tensor].set_plain(index, scalar) {
                     self.states[field_id] = FieldState::Set;
                 } else if let Some(cell) = convert_number(field.dtype, scalar) {
                     self.buffers[field.tensor].set(index, cell);
@@ -434,7 +440,7 @@ impl<'s> Batch<'s> {
                     && self.states[field_id] != FieldState::Invalid
                 {
                     let at = self.row_starts[field.tensor] + field.column + index;
-                    if self.buffers[field.tensor].set_float32(at, scalar) {
+                    if self.buffers[field.tensor].set_plain(at, scalar) {
                         return;
                     }
                     if let Some(cell) = convert_number(field.dtype, scalar) {

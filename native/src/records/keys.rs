@@ -46,16 +46,17 @@ fn hash(key: &[u8], multiplier: u64) -> u64 {
         .wrapping_mul(multiplier)
 }
 
-/// One node's keys, findable in any order.
-#[derive(Clone, Debug)]
+/// One node's keys, findable in any order. A node without keys (where fields end) has an
+/// empty table, made without allocating: a batch makes one per trie node.
+#[derive(Clone, Debug, Default)]
 pub struct KeyTable {
     /// Per slot: the index of a key in the node's key list, or [`EMPTY`].
     slots: Box<[u32]>,
-    /// The keys themselves, in the node's order (what a slot's index names).
-    keys: Box<[Box<[u8]>]>,
-    /// Per key, its bytes zero-padded in a little-endian word if it is under 8 bytes long, and
-    /// its length: a short key is compared in one step.
-    short: Box<[(u64, usize)]>,
+    /// The keys' bytes end to end, in the node's order.
+    bytes: Box<[u8]>,
+    /// Per key: where its bytes start in `bytes`, its length, and (under 8 bytes) its bytes
+    /// zero-padded in a little-endian word (else `u64::MAX`), compared in one step.
+    spans: Box<[(u32, u32, u64)]>,
     multiplier: u64,
     /// `64 - log2(slots)`: the hash's top bits pick the slot.
     shift: u32,
@@ -63,17 +64,29 @@ pub struct KeyTable {
 
 impl KeyTable {
     /// The table of `keys` (distinct, as a trie node's are).
-    pub fn new<'k>(keys: impl IntoIterator<Item = &'k str>) -> Self {
-        let keys: Box<[Box<[u8]>]> = keys.into_iter().map(|key| key.as_bytes().into()).collect();
+    pub fn new<'k>(keys: impl IntoIterator<Item = &'k str> + Clone) -> Self {
+        let count = keys.clone().into_iter().count();
+        if count == 0 {
+            return Self::default();
+        }
+        let mut bytes = Vec::new();
+        let mut spans = Vec::with_capacity(count);
+        for key in keys {
+            let key = key.as_bytes();
+            let short = if key.len() < 8 { ends(key).0 } else { u64::MAX };
+            spans.push((bytes.len() as u32, key.len() as u32, short));
+            bytes.extend_from_slice(key);
+        }
+        let key_at = |&(start, len, _): &(u32, u32, u64)| &bytes[start as usize..(start + len) as usize];
         // At most half full, so that a key that is not there soon meets an empty slot.
-        let size = (2 * keys.len()).next_power_of_two().max(4);
+        let size = (2 * count).next_power_of_two().max(4);
         let shift = 64 - size.trailing_zeros();
-        let mut best: Option<(usize, u64, Box<[u32]>)> = None;
+        let mut best: Option<(usize, u64, Vec<u32>)> = None;
         for &multiplier in &MULTIPLIERS {
-            let mut slots = vec![EMPTY; size].into_boxed_slice();
+            let mut slots = vec![EMPTY; size];
             let mut displaced = 0;
-            for (index, key) in keys.iter().enumerate() {
-                let mut slot = (hash(key, multiplier) >> shift) as usize;
+            for (index, span) in spans.iter().enumerate() {
+                let mut slot = (hash(key_at(span), multiplier) >> shift) as usize;
                 while slots[slot] != EMPTY {
                     displaced += 1;
                     slot = (slot + 1) & (size - 1);
@@ -87,15 +100,11 @@ impl KeyTable {
                 break;
             }
         }
-        let (_, multiplier, slots) = best.unwrap_or((0, MULTIPLIERS[0], vec![EMPTY; size].into()));
-        let short = keys
-            .iter()
-            .map(|key| (if key.len() < 8 { ends(key).0 } else { u64::MAX }, key.len()))
-            .collect();
+        let (_, multiplier, slots) = best.unwrap_or((0, MULTIPLIERS[0], vec![EMPTY; size]));
         Self {
-            slots,
-            keys,
-            short,
+            slots: slots.into(),
+            bytes: bytes.into(),
+            spans: spans.into(),
             multiplier,
             shift,
         }
@@ -104,6 +113,9 @@ impl KeyTable {
     /// The index of `key` in the node's key list, if it is one of them.
     #[inline]
     pub fn find(&self, key: &[u8]) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
         let mask = self.slots.len() - 1;
         let mut slot = (hash(key, self.multiplier) >> self.shift) as usize;
         loop {
@@ -111,7 +123,8 @@ impl KeyTable {
             if index == EMPTY {
                 return None;
             }
-            let candidate = self.keys.get(index as usize)?;
+            let &(start, len, _) = self.spans.get(index as usize)?;
+            let candidate = self.bytes.get(start as usize..(start + len) as usize)?;
             if candidate.len() == key.len() && candidate.iter().zip(key).all(|(a, b)| a == b) {
                 return Some(index as usize);
             }
@@ -124,8 +137,12 @@ impl KeyTable {
     #[inline]
     pub fn find_short(&self, word: u64, len: usize) -> Option<usize> {
         debug_assert!(len < 8);
+        if self.slots.is_empty() {
+            return None;
+        }
         let word = word & ((1u64 << (8 * len)) - 1);
-        let hash = (word ^ (len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)).wrapping_mul(self.multiplier);
+        let hash = (word ^ (len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D))
+            .wrapping_mul(self.multiplier);
         let mask = self.slots.len() - 1;
         let mut slot = (hash >> self.shift) as usize;
         loop {
@@ -133,19 +150,21 @@ impl KeyTable {
             if index == EMPTY {
                 return None;
             }
-            if self.short.get(index as usize) == Some(&(word, len)) {
-                return Some(index as usize);
+            if let Some(&(_, key_len, short)) = self.spans.get(index as usize) {
+                if short == word && key_len as usize == len {
+                    return Some(index as usize);
+                }
             }
             slot = (slot + 1) & mask;
         }
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.spans.is_empty()
     }
 }
 
