@@ -77,7 +77,8 @@ impl KeyTable {
             spans.push((bytes.len() as u32, key.len() as u32, short));
             bytes.extend_from_slice(key);
         }
-        let key_at = |&(start, len, _): &(u32, u32, u64)| &bytes[start as usize..(start + len) as usize];
+        let key_at =
+            |&(start, len, _): &(u32, u32, u64)| &bytes[start as usize..(start + len) as usize];
         // At most half full, so that a key that is not there soon meets an empty slot.
         let size = (2 * count).next_power_of_two().max(4);
         let shift = 64 - size.trailing_zeros();
@@ -141,8 +142,8 @@ impl KeyTable {
             return None;
         }
         let word = word & ((1u64 << (8 * len)) - 1);
-        let hash = (word ^ (len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D))
-            .wrapping_mul(self.multiplier);
+        let hash =
+            (word ^ (len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)).wrapping_mul(self.multiplier);
         let mask = self.slots.len() - 1;
         let mut slot = (hash >> self.shift) as usize;
         loop {
