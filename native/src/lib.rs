@@ -432,6 +432,55 @@ mod python {
         })
     }
 
+    /// Benchmark hook (cargo feature `bench-hooks`): `Schema.parse_json` on this one thread,
+    /// whatever the input's size: the figure to hold against a one-thread DOM parser.
+    #[cfg(feature = "bench-hooks")]
+    #[pyfunction]
+    fn parse_json_one_thread<'py>(
+        py: Python<'py>,
+        schema: &Bound<'py, PySchema>,
+        data: &Bound<'py, PyBytes>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded("parse_json_one_thread", || {
+            let data = data.as_bytes();
+            let schema = Arc::clone(&schema.get().schema);
+            let columns = detached(py, move || {
+                Ok(records::parse_json_one_thread(&schema, data)?)
+            })?;
+            columns_to_dict(py, columns)
+        })
+    }
+
+    /// Benchmark hook (cargo feature `bench-hooks`): sonic-rs, the fastest Rust JSON parser,
+    /// parsing the bytes into its DOM on this one thread; returns the top-level array's length
+    /// (1 for any other value). The real limit of a JSON reader.
+    #[cfg(feature = "bench-hooks")]
+    #[pyfunction]
+    fn sonic_dom_parse(py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<usize> {
+        use sonic_rs::JsonContainerTrait;
+        guarded("sonic_dom_parse", || {
+            let data = data.as_bytes();
+            detached(py, move || {
+                let error = |error: sonic_rs::Error| {
+                    CoreError::from(SyntaxError {
+                        offset: 0,
+                        message: error.to_string(),
+                    })
+                };
+                let document: Result<sonic_rs::Value, _> = sonic_rs::from_slice(data);
+                match document {
+                    Ok(value) => Ok(value.as_array().map_or(1, |array| array.len())),
+                    // NDJSON: one value a line.
+                    Err(_) => data
+                        .split(|&byte| byte == b'\n')
+                        .filter(|line| line.iter().any(|byte| !byte.is_ascii_whitespace()))
+                        .map(|line| sonic_rs::from_slice::<sonic_rs::Value>(line).map_err(error))
+                        .try_fold(0, |count, value| value.map(|_| count + 1)),
+                }
+            })
+        })
+    }
+
     /// Checks that requests' tensors can be concatenated along the first axis; returns the
     /// offsets of each request's rows (`len(requests) + 1` of them).
     #[pyfunction]
@@ -558,6 +607,10 @@ mod python {
         )?;
         #[cfg(feature = "bench-hooks")]
         module.add_function(wrap_pyfunction!(parse_only, module)?)?;
+        #[cfg(feature = "bench-hooks")]
+        module.add_function(wrap_pyfunction!(parse_json_one_thread, module)?)?;
+        #[cfg(feature = "bench-hooks")]
+        module.add_function(wrap_pyfunction!(sonic_dom_parse, module)?)?;
         module.add_function(wrap_pyfunction!(plan_concat, module)?)?;
         module.add_function(wrap_pyfunction!(split_ranges, module)?)?;
         module.add("PARALLEL_MIN_BYTES", records::PARALLEL_MIN_BYTES)?;
