@@ -527,6 +527,19 @@ mod python {
         })
     }
 
+    /// The offset of the first bracket nesting deeper than `limit` in JSON bytes, or None
+    /// (`records::nesting_beyond`); large inputs are read with the GIL released.
+    #[pyfunction]
+    fn nesting_beyond(py: Python<'_>, data: &Bound<'_, PyBytes>, limit: usize) -> PyResult<Option<usize>> {
+        guarded("nesting_beyond", || {
+            let data = data.as_bytes();
+            if data.len() < 65536 {
+                return Ok(records::nesting_beyond(data, limit));
+            }
+            detached(py, move || Ok(records::nesting_beyond(data, limit)))
+        })
+    }
+
     #[pymodule]
     fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module.add_class::<PySchema>()?;
@@ -560,6 +573,7 @@ mod python {
         module.add_function(wrap_pyfunction!(parse_only, module)?)?;
         module.add_function(wrap_pyfunction!(plan_concat, module)?)?;
         module.add_function(wrap_pyfunction!(split_ranges, module)?)?;
+        module.add_function(wrap_pyfunction!(nesting_beyond, module)?)?;
         module.add("PARALLEL_MIN_BYTES", records::PARALLEL_MIN_BYTES)?;
         Ok(())
     }

@@ -29,6 +29,7 @@ __all__ = [
     "encode_json_response",
     "encode_response",
     "encode_spans",
+    "nesting_beyond",
     "plan_concat",
     "split_ranges",
 ]
@@ -150,3 +151,8 @@ def plan_concat(requests: Sequence[Sequence[tuple[str, str, Sequence[int]]]]) ->
 
 def split_ranges(offsets: Sequence[int], rows: int, tensor: str) -> list[tuple[int, int]]:
     """Checks offsets against a batch of ``rows`` rows; returns each part's (start, stop)."""
+
+def nesting_beyond(data: bytes, limit: int) -> int | None:
+    """The offset of the first bracket in JSON ``data`` (a document, or NDJSON) that opens a
+    container nested deeper than ``limit`` (a top-level list is 1 deep), or None. Iterative:
+    any depth is safe; only quotes, backslashes and brackets are read (not the syntax)."""

@@ -202,7 +202,7 @@ impl<'a> Scanner<'a> {
     pub(super) fn enter(&mut self) -> Scan<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.error(self.position, "recursion limit exceeded"));
+            return Err(self.error(self.position, "nested deeper than 127 levels"));
         }
         self.position += 1;
         Ok(())
