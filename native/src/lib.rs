@@ -192,13 +192,14 @@ mod python {
     #[pymethods]
     impl PySchema {
         #[new]
-        #[pyo3(signature = (fields, *, delimiter = ".", dtype = "float32", name = "input"))]
+        #[pyo3(signature = (fields, *, delimiter = ".", dtype = "float32", name = "input", max_depth = 127))]
         fn new(
             py: Python<'_>,
             fields: &Bound<'_, PyAny>,
             delimiter: &str,
             dtype: &str,
             name: &str,
+            max_depth: usize,
         ) -> PyResult<Self> {
             guarded("Schema", || {
                 let fields = fields
@@ -211,7 +212,8 @@ mod python {
                     dtype: dtype.into(),
                     name: name.into(),
                 };
-                let schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
+                let mut schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
+                schema.max_depth = max_depth.max(1);
                 let node_keys = py_records::node_keys(py, &schema);
                 Ok(Self {
                     schema: Arc::new(schema),
@@ -530,7 +532,11 @@ mod python {
     /// The offset of the first bracket nesting deeper than `limit` in JSON bytes, or None
     /// (`records::nesting_beyond`); large inputs are read with the GIL released.
     #[pyfunction]
-    fn nesting_beyond(py: Python<'_>, data: &Bound<'_, PyBytes>, limit: usize) -> PyResult<Option<usize>> {
+    fn nesting_beyond(
+        py: Python<'_>,
+        data: &Bound<'_, PyBytes>,
+        limit: usize,
+    ) -> PyResult<Option<usize>> {
         guarded("nesting_beyond", || {
             let data = data.as_bytes();
             if data.len() < 65536 {

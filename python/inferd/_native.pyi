@@ -126,8 +126,10 @@ class Schema:
         delimiter: str = ".",
         dtype: str = "float32",
         name: str = "input",
+        max_depth: int = 127,
     ) -> Schema:
-        """Validates the fields (paths, or mappings with the keys of ``inferd.schema.Field``)."""
+        """Validates the fields (paths, or mappings with the keys of ``inferd.schema.Field``).
+        JSON nested deeper than ``max_depth`` (a top-level list is 1 deep) is malformed."""
 
     @property
     def tensor_names(self) -> list[str]:

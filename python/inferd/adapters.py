@@ -74,24 +74,30 @@ class JsonLimits:
     #: The model, for the messages.
     model: str = ""
 
-    def check(self, data: bytes) -> None:
-        """Raises :class:`InvalidInput` naming the limit when ``data`` is larger, or nests
-        deeper, than allowed. The depth is counted by an iterative native scan (no parser
-        recursion), and only where ``data`` holds more brackets of one kind than the limit."""
+    def check_size(self, data: bytes) -> None:
+        """Raises :class:`InvalidInput` naming the limit when ``data`` is larger than allowed."""
         if self.size is not None and len(data) > self.size:
             raise InvalidInput(
                 f"model {self.model!r}: the JSON payload is {len(data)} bytes, over the limit of {self.size} "
                 "(limits.max_json_bytes)", model=self.model, limit="max_json_bytes", max_json_bytes=self.size,
             )  # fmt: skip
+
+    def check(self, data: bytes) -> None:
+        """:meth:`check_size`, and the depth: counted by an iterative native scan (no parser
+        recursion), and only where ``data`` holds more brackets than the limit allows."""
+        self.check_size(data)
         if data.count(b"[") + data.count(b"{") <= self.depth:
             return  # cannot nest deeper than it has brackets (bytes.count is a memchr pass)
         offset = _native.nesting_beyond(data, self.depth)
         if offset is not None:
-            raise InvalidInput(
-                f"model {self.model!r}: the JSON payload nests deeper than {self.depth} levels at byte {offset} "
-                "(limits.max_json_depth)", model=self.model, limit="max_json_depth", max_json_depth=self.depth,
-                offset=offset,
-            )  # fmt: skip
+            raise self.too_deep(offset)
+
+    def too_deep(self, offset: int) -> InvalidInput:
+        return InvalidInput(
+            f"model {self.model!r}: the JSON payload nests deeper than {self.depth} levels at byte {offset} "
+            "(limits.max_json_depth)", model=self.model, limit="max_json_depth", max_json_depth=self.depth,
+            offset=offset,
+        )  # fmt: skip
 
 
 def decode_json(data: bytes) -> Any:
@@ -139,11 +145,10 @@ def _passthrough_adapter(limits: JsonLimits) -> Adapter:
     return adapt
 
 
-def _need_json(payload: Payload, adapter: str, limits: JsonLimits) -> bytes:
+def _need_json(payload: Payload, adapter: str) -> bytes:
     if payload.kind != "json":
         raise InvalidInput(f"this model takes JSON records ({adapter} input), got a {payload.kind} payload")
     data: bytes = payload.value
-    limits.check(data)
     return data
 
 
@@ -189,7 +194,9 @@ def _records_adapter(config: RecordsInput, limits: JsonLimits) -> Adapter:
         if payload.kind == "object":
             records = _records(payload.value)
         else:
-            records = _records(decode_records(_need_json(payload, "records", limits)))
+            data = _need_json(payload, "records")
+            limits.check(data)
+            records = _records(decode_records(data))
         if config.flatten:
             records = [_flatten(record, config.delimiter) for record in records]
         if rename:
@@ -213,9 +220,13 @@ def _records_adapter(config: RecordsInput, limits: JsonLimits) -> Adapter:
 
 def _tensor_adapter(config: TensorInput, limits: JsonLimits) -> Adapter:
     try:
-        schema = Schema(config.fields, delimiter=config.delimiter, dtype=config.dtype, name=config.name)
+        schema = Schema(
+            config.fields, delimiter=config.delimiter, dtype=config.dtype, name=config.name, max_depth=limits.depth
+        )
     except (ValueError, TypeError) as error:
         raise ConfigError(f"tensor input: {error}") from None
+
+    deep = f"nested deeper than {limits.depth} levels"
 
     def adapt(payload: Payload) -> dict[str, np.ndarray]:
         if payload.kind == "tensors":
@@ -228,7 +239,14 @@ def _tensor_adapter(config: TensorInput, limits: JsonLimits) -> Adapter:
             if _is_tensors(value):
                 return dict(value)
             return schema.parse_json(_json(value))  # records from another node: by the schema
-        return schema.parse_json(_need_json(payload, "tensor", limits))
+        data = _need_json(payload, "tensor")
+        limits.check_size(data)
+        try:
+            return schema.parse_json(data)  # the Rust scanner counts the depth as it reads
+        except RecordError as error:
+            if error.offset is not None and error.message.endswith(deep):
+                raise limits.too_deep(error.offset) from None
+            raise
 
     return adapt
 

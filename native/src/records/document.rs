@@ -64,6 +64,7 @@ pub fn split_records(data: &[u8]) -> Result<Vec<Range<usize>>, SyntaxError> {
 /// nothing but whitespace may follow it up to `range.end`.
 fn parse_one(batch: &mut Batch<'_>, data: &[u8], range: &Range<usize>, depth: usize) -> Scan<()> {
     let mut scanner = Scanner::new(data.get(..range.end).unwrap_or(data), range.start, depth);
+    scanner.max_depth = batch.schema.max_depth;
     scanner.value(batch, ROOT)?;
     scanner.end()
 }
@@ -141,6 +142,7 @@ pub(super) fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>
     let mut batch = Batch::new(schema, estimate);
     let mut first_error = None;
     let mut scanner = Scanner::new(data, start, 0);
+    scanner.max_depth = schema.max_depth;
     scanner.enter()?;
     if !scanner.empty(b']') {
         loop {

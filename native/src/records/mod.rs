@@ -22,6 +22,6 @@ mod split;
 
 pub use columns::{Batch, Buffer, Column};
 pub use document::{count_scalars, parse_json, split_records};
-pub use skipping::nesting_beyond;
 pub use errors::{ParseError, RecordError, SyntaxError};
+pub use skipping::nesting_beyond;
 pub use split::{parse_json_pieces, parse_json_threaded, PARALLEL_MIN_BYTES, PARALLEL_MIN_THREADS};

@@ -10,9 +10,7 @@ use super::SyntaxError;
 /// The place in an object after unknown members that no known one preceded: it has no lead.
 const NO_SLOT: usize = usize::MAX;
 
-/// Deepest nesting of objects and lists accepted, as serde_json (and so JSON from most Rust
-/// services) allows: a record nested deeper is malformed rather than a stack overflow.
-const MAX_DEPTH: usize = 127;
+use crate::schema::DEFAULT_MAX_DEPTH;
 
 /// Where a decoded string lives: in the input (no escapes) or in the scanner's scratch buffer.
 pub(super) enum Text {
@@ -153,6 +151,9 @@ pub(super) struct Scanner<'a> {
     pub(super) data: &'a [u8],
     pub(super) position: usize,
     pub(super) depth: usize,
+    /// Deepest nesting accepted (the schema's `max_depth`): deeper is malformed rather than
+    /// a stack overflow, in values read ([`Self::enter`]) and skipped alike.
+    pub(super) max_depth: usize,
     pub(super) scratch: String,
     /// The closing brackets of the containers being skipped.
     pub(super) stack: Vec<u8>,
@@ -168,6 +169,7 @@ impl<'a> Scanner<'a> {
             data,
             position,
             depth,
+            max_depth: DEFAULT_MAX_DEPTH,
             scratch: String::new(),
             stack: Vec::new(),
         }
@@ -176,6 +178,14 @@ impl<'a> Scanner<'a> {
     #[cold]
     pub(super) fn error(&self, offset: usize, message: &str) -> Box<SyntaxError> {
         Box::new(syntax(offset.min(self.data.len()), message))
+    }
+
+    #[cold]
+    pub(super) fn too_deep(&self, offset: usize) -> Box<SyntaxError> {
+        self.error(
+            offset,
+            &format!("nested deeper than {} levels", self.max_depth),
+        )
     }
 
     #[cold]
@@ -201,8 +211,8 @@ impl<'a> Scanner<'a> {
     #[inline]
     pub(super) fn enter(&mut self) -> Scan<()> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error(self.position, "nested deeper than 127 levels"));
+        if self.depth > self.max_depth {
+            return Err(self.too_deep(self.position));
         }
         self.position += 1;
         Ok(())

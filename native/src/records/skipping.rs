@@ -11,7 +11,13 @@ impl Scanner<'_> {
         let base = self.stack.len();
         loop {
             // At a value.
-            match self.peek() {
+            let byte = self.peek();
+            if matches!(byte, Some(b'{' | b'['))
+                && self.depth + self.stack.len() - base >= self.max_depth
+            {
+                return Err(self.too_deep(self.position));
+            }
+            match byte {
                 Some(b'{') => {
                     self.position += 1;
                     if self.peek() == Some(b'}') {
@@ -277,7 +283,10 @@ mod nesting_tests {
     fn counts_brackets_outside_strings_only() {
         assert_eq!(nesting_beyond(b"[[1]]", 2), None);
         assert_eq!(nesting_beyond(b"[[1]]", 1), Some(1));
-        assert_eq!(nesting_beyond(br#"{"a": "[[[[\"[[[", "b": {}}"#, 1), Some(24));
+        assert_eq!(
+            nesting_beyond(br#"{"a": "[[[[\"[[[", "b": {}}"#, 1),
+            Some(24)
+        );
         assert_eq!(nesting_beyond(b"{}\n{}\n{}", 1), None);
         let deep = [b"[".repeat(100_000), b"]".repeat(100_000)].concat();
         assert_eq!(nesting_beyond(&deep, 64), Some(64));
