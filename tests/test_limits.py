@@ -181,3 +181,29 @@ def test_limits_are_validated(tmp_path: Any) -> None:
     file.write_text('[[server.auth.tokens]]\nname = "a"\ntoken = "t"\nburst = 4\n')
     with pytest.raises(ConfigError, match="burst goes with rate"):
         load_config(file)
+
+
+def test_the_open_inference_protocol_meets_the_same_limits(limited: RunningServer) -> None:
+    from inferd.oip import grpc_service_pb2 as oip
+    from inferd.oip import grpc_service_pb2_grpc as oip_grpc
+
+    def request(model: str, array: np.ndarray) -> oip.ModelInferRequest:
+        message = oip.ModelInferRequest(model_name=model)
+        message.inputs.add(name="x", datatype="FP32", shape=array.shape)
+        message.raw_input_contents.append(array.tobytes())
+        return message
+
+    with grpc.insecure_channel(limited.address) as channel:
+        stub = oip_grpc.GRPCInferenceServiceStub(channel)
+        token = [("authorization", "Bearer t-all")]
+        with pytest.raises(grpc.RpcError) as error:
+            stub.ModelInfer(request("strict", np.zeros(1000, np.float32)), metadata=token, timeout=30)
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error.value.details().startswith("model 'strict': the request is ")
+        answer = stub.ModelInfer(request("big", np.zeros(2 * MiB // 4, np.float32)), metadata=token, timeout=30)
+        assert answer.model_name == "big"
+        # In a bidirectional stream, a refused request is answered in the stream, which goes on.
+        small = request("tensor-echo", np.ones(4, np.float32))
+        answers = list(stub.ModelStreamInfer(iter([request("strict", np.zeros(1000, np.float32)), small]),
+                                             metadata=token, timeout=30))  # fmt: skip
+        assert "over its limit of 1000" in answers[0].error_message and not answers[1].error_message
