@@ -192,14 +192,14 @@ mod python {
     #[pymethods]
     impl PySchema {
         #[new]
-        #[pyo3(signature = (fields, *, delimiter = ".", dtype = "float32", name = "input", max_depth = 127))]
+        #[pyo3(signature = (fields, *, delimiter = ".", dtype = "float32", name = "input", max_depth = None))]
         fn new(
             py: Python<'_>,
             fields: &Bound<'_, PyAny>,
             delimiter: &str,
             dtype: &str,
             name: &str,
-            max_depth: usize,
+            max_depth: Option<usize>,
         ) -> PyResult<Self> {
             guarded("Schema", || {
                 let fields = fields
@@ -213,7 +213,10 @@ mod python {
                     name: name.into(),
                 };
                 let mut schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
-                schema.max_depth = max_depth.max(1);
+                if let Some(limit) = max_depth {
+                    schema.max_depth = limit.max(1);
+                    schema.max_skipped_depth = limit.max(1);
+                }
                 let node_keys = py_records::node_keys(py, &schema);
                 Ok(Self {
                     schema: Arc::new(schema),

@@ -410,9 +410,11 @@ pub struct Schema {
     pub fields: Vec<Field>,
     pub tensors: Vec<Tensor>,
     pub nodes: Vec<Node>,
-    /// Deepest nesting of objects and lists accepted in JSON (a top-level list is 1 deep), in
-    /// values the fields read and in those skipped alike; deeper is a syntax error.
+    /// Deepest nesting of objects and lists accepted in JSON (a top-level list is 1 deep) in
+    /// values the fields read, and in values skipped (unbounded unless set: skipping never
+    /// recurses); deeper is a syntax error.
     pub max_depth: usize,
+    pub max_skipped_depth: usize,
 }
 
 impl Schema {
@@ -431,6 +433,7 @@ impl Schema {
             tensors: Vec::new(),
             nodes: vec![Node::default()],
             max_depth: DEFAULT_MAX_DEPTH,
+            max_skipped_depth: usize::MAX,
         };
         let mut tensor_ids: HashMap<String, usize> = HashMap::new();
         let mut output_names: HashMap<String, String> = HashMap::new();

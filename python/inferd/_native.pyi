@@ -126,10 +126,11 @@ class Schema:
         delimiter: str = ".",
         dtype: str = "float32",
         name: str = "input",
-        max_depth: int = 127,
+        max_depth: int | None = None,
     ) -> Schema:
         """Validates the fields (paths, or mappings with the keys of ``inferd.schema.Field``).
-        JSON nested deeper than ``max_depth`` (a top-level list is 1 deep) is malformed."""
+        JSON nested deeper than ``max_depth`` (a top-level list is 1 deep) is malformed; without
+        it, values the fields read may nest 127 deep and skipped ones any depth."""
 
     @property
     def tensor_names(self) -> list[str]:

@@ -145,7 +145,7 @@ class Schema:
         delimiter: str = ".",
         dtype: str = "float32",
         name: str = "input",
-        max_depth: int = 127,
+        max_depth: int | None = None,
     ) -> None:
         if isinstance(fields, str | bytes):
             raise ConfigError("fields must be a list of paths, Fields or mappings, not a string")

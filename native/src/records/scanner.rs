@@ -154,6 +154,7 @@ pub(super) struct Scanner<'a> {
     /// Deepest nesting accepted (the schema's `max_depth`): deeper is malformed rather than
     /// a stack overflow, in values read ([`Self::enter`]) and skipped alike.
     pub(super) max_depth: usize,
+    pub(super) max_skipped_depth: usize,
     pub(super) scratch: String,
     /// The closing brackets of the containers being skipped.
     pub(super) stack: Vec<u8>,
@@ -170,6 +171,7 @@ impl<'a> Scanner<'a> {
             position,
             depth,
             max_depth: DEFAULT_MAX_DEPTH,
+            max_skipped_depth: usize::MAX,
             scratch: String::new(),
             stack: Vec::new(),
         }
@@ -181,11 +183,15 @@ impl<'a> Scanner<'a> {
     }
 
     #[cold]
-    pub(super) fn too_deep(&self, offset: usize) -> Box<SyntaxError> {
-        self.error(
-            offset,
-            &format!("nested deeper than {} levels", self.max_depth),
-        )
+    pub(super) fn too_deep(&self, offset: usize, limit: usize) -> Box<SyntaxError> {
+        self.error(offset, &format!("nested deeper than {limit} levels"))
+    }
+
+    /// The schema's depth limits.
+    pub(super) fn limited(mut self, schema: &crate::schema::Schema) -> Self {
+        self.max_depth = schema.max_depth;
+        self.max_skipped_depth = schema.max_skipped_depth;
+        self
     }
 
     #[cold]
@@ -212,7 +218,7 @@ impl<'a> Scanner<'a> {
     pub(super) fn enter(&mut self) -> Scan<()> {
         self.depth += 1;
         if self.depth > self.max_depth {
-            return Err(self.too_deep(self.position));
+            return Err(self.too_deep(self.position, self.max_depth));
         }
         self.position += 1;
         Ok(())

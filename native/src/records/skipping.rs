@@ -13,9 +13,9 @@ impl Scanner<'_> {
             // At a value.
             let byte = self.peek();
             if matches!(byte, Some(b'{' | b'['))
-                && self.depth + self.stack.len() - base >= self.max_depth
+                && self.depth + self.stack.len() - base >= self.max_skipped_depth
             {
-                return Err(self.too_deep(self.position));
+                return Err(self.too_deep(self.position, self.max_skipped_depth));
             }
             match byte {
                 Some(b'{') => {
@@ -278,6 +278,32 @@ pub fn nesting_beyond(data: &[u8], limit: usize) -> Option<usize> {
 #[cfg(test)]
 mod nesting_tests {
     use super::nesting_beyond;
+    use crate::records::{parse_json, ParseError};
+    use crate::schema::{FieldSpec, Schema, SchemaSpec};
+
+    #[test]
+    fn the_schema_limits_read_and_skipped_values_alike() {
+        let mut schema = Schema::compile(&SchemaSpec::new(vec![FieldSpec::new("a")])).unwrap();
+        let deep = [
+            &b"{\"a\": 1, \"b\": "[..],
+            &b"[".repeat(200),
+            &b"]".repeat(200),
+            b"}",
+        ]
+        .concat();
+        assert!(
+            parse_json(&schema, &deep).is_ok(),
+            "skipped values: any depth by default"
+        );
+        schema.max_skipped_depth = 64;
+        match parse_json(&schema, &deep) {
+            Err(ParseError::Syntax(error)) => {
+                assert_eq!(error.message, "nested deeper than 64 levels");
+                assert_eq!(error.offset, 14 + 63);
+            }
+            other => panic!("{:?}", other.is_ok()),
+        }
+    }
 
     #[test]
     fn counts_brackets_outside_strings_only() {
