@@ -207,3 +207,16 @@ def test_the_open_inference_protocol_meets_the_same_limits(limited: RunningServe
         answers = list(stub.ModelStreamInfer(iter([request("strict", np.zeros(1000, np.float32)), small]),
                                              metadata=token, timeout=30))  # fmt: skip
         assert "over its limit of 1000" in answers[0].error_message and not answers[1].error_message
+
+
+def test_max_message_bytes_without_authentication() -> None:
+    # Without [server.auth], gRPC runs the deserializer itself: the limit is checked there.
+    config = service_config().model_copy(update={"models": {"strict": _models()["strict"]}})
+    running = RunningServer(config)
+    try:
+        with running.client() as client:
+            with pytest.raises(MessageTooLarge, match=r"^model 'strict': the request is \d+ bytes, over its limit"):
+                client.infer("strict", "x" * 2000)
+            assert client.infer("strict", "x").output["inputs"] == "x"
+    finally:
+        running.stop()
