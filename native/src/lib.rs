@@ -192,13 +192,14 @@ mod python {
     #[pymethods]
     impl PySchema {
         #[new]
-        #[pyo3(signature = (fields, *, delimiter = ".", dtype = "float32", name = "input"))]
+        #[pyo3(signature = (fields, *, delimiter = ".", dtype = "float32", name = "input", max_depth = None))]
         fn new(
             py: Python<'_>,
             fields: &Bound<'_, PyAny>,
             delimiter: &str,
             dtype: &str,
             name: &str,
+            max_depth: Option<usize>,
         ) -> PyResult<Self> {
             guarded("Schema", || {
                 let fields = fields
@@ -211,7 +212,11 @@ mod python {
                     dtype: dtype.into(),
                     name: name.into(),
                 };
-                let schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
+                let mut schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
+                if let Some(limit) = max_depth {
+                    schema.max_depth = limit.max(1);
+                    schema.max_skipped_depth = limit.max(1);
+                }
                 let node_keys = py_records::node_keys(py, &schema);
                 Ok(Self {
                     schema: Arc::new(schema),
@@ -576,6 +581,23 @@ mod python {
         })
     }
 
+    /// The offset of the first bracket nesting deeper than `limit` in JSON bytes, or None
+    /// (`records::nesting_beyond`); large inputs are read with the GIL released.
+    #[pyfunction]
+    fn nesting_beyond(
+        py: Python<'_>,
+        data: &Bound<'_, PyBytes>,
+        limit: usize,
+    ) -> PyResult<Option<usize>> {
+        guarded("nesting_beyond", || {
+            let data = data.as_bytes();
+            if data.len() < 65536 {
+                return Ok(records::nesting_beyond(data, limit));
+            }
+            detached(py, move || Ok(records::nesting_beyond(data, limit)))
+        })
+    }
+
     #[pymodule]
     fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module.add_class::<PySchema>()?;
@@ -613,6 +635,7 @@ mod python {
         module.add_function(wrap_pyfunction!(sonic_dom_parse, module)?)?;
         module.add_function(wrap_pyfunction!(plan_concat, module)?)?;
         module.add_function(wrap_pyfunction!(split_ranges, module)?)?;
+        module.add_function(wrap_pyfunction!(nesting_beyond, module)?)?;
         module.add("PARALLEL_MIN_BYTES", records::PARALLEL_MIN_BYTES)?;
         Ok(())
     }

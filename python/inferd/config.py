@@ -42,11 +42,18 @@ class AuthToken(_Strict):
     token: str | None = Field(default=None, repr=False)
     #: The models this token may use; ``["*"]`` means all.
     models: list[str] = ["*"]
+    #: Requests a second this token may make (a token bucket, all RPCs counted); more answer
+    #: RESOURCE_EXHAUSTED with a retry hint. ``burst``: how many may come at once (default:
+    #: one second's worth, ``rate`` rounded up).
+    rate: float | None = Field(default=None, gt=0)
+    burst: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> AuthToken:
         if (self.token_env is None) == (self.token is None):
             raise ValueError(f"auth token {self.name!r}: set exactly one of token_env, token")
+        if self.burst is not None and self.rate is None:
+            raise ValueError(f"auth token {self.name!r}: burst goes with rate")
         return self
 
     def secret(self) -> str:
@@ -56,9 +63,7 @@ class AuthToken(_Strict):
         assert self.token_env is not None
         value = os.environ.get(self.token_env)
         if not value:
-            raise ConfigError(
-                f"auth token {self.name!r}: environment variable {self.token_env} is not set"
-            )
+            raise ConfigError(f"auth token {self.name!r}: environment variable {self.token_env} is not set")
         return value
 
 
@@ -129,8 +134,12 @@ class ServerConfig(_Strict):
 
     #: host:port to listen on; port 0 picks a free one.
     address: str = "127.0.0.1:50051"
-    #: The largest request or response message, in bytes.
+    #: The largest request or response message, in bytes (a model's ``limits`` may differ).
     max_message_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    #: JSON payloads nested deeper (a top-level list is 1 deep) or larger are refused
+    #: (INVALID_ARGUMENT) before they are decoded; a model's ``limits`` may differ.
+    max_json_depth: int = Field(default=64, gt=0, le=1024)
+    max_json_bytes: int | None = Field(default=None, gt=0)
     #: On SIGTERM/SIGINT, how long in-flight requests may take to finish.
     grace_s: float = Field(default=10.0, ge=0)
     #: After health turns NOT_SERVING and before the server stops accepting calls, so that load
@@ -204,6 +213,11 @@ class LimitsConfig(_Strict):
     max_concurrency: int = Field(default=4, gt=0)
     #: A server-side deadline for each request, in ms; the client's deadline wins when shorter.
     timeout_ms: float | None = Field(default=None, gt=0)
+    #: This model's largest request message (RESOURCE_EXHAUSTED beyond), and JSON payloads'
+    #: depth and size limits (INVALID_ARGUMENT beyond); unset: ``[server]``'s.
+    max_message_bytes: int | None = Field(default=None, gt=0)
+    max_json_depth: int | None = Field(default=None, gt=0, le=1024)
+    max_json_bytes: int | None = Field(default=None, gt=0)
 
 
 class BatchingConfig(_Strict):
@@ -356,9 +370,7 @@ class ServiceConfig(_Strict):
     def _names(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
         for name in models:
             if not MODEL_NAME.match(name):
-                raise ValueError(
-                    f"model name {name!r}: use letters, digits, '.', '_' or '-' (at most 128)"
-                )
+                raise ValueError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (at most 128)")
         return models
 
     @model_validator(mode="after")

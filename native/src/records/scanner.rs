@@ -11,9 +11,7 @@ use super::SyntaxError;
 /// The place in an object after unknown members that no known one preceded: it has no lead.
 const NO_SLOT: usize = usize::MAX;
 
-/// Deepest nesting of objects and lists accepted, as serde_json (and so JSON from most Rust
-/// services) allows: a record nested deeper is malformed rather than a stack overflow.
-const MAX_DEPTH: usize = 127;
+use crate::schema::DEFAULT_MAX_DEPTH;
 
 /// Where a decoded string lives: in the input (no escapes) or in the scanner's scratch buffer.
 pub(super) enum Text {
@@ -160,6 +158,10 @@ pub(super) struct Scanner<'a> {
     pub(super) data: &'a [u8],
     pub(super) position: usize,
     pub(super) depth: usize,
+    /// Deepest nesting accepted (the schema's `max_depth`): deeper is malformed rather than
+    /// a stack overflow, in values read ([`Self::enter`]) and skipped alike.
+    pub(super) max_depth: usize,
+    pub(super) max_skipped_depth: usize,
     pub(super) scratch: String,
     /// The closing brackets of the containers being skipped.
     pub(super) stack: Vec<u8>,
@@ -175,6 +177,8 @@ impl<'a> Scanner<'a> {
             data,
             position,
             depth,
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_skipped_depth: usize::MAX,
             scratch: String::new(),
             stack: Vec::new(),
         }
@@ -183,6 +187,18 @@ impl<'a> Scanner<'a> {
     #[cold]
     pub(super) fn error(&self, offset: usize, message: &str) -> Box<SyntaxError> {
         Box::new(syntax(offset.min(self.data.len()), message))
+    }
+
+    #[cold]
+    pub(super) fn too_deep(&self, offset: usize, limit: usize) -> Box<SyntaxError> {
+        self.error(offset, &format!("nested deeper than {limit} levels"))
+    }
+
+    /// The schema's depth limits.
+    pub(super) fn limited(mut self, schema: &crate::schema::Schema) -> Self {
+        self.max_depth = schema.max_depth;
+        self.max_skipped_depth = schema.max_skipped_depth;
+        self
     }
 
     #[cold]
@@ -208,8 +224,8 @@ impl<'a> Scanner<'a> {
     #[inline]
     pub(super) fn enter(&mut self) -> Scan<()> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error(self.position, "recursion limit exceeded"));
+        if self.depth > self.max_depth {
+            return Err(self.too_deep(self.position, self.max_depth));
         }
         self.position += 1;
         Ok(())
