@@ -9,9 +9,9 @@ Parameters: ``delay_ms`` (pause before each piece, default 0) and ``uppercase`` 
 
 from __future__ import annotations
 
+import asyncio
 import re
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +55,13 @@ class EchoWorkflow(Workflow):
     def run(self, features: tuple[str, float, bool]) -> str:
         return features[0]
 
-    def stream(self, features: tuple[str, float, bool]) -> Iterator[str]:
+    async def stream(self, features: tuple[str, float, bool]) -> AsyncIterator[str]:
+        # An async generator: each chunk is a step on the event loop, where a plain generator's
+        # would be a hop to a stage thread and back (3x the server's CPU a chunk, and a thread
+        # held through each delay: benches/stream.py). Its delays wait without holding a thread,
+        # so any number of streams can pause at once.
         text, delay_ms, _ = features
         for piece in _PIECES.findall(text):
             if delay_ms:
-                time.sleep(delay_ms / 1000)
+                await asyncio.sleep(delay_ms / 1000)
             yield piece
