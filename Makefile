@@ -14,7 +14,7 @@ RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.t
 PROTO_SOURCES := $(shell find proto/inferd -name '*.proto')
 OIP_SOURCES := proto/inference/grpc_service.proto proto/inference/model_config.proto
 
-.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph gpu-check clean
+.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph bench-stream gpu-check clean
 
 # The fuzz budget (44 s in all) split among the five targets.
 FUZZ_SECONDS ?= 24
@@ -181,7 +181,7 @@ define protoc
 endef
 
 
-bench: bench-records bench-serve bench-graph ## run every benchmark (results in benches/results/)
+bench: bench-records bench-serve bench-graph bench-stream ## run every benchmark (results in benches/results/)
 
 bench-graph: setup models ## graphs: a hop's cost, parallel branches, the seed's graph against BentoML 1.4
 	bash benches/graph_bentoml/setup.sh
@@ -203,6 +203,9 @@ bench-records: setup $(PACKFLOW)/packflow ## records -> tensors: native core aga
 bench-serve: setup models ## serving throughput and latency against MLServer and a bare grpc.aio server
 	bash benches/serve_setup.sh
 	$(PY) -m benches.serve
+
+bench-stream: setup models ## streams: CPU a chunk against bare grpc.aio, 1,000 concurrent streams, smollm2 against transformers
+	$(PY) -m benches.stream
 
 gpu-check: setup models ## serve the ONNX and torch models on CUDA; report providers and throughput
 	$(PY) benches/gpu_check.py

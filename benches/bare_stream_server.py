@@ -1,10 +1,9 @@
 """A bare grpc.aio server for inferd.v1.Inference/Stream: the limit of the Python gRPC stack
 for a server-streaming call (benches/stream.py measures inferd's Stream against it).
 
-Its Stream handler for model "ticks" streams ``chunks`` pieces ``gap_ms`` apart, as the
-bench's Ticks workflow does. For any other model it splits the request's text into the pieces echo sends (a word with the
+Its Stream handler splits the request's text into the pieces echo sends (a word with the
 spaces before it), yields one StreamResponse a piece (model, id, index, text output) and a
-final one, as inferd does; no engine, interceptor, health or reflection service. It runs on the
+final one, as inferd's echo does (``delay_ms`` too: a pause before each piece); no engine, interceptor, health or reflection service. It runs on the
 event loop ``inferd serve`` picks, with the same channel options (benches/bare_server.py).
 
     .venv/bin/python benches/bare_stream_server.py --address 127.0.0.1:PORT [--loop auto]
@@ -30,19 +29,15 @@ _PIECES = re.compile(r"\s*\S+")
 
 
 class BareStream(pb_grpc.InferenceServicer):
-    async def Stream(  # type: ignore[override]
+    async def Stream(
         self, request: pb.InferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamResponse]:
         index = 0
-        if request.model == "ticks":  # as benches/configs/stream_workflows.py's Ticks
-            fields = request.parameters.fields
-            gap_s = fields["gap_ms"].number_value / 1000 if "gap_ms" in fields else 0.1
-            for index in range(int(fields["chunks"].number_value) if "chunks" in fields else 10):
-                await asyncio.sleep(gap_s)
-                yield pb.StreamResponse(model=request.model, id=request.id, index=index, output=pb.Payload(text=str(index)))
-            yield pb.StreamResponse(model=request.model, id=request.id, index=index + 1, final=True)
-            return
+        fields = request.parameters.fields
+        delay_s = fields["delay_ms"].number_value / 1000 if "delay_ms" in fields else 0.0
         for piece in _PIECES.findall(request.input.text):
+            if delay_s:  # echo's delay_ms: a pause before each piece
+                await asyncio.sleep(delay_s)
             yield pb.StreamResponse(model=request.model, id=request.id, index=index, output=pb.Payload(text=piece))
             index += 1
         yield pb.StreamResponse(model=request.model, id=request.id, index=index, final=True)
@@ -55,7 +50,7 @@ async def serve(address: str) -> None:
         ("grpc.so_reuseport", 1),
     ]
     server = grpc.aio.server(options=options)
-    pb_grpc.add_InferenceServicer_to_server(BareStream(), server)
+    pb_grpc.add_InferenceServicer_to_server(BareStream(), server)  # type: ignore[abstract]
     if server.add_insecure_port(address) == 0:
         raise SystemExit(f"bare_stream_server: cannot listen on {address}")
     await server.start()

@@ -3,13 +3,15 @@ concurrent streams hold their pace, and the text model's tokens/s and first toke
 
 1. **CPU a chunk.** The same streams (a text of ``--words`` words, one chunk a word, as echo
    sends them) to a bare grpc.aio server-streaming handler (benches/bare_stream_server.py) and to
-   inferd: the default service's ``echo`` (a plain generator: each chunk a step in a stage
-   thread) and ``words`` (the same pieces from an async generator, benches/configs/
-   stream_workflows.py). Server CPU (psutil, the process and its children) over the chunks sent.
-   Goal: inferd <= 1.2x the bare server's CPU a chunk.
-2. **1,000 concurrent streams** of ``ticks`` (``--chunks`` chunks, ``--gap-ms`` apart, by
-   asyncio.sleep), all opened at once. Goal: all complete, p99 gap between a stream's chunks
-   (as the client receives them) <= 2x the model's gap, server RSS <= 1 GB.
+   inferd: the default service's ``echo`` (an async generator), ``words`` (the same pieces from
+   a bare async generator, benches/configs/stream_workflows.py) and ``echo-plain`` (echo's
+   stream as a plain generator: each chunk a step in a stage thread). Server CPU (psutil, the
+   process and its children) over the chunks sent. Goal: inferd <= 1.2x the bare server's.
+2. **1,000 concurrent streams** of echo (``--chunks`` words, ``delay_ms`` = ``--gap-ms``
+   before each), opened at once and, apart, each at a random point of the first gap; paired
+   with the bare server doing the same (what the machine, the Python gRPC stack and this client
+   allow). Goal: all complete, p99 gap between a stream's chunks (as the client receives them)
+   <= 2x the model's gap, server RSS <= 1 GB.
 3. **The text model**: smollm2 (service/models/smollm2) streamed by inferd against the same
    weights generating with transformers ``generate`` in this process (same chat prompt,
    greedy, same max_new_tokens; the texts must match). Goal: >= 95% of its tokens/s and a first
@@ -39,6 +41,7 @@ from google.protobuf import struct_pb2
 from benches.serve.common import BENCHES, CONFIGS, MAIN_PYTHON, ROOT, WORK
 from benches.serve.probes import cpu_ticks, machine, steal_percent, versions
 from benches.serve.processes import Process, free_port, start_inferd, start_process
+from benches.stream_plot import plot
 from inferd.v1 import inference_pb2 as pb
 from inferd.v1 import inference_pb2_grpc as pb_grpc
 
@@ -49,12 +52,11 @@ PROMPT = "Write a short story about a lighthouse keeper who finds a message in a
 # torch's CPU threads, both sides: on a shared 2-core machine two OpenMP threads that spin-wait
 # for each other while the other is descheduled generate 3-15x slower than one (measured).
 THREADS = 1
-CHUNK_TARGETS = ["bare", "inferd-words", "inferd-echo"]
+CHUNK_TARGETS = ["bare", "inferd-echo", "inferd-words", "inferd-plain"]
 
 
 def log(message: str) -> None:
     print(f"[stream {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
 
 def request(model: str, text: str, **parameters: Any) -> pb.InferRequest:
     struct = struct_pb2.Struct()
@@ -65,7 +67,7 @@ def request(model: str, text: str, **parameters: Any) -> pb.InferRequest:
 def tree_rss_mb(process: Process) -> float:
     try:
         root = psutil.Process(process.popen.pid)
-        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
+        return float(sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])) / 2**20
     except psutil.NoSuchProcess:
         return float("nan")
 
@@ -75,7 +77,7 @@ async def stream_pieces(stub: pb_grpc.InferenceStub, message: pb.InferRequest) -
     pieces: list[str] = []
     times: list[float] = []
     final = False
-    async for response in stub.Stream(message):
+    async for response in stub.Stream(message):  # type: ignore[attr-defined]
         if response.final:
             final = True
             if response.output.text:
@@ -133,8 +135,8 @@ async def chunk_overhead(rounds: int, words: int, streams: int, concurrency: int
     text = " ".join(f"w{i}" for i in range(words))
     bare, bare_address = start_bare()
     inferd, inferd_address = start_inferd("stream-inferd", CONFIGS / "stream.toml", metrics=False)
-    targets = {"bare": (bare, bare_address, "echo"), "inferd-words": (inferd, inferd_address, "words"),
-               "inferd-echo": (inferd, inferd_address, "echo")}  # fmt: skip
+    targets = {"bare": (bare, bare_address, "echo"), "inferd-echo": (inferd, inferd_address, "echo"),
+               "inferd-words": (inferd, inferd_address, "words"), "inferd-plain": (inferd, inferd_address, "echo-plain")}  # fmt: skip
     rows: list[dict[str, Any]] = []
     try:
         for name, (process, address, model) in targets.items():
@@ -167,7 +169,7 @@ async def chunk_overhead(rounds: int, words: int, streams: int, concurrency: int
     }  # fmt: skip
     return {"words": words, "streams": streams, "concurrency": concurrency, "rows": rows,
             "median_cpu_us_per_chunk": medians, "ratio_to_bare": ratios, "paired_ratio_to_bare": paired,
-            "goal": "<= 1.2x bare", "met": {name: paired[name] <= 1.2 for name in paired}}  # fmt: skip
+            "goal": "<= 1.2x bare", "met": {name: paired[name] <= 1.2 for name in ("inferd-echo", "inferd-words")}}  # fmt: skip
 
 
 # -- 2. 1,000 concurrent streams ----------------------------------------------------------
@@ -195,7 +197,8 @@ async def fanout_run(
     gaps: list[float] = []
     failures: dict[str, int] = {}
     completed = 0
-    expected = [str(i) for i in range(chunks)]
+    text = " ".join(f"w{i}" for i in range(chunks))
+    expected = [piece if i == 0 else " " + piece for i, piece in enumerate(text.split())]
 
     by_index: list[list[float]] = [[] for _ in range(chunks)]
     offsets = random.Random(23).sample(range(streams), streams) if stagger else [0] * streams
@@ -205,7 +208,7 @@ async def fanout_run(
         if stagger:
             await asyncio.sleep(offsets[index] / streams * gap_ms / 1000)
         try:
-            pieces, times = await stream_pieces(stubs[index % channels], request("ticks", "go", chunks=chunks, gap_ms=gap_ms))
+            pieces, times = await stream_pieces(stubs[index % channels], request("echo", text, delay_ms=gap_ms))
         except grpc.aio.AioRpcError as error:
             failures[error.code().name] = failures.get(error.code().name, 0) + 1
             return
@@ -228,7 +231,8 @@ async def fanout_run(
         for channel in opened:
             await channel.close()
     gaps.sort()
-    quantile = (lambda q: round(gaps[min(int(q * len(gaps)), len(gaps) - 1)], 1)) if gaps else (lambda q: float("nan"))
+    def quantile(q: float) -> float:
+        return round(gaps[min(int(q * len(gaps)), len(gaps) - 1)], 1) if gaps else float("nan")
     p99_by_index = [round(sorted(g)[int(0.99 * len(g))], 1) if g else None for g in by_index[1:]]
     return {"streams": streams, "stagger": stagger, "p99_gap_ms_by_chunk": p99_by_index, "completed": completed, "failures": failures, "wall_s": round(wall, 2),
             "gap_ms": gap_ms, "p50_gap_ms": quantile(0.5), "p99_gap_ms": quantile(0.99),
@@ -242,13 +246,13 @@ def start_bare() -> tuple[Process, str]:
 
 
 async def fanout(rounds: int, streams: int, chunks: int, gap_ms: float, channels: int) -> dict[str, Any]:
-    """inferd's ticks and the bare server's, paired: the bare server says what the machine and
+    """inferd's echo and the bare server's, paired: the bare server says what the machine and
     the Python gRPC stack (and this client) allow."""
     servers = {"inferd": start_inferd("stream-fanout", CONFIGS / "stream.toml", metrics=False), "bare": start_bare()}
     runs: list[dict[str, Any]] = []
     try:
         for process, address in servers.values():
-            await wait_streaming(address, process, "ticks")
+            await wait_streaming(address, process, "echo")
         idle_rss = tree_rss_mb(servers["inferd"][0])
         for round_index in range(rounds):
             for stagger in (False, True):
@@ -293,8 +297,9 @@ class _Baseline:
 
         self.torch = torch
         device, dtype = placement("textgen", "auto", "auto", THREADS)
-        self.tokenizer = AutoTokenizer.from_pretrained(SMOLLM2, local_files_only=True)
-        self.model = AutoModelForCausalLM.from_pretrained(SMOLLM2, local_files_only=True, dtype=dtype).to(device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(SMOLLM2, local_files_only=True)  # type: ignore[no-untyped-call]
+        model: Any = AutoModelForCausalLM.from_pretrained(SMOLLM2, local_files_only=True, dtype=dtype)
+        self.model = model.to(device).eval()
         self.device = device
 
     def generate(self, prompt: str, max_new_tokens: int) -> dict[str, Any]:
@@ -384,11 +389,11 @@ async def textgen(rounds: int, max_new_tokens: int) -> dict[str, Any]:
         process.stop()
 
     def median(name: str, key: str) -> float:
-        return statistics.median(r[key] for r in rows if r["target"] == name)
+        return float(statistics.median(r[key] for r in rows if r["target"] == name))
 
     def paired(key: str, how: Any) -> float:
         by_round = [{r["target"]: r[key] for r in rows if r["round"] == i} for i in range(rounds)]
-        return round(statistics.median(how(pair["inferd"], pair["transformers"]) for pair in by_round), 3)
+        return round(float(statistics.median(how(pair["inferd"], pair["transformers"]) for pair in by_round)), 3)
 
     share = paired("tokens_per_s", lambda a, b: a / b)
     later = paired("ttft_ms", lambda a, b: a - b)
@@ -400,51 +405,7 @@ async def textgen(rounds: int, max_new_tokens: int) -> dict[str, Any]:
             "met": {"tokens_per_s": share >= 0.95, "ttft": later <= 5.0}}  # fmt: skip
 
 
-# -- the plot and the run -------------------------------------------------------------------
-
-
-def plot(results: dict[str, Any], png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    parts = [p for p in ("chunk", "fanout", "textgen") if p in results]
-    figure, axes = plt.subplots(1, len(parts), figsize=(5 * len(parts), 4), squeeze=False)
-    for axis, part in zip(axes[0], parts):
-        data = results[part]
-        if part == "chunk":
-            names = CHUNK_TARGETS
-            axis.bar(names, [data["median_cpu_us_per_chunk"][n] for n in names], color=["grey", "tab:blue", "tab:cyan"])
-            for i, name in enumerate(names):
-                axis.plot([i] * sum(r["target"] == name for r in data["rows"]),
-                          [r["cpu_us_per_chunk"] for r in data["rows"] if r["target"] == name], "k.")  # fmt: skip
-            axis.axhline(1.2 * data["median_cpu_us_per_chunk"]["bare"], color="red", linestyle="--", label="goal: 1.2x bare")
-            axis.set_ylabel("server CPU µs a chunk (median, rounds as dots)")
-            axis.set_title(f"CPU a chunk ({data['words']}-chunk streams)")
-        elif part == "fanout":
-            runs = data["runs"]
-            x = range(len(runs))
-            axis.bar([i - 0.2 for i in x], [r["p50_gap_ms"] for r in runs], 0.4, label="p50 gap")
-            axis.bar([i + 0.2 for i in x], [r["p99_gap_ms"] for r in runs], 0.4, label="p99 gap")
-            gap = runs[0]["gap_ms"]
-            axis.axhline(gap, color="grey", linestyle=":", label="model's gap")
-            axis.axhline(2 * gap, color="red", linestyle="--", label="goal: 2x")
-            axis.set_xticks(list(x), [f"run {i}\n{r['peak_rss_mb']:.0f} MB" for i, r in enumerate(runs)])
-            axis.set_ylabel("ms between a stream's chunks")
-            axis.set_title(f"{runs[0]['streams']} concurrent streams")
-        else:
-            names = ["transformers", "inferd"]
-            axis.bar(names, [data["median"][n]["tokens_per_s"] for n in names], color=["grey", "tab:blue"])
-            for i, name in enumerate(names):
-                axis.text(i, data["median"][name]["tokens_per_s"] * 0.5, f"first token\n{data['median'][name]['ttft_ms']:.1f} ms",
-                          ha="center", color="white")  # fmt: skip
-            axis.set_ylabel("tokens/s (median)")
-            axis.set_title(f"smollm2, greedy, {data['tokens']} tokens")
-        axis.legend(fontsize=8) if part != "textgen" else None
-    figure.suptitle(f"benches/stream.py, {results['date']}")
-    figure.tight_layout()
-    figure.savefig(png, dpi=110)
+# -- the run -------------------------------------------------------------------------------
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,19 +1,20 @@
-"""The workflows of benches/configs/stream.toml.
+"""The workflows of benches/configs/stream.toml beside echo.
 
-``Words`` streams the words of its text as echo does, from an async generator (no thread hop).
-``Ticks`` streams ``chunks`` numbered pieces with ``gap_ms`` between them (asyncio.sleep): a
-model whose own gap between chunks is known, for the 1,000-stream run.
+``Words`` streams the words of its text as echo does, from an async generator, with nothing
+else: no parameters, no checks (the least a workflow's stream can do). ``PlainEcho`` is echo
+with a plain generator's stream.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from inferd import Workflow
 from inferd.errors import InvalidInput
+from inferd.workflows.echo import EchoWorkflow
 
 _PIECES = re.compile(r"\s*\S+")
 
@@ -26,10 +27,13 @@ class Words(Workflow):
             yield piece
 
 
-class Ticks(Workflow):
-    async def stream(self, features: Any, parameters: dict[str, Any] | None = None) -> AsyncIterator[str]:
-        parameters = parameters or {}
-        gap_s = float(parameters.get("gap_ms", 100)) / 1000
-        for index in range(int(parameters.get("chunks", 10))):
-            await asyncio.sleep(gap_s)
-            yield str(index)
+class PlainEcho(EchoWorkflow):
+    """echo's stream as a plain generator (what echo was before benches/stream.py): each step
+    runs in a stage thread, the cost a plain generator's chunk has."""
+
+    def stream(self, features: tuple[str, float, bool]) -> Iterator[str]:  # type: ignore[override]
+        text, delay_ms, _ = features
+        for piece in _PIECES.findall(text):
+            if delay_ms:
+                time.sleep(delay_ms / 1000)
+            yield piece
