@@ -20,7 +20,7 @@ concurrent streams hold their pace, and the text model's tokens/s and first toke
 Rounds are paired (the contenders alternate, the order flipping each round); medians are
 reported. Results: benches/results/stream.json and stream.png.
 
-    .venv/bin/python -m benches.stream [--rounds 5] [--only chunk,fanout,textgen]
+    .venv/bin/python -m benches.stream [--rounds 5] [--chunk-rounds 9] [--only chunk,fanout,textgen]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import grpc
 import psutil
 from google.protobuf import struct_pb2
 
-from benches.serve.common import BENCHES, CONFIGS, MAIN_PYTHON, ROOT, WORK
+from benches.serve.common import BENCHES, CONFIGS, MAIN_PYTHON, WORK
 from benches.serve.probes import cpu_ticks, machine, steal_percent, versions
 from benches.serve.processes import Process, free_port, start_inferd, start_process
 from benches.stream_plot import plot
@@ -47,12 +47,8 @@ from inferd.v1 import inference_pb2_grpc as pb_grpc
 
 RESULTS = BENCHES / "results" / "stream.json"
 PLOT = BENCHES / "results" / "stream.png"
-SMOLLM2 = ROOT / "service" / "models" / "smollm2"
-PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
-# torch's CPU threads, both sides: on a shared 2-core machine two OpenMP threads that spin-wait
-# for each other while the other is descheduled generate 3-15x slower than one (measured).
-THREADS = 1
-CHUNK_TARGETS = ["bare", "inferd-echo", "inferd-words", "inferd-plain"]
+# inferd-echo runs as the default service does (metrics on); the -nometrics server the rest.
+CHUNK_TARGETS = ["bare", "inferd-echo", "inferd-echo-nometrics", "inferd-words", "inferd-plain"]
 
 
 def log(message: str) -> None:
@@ -134,9 +130,11 @@ async def chunk_phase(address: str, model: str, text: str, streams: int, concurr
 async def chunk_overhead(rounds: int, words: int, streams: int, concurrency: int) -> dict[str, Any]:
     text = " ".join(f"w{i}" for i in range(words))
     bare, bare_address = start_bare()
-    inferd, inferd_address = start_inferd("stream-inferd", CONFIGS / "stream.toml", metrics=False)
+    inferd, inferd_address = start_inferd("stream-inferd", CONFIGS / "stream.toml")
+    quiet, quiet_address = start_inferd("stream-inferd-nometrics", CONFIGS / "stream.toml", metrics=False)
     targets = {"bare": (bare, bare_address, "echo"), "inferd-echo": (inferd, inferd_address, "echo"),
-               "inferd-words": (inferd, inferd_address, "words"), "inferd-plain": (inferd, inferd_address, "echo-plain")}  # fmt: skip
+               "inferd-echo-nometrics": (quiet, quiet_address, "echo"), "inferd-words": (quiet, quiet_address, "words"),
+               "inferd-plain": (quiet, quiet_address, "echo-plain")}  # fmt: skip
     rows: list[dict[str, Any]] = []
     try:
         for name, (process, address, model) in targets.items():
@@ -154,8 +152,8 @@ async def chunk_overhead(rounds: int, words: int, streams: int, concurrency: int
                              "steal_pct": steal_percent(ticks, cpu_ticks())})  # fmt: skip
                 log(f"chunk round {round_index} {name}: {rows[-1]['cpu_us_per_chunk']} us CPU a chunk, {rows[-1]['chunks_per_s']} chunks/s")
     finally:
-        bare.stop()
-        inferd.stop()
+        for process in (bare, inferd, quiet):
+            process.stop()
     medians = {
         name: statistics.median(r["cpu_us_per_chunk"] for r in rows if r["target"] == name) for name in CHUNK_TARGETS
     }
@@ -283,128 +281,6 @@ async def fanout(rounds: int, streams: int, chunks: int, gap_ms: float, channels
     return summary
 
 
-# -- 3. The text model ---------------------------------------------------------------------
-
-
-class _Baseline:
-    """smollm2 in this process: the same weights, dtype and chat prompt as inferd's textgen."""
-
-    def __init__(self) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from inferd.workflows._lm import placement
-
-        self.torch = torch
-        device, dtype = placement("textgen", "auto", "auto", THREADS)
-        self.tokenizer = AutoTokenizer.from_pretrained(SMOLLM2, local_files_only=True)  # type: ignore[no-untyped-call]
-        model: Any = AutoModelForCausalLM.from_pretrained(SMOLLM2, local_files_only=True, dtype=dtype)
-        self.model = model.to(device).eval()
-        self.device = device
-
-    def generate(self, prompt: str, max_new_tokens: int) -> dict[str, Any]:
-        from transformers.generation.streamers import BaseStreamer
-
-        times: list[float] = []
-
-        class Clock(BaseStreamer):
-            prompt_seen = False
-
-            def put(self, value: Any) -> None:
-                if not self.prompt_seen:  # generate() hands the prompt over first
-                    self.prompt_seen = True
-                    return
-                times.append(time.perf_counter())
-
-            def end(self) -> None:
-                pass
-
-        started = time.perf_counter()
-        messages = [{"role": "user", "content": prompt}]
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = self.torch.tensor([self.tokenizer(text, add_special_tokens=False)["input_ids"]], device=self.device)
-        with self.torch.inference_mode():
-            output = self.model.generate(ids, attention_mask=self.torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                         do_sample=False, temperature=None, top_p=None, top_k=None,
-                                         pad_token_id=self.tokenizer.eos_token_id, streamer=Clock())  # fmt: skip
-        new = output[0, ids.shape[1] :].tolist()
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos])
-        tokens = [t for t in new if t not in eos_ids]
-        return {"text": self.tokenizer.decode(tokens, skip_special_tokens=True), "tokens": len(tokens),
-                **_rates(started, times[: len(tokens)])}  # fmt: skip
-
-
-def _rates(started: float, times: list[float]) -> dict[str, float]:
-    last = times[-1]
-    return {"ttft_ms": round((times[0] - started) * 1000, 2), "total_s": round(last - started, 4),
-            "tokens_per_s": round(len(times) / (last - started), 2),
-            "decode_tokens_per_s": round((len(times) - 1) / (last - times[0]), 2) if len(times) > 1 else float("nan")}  # fmt: skip
-
-
-async def inferd_generate(stub: pb_grpc.InferenceStub, max_new_tokens: int, tokens: int) -> dict[str, Any]:
-    """One smollm2 stream; its rate counts ``tokens`` (the baseline's, once the texts match)
-    over the time to its last text chunk."""
-    started = time.perf_counter()
-    pieces, times = await stream_pieces(stub, request("smollm2", PROMPT, max_new_tokens=max_new_tokens))
-    text = "".join(pieces)
-    rates = _rates(started, times)
-    elapsed = times[-1] - started
-    rates["tokens_per_s"] = round(tokens / elapsed, 2)
-    rates["decode_tokens_per_s"] = round((tokens - 1) / (times[-1] - times[0]), 2) if len(times) > 1 else float("nan")
-    return {"text": text, "chunks": len(pieces), **rates}
-
-
-async def textgen(rounds: int, max_new_tokens: int) -> dict[str, Any]:
-    WORK.mkdir(parents=True, exist_ok=True)
-    config = WORK / "stream-textgen.toml"
-    config.write_text(f'[server]\naddress = "127.0.0.1:0"\nlog_level = "warning"\n\n[models.smollm2]\nworkflow = "textgen"\n'
-                      f'path = "{SMOLLM2}"\nsetup = "eager"\noptions = {{ threads = {THREADS} }}\n')  # fmt: skip
-    process, address = start_inferd("stream-textgen", config, metrics=False)
-    log("textgen: loading smollm2 in this process (the transformers baseline)")
-    baseline = _Baseline()
-    rows: list[dict[str, Any]] = []
-    try:
-        await wait_streaming(address, process, "smollm2")
-        reference = baseline.generate(PROMPT, max_new_tokens)  # warm-up, and the text both must give
-        async with grpc.aio.insecure_channel(address) as channel:
-            stub = pb_grpc.InferenceStub(channel)
-            warm = await inferd_generate(stub, max_new_tokens, reference["tokens"])
-            if warm["text"] != reference["text"]:
-                raise SystemExit(f"textgen: inferd's text differs from transformers':\n{warm['text']!r}\n{reference['text']!r}")
-            for round_index in range(rounds):
-                order = ["transformers", "inferd"] if round_index % 2 == 0 else ["inferd", "transformers"]
-                for name in order:
-                    ticks = cpu_ticks()
-                    if name == "inferd":
-                        row = await inferd_generate(stub, max_new_tokens, reference["tokens"])
-                    else:
-                        row = baseline.generate(PROMPT, max_new_tokens)
-                    if row["text"] != reference["text"]:
-                        raise SystemExit(f"textgen round {round_index}: {name}'s text differs from the reference")
-                    row.pop("text")
-                    rows.append({"round": round_index, "target": name, **row, "steal_pct": steal_percent(ticks, cpu_ticks())})
-                    log(f"textgen round {round_index} {name}: {row['tokens_per_s']} tokens/s, first token {row['ttft_ms']} ms")
-    finally:
-        process.stop()
-
-    def median(name: str, key: str) -> float:
-        return float(statistics.median(r[key] for r in rows if r["target"] == name))
-
-    def paired(key: str, how: Any) -> float:
-        by_round = [{r["target"]: r[key] for r in rows if r["round"] == i} for i in range(rounds)]
-        return round(float(statistics.median(how(pair["inferd"], pair["transformers"]) for pair in by_round)), 3)
-
-    share = paired("tokens_per_s", lambda a, b: a / b)
-    later = paired("ttft_ms", lambda a, b: a - b)
-    return {"prompt": PROMPT, "max_new_tokens": max_new_tokens, "tokens": reference["tokens"], "rows": rows,
-            "median": {n: {k: median(n, k) for k in ("tokens_per_s", "decode_tokens_per_s", "ttft_ms")}
-                       for n in ("inferd", "transformers")},
-            "paired_tokens_per_s_share": share, "paired_decode_share": paired("decode_tokens_per_s", lambda a, b: a / b),
-            "paired_ttft_later_ms": later, "goal": ">= 95% of tokens/s, first token <= 5 ms later",
-            "met": {"tokens_per_s": share >= 0.95, "ttft": later <= 5.0}}  # fmt: skip
-
-
 # -- the run -------------------------------------------------------------------------------
 
 
@@ -413,17 +289,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     only = set(args.only.split(","))
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "versions": versions()}
     if "chunk" in only:
-        results["chunk"] = await chunk_overhead(args.rounds, args.words, args.streams, args.concurrency)
+        results["chunk"] = await chunk_overhead(args.chunk_rounds, args.words, args.streams, args.concurrency)
     if "fanout" in only:
         results["fanout"] = await fanout(args.fanout_rounds, args.fanout_streams, args.chunks, args.gap_ms, args.channels)
     if "textgen" in only:
-        results["textgen"] = await textgen(args.rounds, args.max_new_tokens)
+        from benches.stream_textgen import textgen
+
+        results["textgen"] = await textgen(args.rounds, args.ttft_rounds, args.max_new_tokens)
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5, help="paired rounds (CPU a chunk, textgen)")
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds of textgen's tokens/s")
+    parser.add_argument("--chunk-rounds", type=int, default=9, help="paired rounds of CPU a chunk")
     parser.add_argument("--only", default="chunk,fanout,textgen")
     parser.add_argument("--words", type=int, default=500, help="chunks a stream (CPU a chunk)")
     parser.add_argument("--streams", type=int, default=40, help="streams a round (CPU a chunk)")
@@ -434,6 +313,7 @@ def main() -> None:
     parser.add_argument("--gap-ms", type=float, default=100.0, help="the model's gap between chunks (1,000 streams)")
     parser.add_argument("--channels", type=int, default=8, help="client channels the 1,000 streams share")
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--ttft-rounds", type=int, default=15, help="paired rounds of one token (first token)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     results = asyncio.run(main_async(args))

@@ -46,7 +46,7 @@ def plot(results: dict[str, Any], png: Path) -> None:
             names = ["transformers", "inferd"]
             axis.bar(names, [data["median"][n]["tokens_per_s"] for n in names], color=["grey", "tab:blue"])
             for i, name in enumerate(names):
-                axis.text(i, data["median"][name]["tokens_per_s"] * 0.5, f"first token\n{data['median'][name]['ttft_ms']:.1f} ms",
+                axis.text(i, data["median"][name]["tokens_per_s"] * 0.5, f"first token\n{data['first_token_median_ms'][name]:.1f} ms",
                           ha="center", color="white")  # fmt: skip
             axis.set_ylabel("tokens/s (median)")
             axis.set_title(f"smollm2, greedy, {data['tokens']} tokens")
