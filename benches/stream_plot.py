@@ -24,6 +24,7 @@ def plot(results: dict[str, Any], png: Path) -> None:
                 axis.plot([i] * sum(r["target"] == name for r in data["rows"]),
                           [r["cpu_us_per_chunk"] for r in data["rows"] if r["target"] == name], "k.")  # fmt: skip
             axis.axhline(1.2 * data["median_cpu_us_per_chunk"]["bare"], color="red", linestyle="--", label="goal: 1.2x bare")
+            axis.set_xticks(range(len(names)), [n.replace("inferd-", "inferd\n") for n in names], fontsize=8)
             axis.set_ylabel("server CPU µs a chunk (median, rounds as dots)")
             axis.set_title(f"CPU a chunk ({data['words']}-chunk streams)")
         elif part == "fanout":
