@@ -14,7 +14,7 @@ RUST_SOURCES := $(shell find native/src -name '*.rs' 2>/dev/null) native/Cargo.t
 PROTO_SOURCES := $(shell find proto/inferd -name '*.proto')
 OIP_SOURCES := proto/inference/grpc_service.proto proto/inference/model_config.proto
 
-.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph bench-isolation gpu-check image image-test clean
+.PHONY: help setup models buf prometheus oip-clients tools deploy-tools clients serve test test-python test-rust lint proto proto-check fuzz bench bench-records bench-serve bench-graph bench-isolation bench-stream soak gpu-check image image-test clean
 
 # The fuzz budget (44 s in all) split among the five targets.
 FUZZ_SECONDS ?= 24
@@ -181,7 +181,7 @@ define protoc
 endef
 
 
-bench: bench-records bench-serve bench-graph bench-isolation ## run every benchmark (results in benches/results/)
+bench: bench-records bench-serve bench-graph bench-isolation bench-stream ## run every benchmark (results in benches/results/)
 
 bench-isolation: setup models ## process isolation: its cost a request against the same models in process
 	$(PY) -m benches.isolation
@@ -207,6 +207,15 @@ bench-serve: setup models ## serving throughput and latency against MLServer and
 	bash benches/serve_setup.sh
 	$(PY) -m benches.serve
 	$(PY) -m benches.capacity
+
+# The soak's length (make soak): minutes of mixed load on the default service; not in `make test`.
+SOAK_SECONDS ?= 300
+
+soak: setup models ## mixed load, bad requests and cancels on the default service for SOAK_SECONDS; fails on RSS growth > 10% or an unexpected status
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) benches/soak.py
+
+bench-stream: setup models ## streams: CPU a chunk against bare grpc.aio, 1,000 concurrent streams, smollm2 against transformers
+	$(PY) -m benches.stream
 
 gpu-check: setup models ## serve the ONNX and torch models on CUDA; report providers and throughput
 	$(PY) benches/gpu_check.py

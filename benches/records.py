@@ -1,38 +1,40 @@
-"""Records -> tensor: inferd's native core against the obvious baselines, in one run.
+"""Records -> tensors on every record shape: inferd's native core against the obvious baselines
+and against the fastest Rust JSON parser, in one run of paired rounds.
 
-Every case turns the same records into the same float32 [n, 32] tensor; the outputs are checked
-equal before anything is timed. Cases:
+Shapes (benches/records_shapes.py): keys in one order, keys shuffled in every record, 8/32/128
+flat fields, pretty-printed JSON, unused long strings + nested objects + arrays, 17-digit floats
+and integers, paths 5-6 levels deep, categorical vocabularies, ragged lists, NDJSON, and
+one-record requests. For each shape the contenders are:
 
-* native-json       Schema.parse_json(bytes)                       (GIL released, Rust)
-* native-dicts      Schema.parse_records(list of dicts)
-* parse-only        _native.parse_only(bytes): the same Rust JSON parser, building nothing (a
-                    hook built only with the cargo feature bench-hooks: run ``make bench-records``)
-* json+listcomp     json.loads + list comprehension + np.asarray
-* orjson+listcomp   orjson.loads + list comprehension + np.asarray
-* listcomp          list comprehension + np.asarray over dicts already loaded
-* packflow-numpy    json.loads + packflow 0.4.1 numpy preprocessor (feature_names); packflow
-                    cannot index lists, so the 8 list values are stacked by hand as its users do
-* packflow-records  json.loads + packflow 0.4.1 records preprocessor (flatten_nested_inputs,
-                    flatten_lists, feature_names) + rows -> np.asarray
+* native-json       Schema.parse_json(bytes)                         (GIL released, Rust)
+* native-1t         the same on this one thread (hook: _native.parse_json_one_thread)
+* sonic-dom         sonic-rs parsing the same bytes into its DOM, one thread (hook:
+                    _native.sonic_dom_parse): the real limit of a JSON reader
+* orjson+listcomp   orjson.loads + a list comprehension per tensor + np.asarray
+* native-dicts      Schema.parse_records(the records as Python dicts)
+* listcomp          the list comprehension over those dicts
+* packflow-records  json.loads + packflow 0.4.1 records mode (flatten_nested_inputs,
+                    flatten_lists, feature_names) + rows -> np.asarray, where packflow can
+                    express the shape (not vocabularies, ragged lists, or lists of objects)
 
-packflow is optional (``pip install packflow==0.4.1``); without it those cases are skipped.
+The hooks need the cargo feature bench-hooks (``make bench-records`` builds it). Every
+contender's output is first checked equal to the same fields extracted from ``json.loads``.
+Then, in each of ``--rounds`` rounds, the contenders of a shape run in turn (each best of a
+few runs, the starting one rotating), and every goal's ratio is taken within the round: the
+machine's drift hits both sides alike. The report gives each ratio's median and range, writes
+JSON (benches/results/records.json) and a plot (benches/results/records.png).
 
-Each case is first timed on its own (best of its runs). Then a **paired phase** measures the
-goals' ratios again, robust to a machine whose speed drifts from minute to minute: in each of
-``--paired-rounds`` rounds every case of a goal runs in turn (the fast ones best of 3), and the
-ratios are taken within the round; the report gives their median and range.
-
-    python benches/records.py [--records 100000] [--quick] [--paired-rounds 5] [--out benches/results/records.json]
+    python benches/records.py [--records 100000] [--rounds 5] [--quick] [--shapes a,b]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import platform
-import random
 import statistics
 import sys
 import time
@@ -43,13 +45,21 @@ from typing import Any
 import numpy as np
 import orjson
 
-from inferd import _native
-from inferd.schema import Schema
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TOP_LEVEL = [f"f{index}" for index in range(16)]
-NESTED = [f"n{index}" for index in range(8)]
-LIST_LENGTH = 8
-COLUMNS = len(TOP_LEVEL) + len(NESTED) + LIST_LENGTH
+from records_shapes import SHAPE_NAMES, Shape, Tensors, make_shapes  # noqa: E402
+
+from inferd import _native  # noqa: E402
+
+#: The goals: (label, slower case, faster case, minimum ratio slower/faster).
+GOALS: list[tuple[str, str, str, float]] = [
+    ("native-json vs orjson+listcomp", "orjson+listcomp", "native-json", 20.0),
+    ("native-json vs packflow-records", "packflow-records", "native-json", 100.0),
+    ("native-1t vs sonic-rs DOM (1 thread)", "sonic-dom", "native-1t", 1.0),
+    ("native-dicts vs listcomp", "listcomp", "native-dicts", 5.0),
+]
+#: Calls per timing of the one-record shape (each case is that many single-record requests).
+ONE_RECORD_CALLS = 2000
 
 
 def cpu_model() -> str:
@@ -62,254 +72,214 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-def make_records(count: int, seed: int = 0) -> list[dict[str, Any]]:
-    """Deterministic records: 16 top-level numbers (4 integers), 8 nested, a list of 8 floats."""
-    rng = random.Random(seed)
-
-    def number() -> float:
-        return round(rng.uniform(-1000.0, 1000.0), 6)
-
-    records = []
-    for _ in range(count):
-        record: dict[str, Any] = {}
-        for index, key in enumerate(TOP_LEVEL):
-            record[key] = rng.randint(-100_000, 100_000) if index < 4 else number()
-        record["nested"] = {key: number() for key in NESTED}
-        record["scores"] = [rng.random() for _ in range(LIST_LENGTH)]
-        records.append(record)
-    return records
+def loaded(shape: Shape, loads: Callable[[bytes], Any]) -> list[Any]:
+    """The shape's records as a Python JSON reader gives them."""
+    if shape.ndjson:
+        return [loads(line) for line in shape.data.splitlines() if line.strip()]
+    if shape.one_record:
+        return [loads(shape.data)]
+    value = loads(shape.data)
+    return value if isinstance(value, list) else [value]
 
 
-def make_schema() -> Schema:
-    paths: list[Any] = [*TOP_LEVEL, *(f"nested.{key}" for key in NESTED)]
-    paths.append({"path": "scores", "shape": [LIST_LENGTH]})
-    return Schema(paths)
-
-
-def row(record: dict[str, Any]) -> list[Any]:
-    nested = record["nested"]
-    return [*(record[key] for key in TOP_LEVEL), *(nested[key] for key in NESTED), *record["scores"]]
-
-
-def listcomp(records: list[dict[str, Any]]) -> np.ndarray:
-    return np.asarray([row(record) for record in records], dtype=np.float32)
-
-
-def packflow_cases(records_count: int) -> dict[str, Callable[[bytes], np.ndarray]]:
+def packflow_case(shape: Shape) -> Callable[[], Tensors] | None:
+    if shape.flat is None:
+        return None
     try:
         from loguru import logger
         from packflow.backend.configuration import BackendConfig
-        from packflow.backend.preprocessors import NumpyPreprocessor, RecordsPreprocessor
+        from packflow.backend.preprocessors import RecordsPreprocessor
     except ImportError:
-        print("packflow not installed: pip install packflow==0.4.1 (skipping packflow cases)")
-        return {}
+        return None
     logger.remove()  # packflow logs every configuration at INFO
-    scalar_features = [*TOP_LEVEL, *(f"nested.{key}" for key in NESTED)]
-    numpy_mode = NumpyPreprocessor(BackendConfig(input_format="numpy", feature_names=scalar_features))
-    flat_features = [*scalar_features, *(f"scores.{index}" for index in range(LIST_LENGTH))]
-    records_mode = RecordsPreprocessor(
-        BackendConfig(
-            input_format="records",
-            feature_names=flat_features,
-            flatten_nested_inputs=True,
-            flatten_lists=True,
-        )
-    )
+    names = [name for _, columns in shape.flat.values() for name in columns]
+    mode = RecordsPreprocessor(BackendConfig(input_format="records", feature_names=names, flatten_nested_inputs=True, flatten_lists=True))
+    flat = shape.flat
 
-    def packflow_numpy(data: bytes) -> np.ndarray:
-        records = json.loads(data)
-        scalars = numpy_mode(records).astype(np.float32)
-        scores = np.asarray([record["scores"] for record in records], dtype=np.float32)
-        return np.hstack([scalars, scores])
+    def run() -> Tensors:
+        rows = mode(loaded(shape, json.loads))
+        return {tensor: np.asarray([[row[name] for name in columns] for row in rows], dtype=dtype) for tensor, (dtype, columns) in flat.items()}
 
-    def packflow_records(data: bytes) -> np.ndarray:
-        flat = records_mode(json.loads(data))
-        return np.asarray([[record[name] for name in flat_features] for record in flat], dtype=np.float32)
-
-    return {"packflow-numpy": packflow_numpy, "packflow-records": packflow_records}
+    return run
 
 
-def measure(function: Callable[[], object], min_seconds: float, max_runs: int) -> list[float]:
-    """Runs at least 3 times (or once for slow cases) and until min_seconds have passed."""
+def cases_of(shape: Shape) -> dict[str, Callable[[], Any]]:
+    schema, data, records, extract = shape.schema, shape.data, shape.records, shape.extract
+    dicts_input: Any = records[0] if shape.one_record else records
+    cases: dict[str, Callable[[], Any]] = {
+        "native-json": lambda: schema.parse_json(data),
+        "native-1t": lambda: _native.parse_json_one_thread(schema._native, data),
+        "sonic-dom": lambda: _native.sonic_dom_parse(data),
+        "orjson+listcomp": lambda: extract(loaded(shape, orjson.loads)),
+        "native-dicts": lambda: schema.parse_records(dicts_input),
+        "listcomp": lambda: extract(records),
+    }
+    packflow = packflow_case(shape)
+    if packflow is not None:
+        cases["packflow-records"] = packflow
+    return cases
+
+
+def check(shape: Shape, cases: dict[str, Callable[[], Any]]) -> None:
+    """Every contender that builds tensors gives those of json.loads + extraction, exactly."""
+    expected = shape.extract(loaded(shape, json.loads))
+    for name, case in cases.items():
+        if name == "sonic-dom":
+            assert case() == (1 if shape.one_record else len(shape.records)), name
+            continue
+        got = case()
+        if set(got) != set(expected):
+            raise SystemExit(f"{shape.name}/{name}: tensors {sorted(got)} != {sorted(expected)}")
+        for tensor, want in expected.items():
+            if got[tensor].dtype != want.dtype or not np.array_equal(got[tensor], want):
+                raise SystemExit(f"{shape.name}/{name}: tensor {tensor!r} differs from json.loads + extraction")
+
+
+def repeated(function: Callable[[], Any], calls: int) -> Callable[[], Any]:
+    def run() -> None:
+        for _ in range(calls):
+            function()
+
+    return run
+
+
+def best_time(function: Callable[[], Any], budget: float) -> float:
+    """Best of at least 3 runs within `budget` seconds (one run if it alone takes longer), from
+    a collected heap: one contender's garbage (packflow's) is not another's collection."""
+    gc.collect()
     times: list[float] = []
     started = time.perf_counter()
-    while len(times) < max_runs:
+    while True:
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
-        elapsed = time.perf_counter() - started
-        if elapsed >= min_seconds and (len(times) >= 3 or elapsed > 4 * min_seconds):
-            break
-    return times
+        if time.perf_counter() - started >= budget and len(times) >= 3 or times[0] >= budget:
+            return min(times)
+        if len(times) >= 50:
+            return min(times)
 
 
-def once(function: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def per_call(function: Callable[[], object], calls: int) -> float:
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(calls):
-            function()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
-
-
-Ratio = tuple[str, str, str, float | None]
-
-#: The ratios reported: (label, slower case, faster case, target). The targets are the
-#: native-core issue's goals: a minimum, or a maximum where the label says "<=".
-RATIOS: list[Ratio] = [
-    ("native-json vs orjson+listcomp (>= 20x)", "orjson+listcomp", "native-json", 20.0),
-    ("native-json vs packflow-records (>= 100x)", "packflow-records", "native-json", 100.0),
-    ("native-json vs packflow-numpy", "packflow-numpy", "native-json", None),
-    ("native-json vs json+listcomp", "json+listcomp", "native-json", None),
-    ("native-json / parse-only (<= 2x)", "native-json", "parse-only", 2.0),
-    ("native-dicts vs listcomp (>= 5x)", "listcomp", "native-dicts", 5.0),
-]
-GOALS = [ratio for ratio in RATIOS if ratio[3] is not None]
-
-
-def meets(label: str, value: float, target: float) -> bool:
-    return value <= target if "<=" in label else value >= target
-
-
-def measure_paired(timed: dict[str, Callable[[], object]], goals: list[Ratio], rounds: int) -> dict[str, Any]:
-    """The goals' ratios taken within rounds: each round times every case the goals name, in
-    turn (cases under 0.5 s best of 3), so that a drift of the machine's speed hits both sides
-    of a ratio alike. Returns per goal the ratios of every round, their median and range."""
-    names = [name for name in dict.fromkeys(case for goal in goals for case in goal[1:3]) if name in timed]
-    per_round: dict[str, list[float]] = {goal[0]: [] for goal in goals if goal[1] in timed and goal[2] in timed}
-    print(f"paired: {rounds} rounds of {', '.join(names)}")
+def run_shape(shape: Shape, rounds: int, budget: float) -> dict[str, Any]:
+    cases = cases_of(shape)
+    check(shape, cases)
+    timed = {name: repeated(case, ONE_RECORD_CALLS) if shape.one_record else case for name, case in cases.items()}
+    per_call = ONE_RECORD_CALLS if shape.one_record else 1
+    names = list(timed)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    goals = [goal for goal in GOALS if goal[1] in timed and goal[2] in timed]
+    ratios: dict[str, list[float]] = {goal[0]: [] for goal in goals}
     for round_ in range(rounds):
-        seconds: dict[str, float] = {}
-        for name in names:
-            times = [once(timed[name])]
-            while times[0] < 0.5 and len(times) < 3:
-                times.append(once(timed[name]))
-            seconds[name] = min(times)
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        this: dict[str, float] = {}
+        for name in order:
+            this[name] = best_time(timed[name], budget) / per_call
+            seconds[name].append(this[name])
         for label, slow, fast, _ in goals:
-            if label in per_round:
-                per_round[label].append(seconds[slow] / seconds[fast])
-        print(f"  round {round_ + 1}: " + ", ".join(f"{label.split(' (')[0]} {values[-1]:.1f}x" for label, values in per_round.items()))
-    out: dict[str, Any] = {"rounds": rounds, "goals": {}}
-    for label, slow, fast, target in goals:
-        values = per_round.get(label)
+            ratios[label].append(this[slow] / this[fast])
+    out: dict[str, Any] = {
+        "description": shape.description,
+        "records": len(shape.records),
+        "json_bytes": len(shape.data),
+        "packflow": "packflow-records" in timed,
+        "seconds_median": {name: statistics.median(values) for name, values in seconds.items()},
+        "seconds_per_round": seconds,
+        "goals": {},
+    }
+    for label, _, _, target in GOALS:
+        values = ratios.get(label)
         if not values:
+            out["goals"][label] = None
             continue
         median = statistics.median(values)
-        assert target is not None
-        met = meets(label, median, target)
-        out["goals"][label] = {"per_round": values, "median": median, "min": min(values), "max": max(values), "target": target, "met": met}
-        print(f"  {label}: median {median:.1f}x ({min(values):.1f}-{max(values):.1f}x)  {'met' if met else 'MISSED'}")
+        out["goals"][label] = {"median": median, "min": min(values), "max": max(values), "per_round": values, "target": target, "met": median >= target}
     return out
+
+
+def table(results: dict[str, Any]) -> str:
+    """The goals shape by shape, as a Markdown table (benches/README.md and README.md show it)."""
+    lines = [
+        "| shape | records | MB | native-json | vs orjson + listcomp (≥ 20×) | vs packflow records (≥ 100×) | sonic-rs DOM ÷ native, 1 thread (≥ 1×) | dicts vs listcomp (≥ 5×) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, shape in results.items():
+        cells = []
+        for label, _, _, _ in GOALS:
+            goal = shape["goals"][label]
+            cells.append("n/a" if goal is None else f"{'' if goal['met'] else '**'}{goal['median']:.1f}×{'' if goal['met'] else '**'} ({goal['min']:.1f}–{goal['max']:.1f})")
+        seconds = shape["seconds_median"]["native-json"]
+        native = f"{seconds * 1e6:.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:.1f} ms"
+        lines.append(f"| {name} | {shape['records']:,} | {shape['json_bytes'] / 1e6:.1f} | {native} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shapes = list(results)
+    fig, axes = plt.subplots(1, len(GOALS), figsize=(4.2 * len(GOALS), 0.42 * len(shapes) + 1.8), sharey=True)
+    for axis, (label, _, _, target) in zip(axes, GOALS, strict=True):
+        values = [results[name]["goals"][label] for name in shapes]
+        medians = [0.0 if goal is None else goal["median"] for goal in values]
+        low = [0.0 if goal is None else goal["median"] - goal["min"] for goal in values]
+        high = [0.0 if goal is None else goal["max"] - goal["median"] for goal in values]
+        colors = ["#bbbbbb" if goal is None else ("#2a9d8f" if goal["met"] else "#e76f51") for goal in values]
+        axis.barh(shapes, medians, xerr=[low, high], color=colors, capsize=2)
+        axis.axvline(target, color="black", linestyle="--", linewidth=1)
+        axis.set_xscale("log")
+        axis.set_title(f"{label}\n(goal >= {target:g}x)", fontsize=9)
+        for index, goal in enumerate(values):
+            if goal is None:
+                axis.text(1, index, " n/a", va="center", fontsize=7)
+    axes[0].invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=100_000, help="records per batch (default 100000)")
-    parser.add_argument("--quick", action="store_true", help="a small smoke run (2000 records, short timing)")
-    parser.add_argument("--out", type=Path, default=Path("benches/results/records.json"), help="where to write results")
-    parser.add_argument("--paired-rounds", type=int, default=None, help="rounds of the paired phase (default 5; --quick 1; 0: none)")
+    parser.add_argument("--records", type=int, default=100_000, help="records per shape (fields-128: a quarter; default 100000)")
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds (default 5)")
+    parser.add_argument("--budget", type=float, default=0.3, help="seconds per contender per round (default 0.3)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1000 records, 1 round")
+    parser.add_argument("--shapes", default=None, help=f"comma-separated subset of {','.join(SHAPE_NAMES)}")
+    parser.add_argument("--out", type=Path, default=Path("benches/results/records.json"))
     args = parser.parse_args()
-    rounds = args.paired_rounds if args.paired_rounds is not None else (1 if args.quick else 5)
-    count = 2_000 if args.quick else args.records
-    min_seconds = 0.05 if args.quick else 1.0
-
-    if not hasattr(_native, "parse_only"):
-        raise SystemExit("inferd._native has no parse_only: build it with the cargo feature bench-hooks (make bench-records)")
-    records = make_records(count)
-    data = json.dumps(records).encode()
-    schema = make_schema()
-    expected = listcomp(records)
-    assert expected.shape == (count, COLUMNS)
-
-    cases: dict[str, Callable[[], np.ndarray]] = {
-        "native-json": lambda: schema.parse_json(data)["input"],
-        "native-dicts": lambda: schema.parse_records(records)["input"],
-        "json+listcomp": lambda: listcomp(json.loads(data)),
-        "orjson+listcomp": lambda: listcomp(orjson.loads(data)),
-        "listcomp": lambda: listcomp(records),
-    }
-    for name, case in packflow_cases(count).items():
-        cases[name] = lambda case=case: case(data)
-
-    # Correctness first: every case gives the same tensor, and parse-only sees every value.
-    for name, case in cases.items():
-        result = case()
-        if result.dtype != np.float32 or not np.array_equal(result, expected):
-            raise SystemExit(f"{name}: output differs from the reference")
-    assert _native.parse_only(data) == count * COLUMNS
-
-    print(f"{count} records, {len(data) / 1e6:.1f} MB of JSON, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    results: dict[str, dict[str, float]] = {}
-    timed: dict[str, Callable[[], object]] = {**cases, "parse-only": lambda: _native.parse_only(data)}
-    for name, case in timed.items():
-        times = measure(case, min_seconds, max_runs=50)
-        best = min(times)
-        results[name] = {
-            "seconds_best": best,
-            "seconds_median": statistics.median(times),
-            "runs": len(times),
-            "records_per_second": count / best,
-            "megabytes_per_second": len(data) / 1e6 / best,
-        }
-        print(f"  {name:18} {best * 1e3:10.2f} ms  {count / best:14,.0f} records/s  ({len(times)} runs)")
-
-    def ratio(slow: str, fast: str) -> float | None:
-        if slow not in results or fast not in results:
-            return None
-        return results[slow]["seconds_best"] / results[fast]["seconds_best"]
-
-    print("ratios:")
-    ratios: dict[str, dict[str, Any]] = {}
-    for label, slow, fast, target in RATIOS:
-        value = ratio(slow, fast)
-        if value is None:
-            print(f"  {label}: skipped")
-            continue
-        met = None if target is None else meets(label, value, target)
-        ratios[label] = {"ratio": value, "target": target, "met": met}
-        verdict = "" if met is None else ("  met" if met else "  MISSED")
-        print(f"  {label}: {value:.1f}x{verdict}")
-
-    paired = measure_paired(timed, GOALS, rounds) if rounds > 0 else None
-
-    one_record = records[0]
-    one_bytes = json.dumps(one_record).encode()
-    overhead = {
-        "native-json": per_call(lambda: schema.parse_json(one_bytes), 20_000),
-        "native-dicts": per_call(lambda: schema.parse_records(one_record), 20_000),
-        "orjson+listcomp": per_call(lambda: listcomp([orjson.loads(one_bytes)]), 20_000),
-    }
-    print("one record, per call:")
-    for name, seconds in overhead.items():
-        print(f"  {name:18} {seconds * 1e6:8.2f} us")
-
+    if not hasattr(_native, "sonic_dom_parse"):
+        raise SystemExit("inferd._native lacks the bench hooks: build it with the cargo feature bench-hooks (make bench-records)")
+    count, rounds, budget = (1000, 1, 0.05) if args.quick else (args.records, args.rounds, args.budget)
+    only = args.shapes.split(",") if args.shapes else None
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    for shape in make_shapes(count, only=only):
+        results[shape.name] = run_shape(shape, rounds, budget)
+        goals = results[shape.name]["goals"]
+        print(f"{shape.name}: " + ", ".join(f"{label} {goal['median']:.1f}x" for label, goal in goals.items() if goal), flush=True)
+    print()
+    print(table(results))
+    print("(paired medians, the rounds' range in brackets; bold: goal missed)")
+    missed = [(name, label) for name, shape in results.items() for label, goal in shape["goals"].items() if goal and not goal["met"]]
+    print(f"goals met: {sum(1 for shape in results.values() for goal in shape['goals'].values() if goal and goal['met'])}, missed: {len(missed)}")
     report = {
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "records": count,
-        "json_bytes": len(data),
-        "columns": COLUMNS,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "cpu": cpu_model(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "platform": platform.platform(),
-        },
-        "cases": results,
-        "ratios": ratios,
-        "paired": paired,
-        "one_record_seconds_per_call": overhead,
+        "seconds": time.perf_counter() - started,
+        "rounds": rounds,
+        "budget_seconds": budget,
+        "one_record_calls": ONE_RECORD_CALLS,
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform()},
+        "goals": [{"label": label, "slower": slow, "faster": fast, "target": target} for label, slow, fast, target in GOALS],
+        "shapes": results,
+        "missed": missed,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    args.out.with_suffix(".md").write_text(table(results) + "\n")
+    title = f"records -> tensors, {count} records/shape, {rounds} paired rounds, {os.cpu_count()} CPUs ({cpu_model()})"
+    plot(results, args.out.with_suffix(".png"), title)
+    print(f"wrote {args.out}, its table {args.out.with_suffix('.md')} and plot {args.out.with_suffix('.png')}")
     return 0
 
 

@@ -90,6 +90,8 @@ def _test_models() -> dict[str, ModelConfig]:
         "records": {
             "workflow": f"{module}:Inputs",
             "input": {"format": "records", "flatten": True, "rename": {"user.name": "name"}, "select": ["name", "user.age"]},
+            # JSON as deep as orjson reads (the default limit is 64): test_lifecycle's deep records.
+            "limits": {"max_json_depth": 1024},
         },
         "passthrough": {"workflow": f"{module}:Inputs"},
         "tensor-echo": {"workflow": f"{module}:TensorEcho", "inline": True},

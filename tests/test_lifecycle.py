@@ -234,7 +234,7 @@ def test_every_token_is_tried_and_its_models_are_checked_after_reading() -> None
     authenticator = Authenticator(AuthConfig.model_validate({"tokens": tokens}))
     for i in range(5):
         identity = authenticator.identify((("authorization", f"Bearer secret-{i}"),))
-        assert identity == (f"t{i}", frozenset({f"m{i}"}))
+        assert identity == (f"t{i}", frozenset({f"m{i}"}), None)  # (name, models, rate bucket)
         authenticator.permit(identity, f"m{i}")
         authenticator.permit(identity, f"m{i}/{i + 7}")  # a version of the model (inferd.versions)
         for other in (f"m{(i + 1) % 5}", f"m{(i + 1) % 5}/{i}", f"m{i}x/1", f"x/m{i}"):

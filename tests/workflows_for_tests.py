@@ -136,6 +136,29 @@ class Doubler(Workflow):
         return {"y": rows * 2}
 
 
+class HeldDoubler(Doubler):
+    """:class:`Doubler` that records each batch's size in ``held`` as it comes to ``run``; the
+    n-th batch then waits until ``open(n)`` (the chaos tests kill clients whose rows it holds)."""
+
+    held: list[int] = []
+    opened = 0
+    condition = threading.Condition()
+
+    @classmethod
+    def open(cls, batches: int) -> None:
+        with cls.condition:
+            cls.opened = batches
+            cls.condition.notify_all()
+
+    def run(self, features: Any) -> Any:
+        cls = type(self)
+        with cls.condition:
+            cls.held.append(len(features["x"]))
+            number = len(cls.held)
+            cls.condition.wait_for(lambda: cls.opened >= number, timeout=30)
+        return self.double(features)
+
+
 class RawDoubler(Workflow):
     """Doubles the request's own tensors: no preprocess, so what a batched request submits is
     its payload as it came."""

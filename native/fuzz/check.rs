@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use _native::records::{
-    parse_json, parse_json_pieces, parse_json_threaded, Buffer, Column, ParseError,
+    nesting_beyond, parse_json, parse_json_pieces, parse_json_threaded, Buffer, Column, ParseError,
 };
 use _native::schema::{ConfigValue, FieldSpec, Schema, SchemaSpec};
 
@@ -95,6 +95,42 @@ fn assert_same(
 
 pub fn check_json_records(data: &[u8]) {
     check_json_records_cut(data, &[1, 2, 3, 5, 8]);
+    // The depth limit's scan (8 bytes at a time) finds what a byte-at-a-time count finds.
+    for limit in [1, 2, 3, 64] {
+        assert_eq!(
+            nesting_beyond(data, limit),
+            nesting_one_byte_at_a_time(data, limit),
+            "nesting_beyond({data:?}, {limit})"
+        );
+    }
+}
+
+fn nesting_one_byte_at_a_time(data: &[u8], limit: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (position, &byte) in data.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(position);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// [`check_json_records`], with the threaded path also made to cut the input into each of

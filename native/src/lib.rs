@@ -192,13 +192,14 @@ mod python {
     #[pymethods]
     impl PySchema {
         #[new]
-        #[pyo3(signature = (fields, *, delimiter = ".", dtype = "float32", name = "input"))]
+        #[pyo3(signature = (fields, *, delimiter = ".", dtype = "float32", name = "input", max_depth = None))]
         fn new(
             py: Python<'_>,
             fields: &Bound<'_, PyAny>,
             delimiter: &str,
             dtype: &str,
             name: &str,
+            max_depth: Option<usize>,
         ) -> PyResult<Self> {
             guarded("Schema", || {
                 let fields = fields
@@ -211,7 +212,11 @@ mod python {
                     dtype: dtype.into(),
                     name: name.into(),
                 };
-                let schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
+                let mut schema = schema::Schema::compile(&spec).map_err(CoreError::from)?;
+                if let Some(limit) = max_depth {
+                    schema.max_depth = limit.max(1);
+                    schema.max_skipped_depth = limit.max(1);
+                }
                 let node_keys = py_records::node_keys(py, &schema);
                 Ok(Self {
                     schema: Arc::new(schema),
@@ -432,6 +437,55 @@ mod python {
         })
     }
 
+    /// Benchmark hook (cargo feature `bench-hooks`): `Schema.parse_json` on this one thread,
+    /// whatever the input's size: the figure to hold against a one-thread DOM parser.
+    #[cfg(feature = "bench-hooks")]
+    #[pyfunction]
+    fn parse_json_one_thread<'py>(
+        py: Python<'py>,
+        schema: &Bound<'py, PySchema>,
+        data: &Bound<'py, PyBytes>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded("parse_json_one_thread", || {
+            let data = data.as_bytes();
+            let schema = Arc::clone(&schema.get().schema);
+            let columns = detached(py, move || {
+                Ok(records::parse_json_one_thread(&schema, data)?)
+            })?;
+            columns_to_dict(py, columns)
+        })
+    }
+
+    /// Benchmark hook (cargo feature `bench-hooks`): sonic-rs, the fastest Rust JSON parser,
+    /// parsing the bytes into its DOM on this one thread; returns the top-level array's length
+    /// (1 for any other value). The real limit of a JSON reader.
+    #[cfg(feature = "bench-hooks")]
+    #[pyfunction]
+    fn sonic_dom_parse(py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<usize> {
+        use sonic_rs::JsonContainerTrait;
+        guarded("sonic_dom_parse", || {
+            let data = data.as_bytes();
+            detached(py, move || {
+                let error = |error: sonic_rs::Error| {
+                    CoreError::from(SyntaxError {
+                        offset: 0,
+                        message: error.to_string(),
+                    })
+                };
+                let document: Result<sonic_rs::Value, _> = sonic_rs::from_slice(data);
+                match document {
+                    Ok(value) => Ok(value.as_array().map_or(1, |array| array.len())),
+                    // NDJSON: one value a line.
+                    Err(_) => data
+                        .split(|&byte| byte == b'\n')
+                        .filter(|line| line.iter().any(|byte| !byte.is_ascii_whitespace()))
+                        .map(|line| sonic_rs::from_slice::<sonic_rs::Value>(line).map_err(error))
+                        .try_fold(0, |count, value| value.map(|_| count + 1)),
+                }
+            })
+        })
+    }
+
     /// Checks that requests' tensors can be concatenated along the first axis; returns the
     /// offsets of each request's rows (`len(requests) + 1` of them).
     #[pyfunction]
@@ -527,6 +581,23 @@ mod python {
         })
     }
 
+    /// The offset of the first bracket nesting deeper than `limit` in JSON bytes, or None
+    /// (`records::nesting_beyond`); large inputs are read with the GIL released.
+    #[pyfunction]
+    fn nesting_beyond(
+        py: Python<'_>,
+        data: &Bound<'_, PyBytes>,
+        limit: usize,
+    ) -> PyResult<Option<usize>> {
+        guarded("nesting_beyond", || {
+            let data = data.as_bytes();
+            if data.len() < 65536 {
+                return Ok(records::nesting_beyond(data, limit));
+            }
+            detached(py, move || Ok(records::nesting_beyond(data, limit)))
+        })
+    }
+
     #[pymodule]
     fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module.add_class::<PySchema>()?;
@@ -558,8 +629,13 @@ mod python {
         )?;
         #[cfg(feature = "bench-hooks")]
         module.add_function(wrap_pyfunction!(parse_only, module)?)?;
+        #[cfg(feature = "bench-hooks")]
+        module.add_function(wrap_pyfunction!(parse_json_one_thread, module)?)?;
+        #[cfg(feature = "bench-hooks")]
+        module.add_function(wrap_pyfunction!(sonic_dom_parse, module)?)?;
         module.add_function(wrap_pyfunction!(plan_concat, module)?)?;
         module.add_function(wrap_pyfunction!(split_ranges, module)?)?;
+        module.add_function(wrap_pyfunction!(nesting_beyond, module)?)?;
         module.add("PARALLEL_MIN_BYTES", records::PARALLEL_MIN_BYTES)?;
         Ok(())
     }

@@ -15,23 +15,30 @@ use pyo3::types::{
     PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PySequence, PyString, PyTuple,
 };
 
-use crate::records::{Batch, Column, ParseError, RecordError};
+use crate::records::{node_table, Batch, Column, KeyTable, ParseError, RecordError};
 use crate::schema::{truncate, NodeId, Scalar, Schema, ROOT};
 
-/// Per trie node, its object keys as Python strings (made once, when the schema is built).
-pub type NodeKeys = Vec<Vec<(Py<PyString>, NodeId)>>;
+/// Per trie node, its object keys as Python strings, and as a [`KeyTable`] that finds a key by
+/// its contents in constant time (both made once, when the schema is built).
+pub struct NodeKeys {
+    strings: Vec<Vec<(Py<PyString>, NodeId)>>,
+    tables: Vec<KeyTable>,
+}
 
 pub fn node_keys(py: Python<'_>, schema: &Schema) -> NodeKeys {
-    schema
-        .nodes
-        .iter()
-        .map(|node| {
-            node.keys
-                .iter()
-                .map(|(key, child)| (PyString::intern(py, key).unbind(), *child))
-                .collect()
-        })
-        .collect()
+    NodeKeys {
+        strings: schema
+            .nodes
+            .iter()
+            .map(|node| {
+                node.keys
+                    .iter()
+                    .map(|(key, child)| (PyString::intern(py, key).unbind(), *child))
+                    .collect()
+            })
+            .collect(),
+        tables: schema.nodes.iter().map(node_table).collect(),
+    }
 }
 
 /// Reads one record (a mapping) or an iterable of records into the schema's tensors. Python
@@ -87,18 +94,73 @@ struct Reader<'a> {
     seen: RefCell<Vec<SeenKeys>>,
 }
 
-/// How long a node's list of key objects grows: past it, keys are matched by content.
-const MAX_SEEN_KEYS: usize = 256;
+/// How many key objects a node remembers: past it, keys are matched by content (in constant
+/// time too, by the node's [`KeyTable`]). Shared key objects are rarely more than a schema's
+/// keys and a few unknown ones; more means fresh strings in every record.
+const MAX_SEEN_KEYS: usize = 512;
 
 /// Key objects already resolved at one node. Records of one batch usually share their key
 /// objects (json.loads and orjson reuse them, and so do dicts built in a loop), so a key is
-/// resolved by comparing its address, trying the one after the last match first. The entries
-/// hold a reference to their key, so that an address cannot be reused by another string while
-/// the call runs.
+/// resolved by its address: the one after the last match is tried first (records that list
+/// their keys in one order), then a table of addresses, in constant time whatever the order.
+/// The entries hold a reference to their key, so that an address cannot be reused by another
+/// string while the call runs.
 #[derive(Default)]
 struct SeenKeys {
     entries: Vec<(Py<PyAny>, Option<NodeId>)>,
+    /// Open addressing over the entries' addresses: an entry's index, or `u32::MAX` for none;
+    /// a power of two at most half full (empty until the first entry).
+    slots: Vec<u32>,
     hint: usize,
+}
+
+impl SeenKeys {
+    #[inline(always)]
+    fn slot_of(&self, address: *mut ffi::PyObject) -> usize {
+        // Objects are 16-byte aligned: the low bits say nothing.
+        let hash = ((address as usize as u64) >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (hash >> (64 - self.slots.len().trailing_zeros())) as usize
+    }
+
+    /// The entry of the key object at `address`, if it was met.
+    #[inline]
+    fn find(&self, address: *mut ffi::PyObject) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = self.slot_of(address);
+        loop {
+            let index = *self.slots.get(slot)?;
+            let (candidate, _) = self.entries.get(index as usize)?;
+            if candidate.as_ptr() == address {
+                return Some(index as usize);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    fn insert(&mut self, key: Py<PyAny>, child: Option<NodeId>) {
+        self.entries.push((key, child));
+        if 2 * self.entries.len() > self.slots.len() {
+            let size = (4 * self.entries.len()).next_power_of_two().max(16);
+            self.slots = vec![u32::MAX; size];
+            for index in 0..self.entries.len() {
+                self.place(index);
+            }
+        } else {
+            self.place(self.entries.len() - 1);
+        }
+    }
+
+    fn place(&mut self, index: usize) {
+        let mask = self.slots.len() - 1;
+        let mut slot = self.slot_of(self.entries[index].0.as_ptr());
+        while self.slots[slot] != u32::MAX {
+            slot = (slot + 1) & mask;
+        }
+        self.slots[slot] = index as u32;
+    }
 }
 
 /// A Python scalar as the JSON reader would see it, or the description of something else.
@@ -126,7 +188,7 @@ impl Reader<'_> {
         if let Ok(dict) = value.cast::<PyDict>() {
             // A dict subclass may override lookups (__missing__ is not called by get_item, but
             // keep to plain lookups anyway).
-            for (key, child) in &self.keys[node] {
+            for (key, child) in &self.keys.strings[node] {
                 if let Some(child_value) = dict.get_item(key.bind(py))? {
                     self.container(batch, *child, &child_value)?;
                 }
@@ -150,7 +212,7 @@ impl Reader<'_> {
             return Ok(());
         }
         if let Ok(mapping) = value.cast::<PyMapping>() {
-            for (key, child) in &self.keys[node] {
+            for (key, child) in &self.keys.strings[node] {
                 match mapping.get_item(key.bind(py)) {
                     Ok(child_value) => self.container(batch, *child, &child_value)?,
                     Err(error) if error.is_instance_of::<PyKeyError>(py) => {}
@@ -206,29 +268,32 @@ impl Reader<'_> {
         let mut seen = self.seen.borrow_mut();
         let seen = &mut seen[node];
         let address = key.as_ptr();
-        if let Some((candidate, child)) = seen.entries.get(seen.hint) {
-            if candidate.as_ptr() == address {
-                let child = *child;
-                seen.hint += 1;
-                return child;
+        // A full table means key objects are not shared between records (dicts built with
+        // fresh strings): then the contents are looked up at once, in constant time too.
+        let full = seen.entries.len() >= MAX_SEEN_KEYS;
+        if !full {
+            if let Some((candidate, child)) = seen.entries.get(seen.hint) {
+                if candidate.as_ptr() == address {
+                    let child = *child;
+                    seen.hint += 1;
+                    return child;
+                }
             }
-        }
-        if let Some(index) = seen
-            .entries
-            .iter()
-            .position(|(candidate, _)| candidate.as_ptr() == address)
-        {
-            seen.hint = index + 1;
-            return seen.entries[index].1;
+            if let Some(index) = seen.find(address) {
+                seen.hint = index + 1;
+                return seen.entries[index].1;
+            }
         }
         // First time this key object is met: match it by content. Only strings name keys (a
         // str subclass too, by its contents).
+        let node_keys = &self.schema.nodes[node].keys;
         let child = key.cast::<PyString>().ok().and_then(|text| {
             let text = text.to_str().ok()?;
-            self.schema.nodes[node].child_by_key(text)
+            let index = self.keys.tables[node].find(text.as_bytes())?;
+            node_keys.get(index).map(|(_, child)| *child)
         });
-        if seen.entries.len() < MAX_SEEN_KEYS {
-            seen.entries.push((key.to_owned().unbind(), child));
+        if !full {
+            seen.insert(key.to_owned().unbind(), child);
             seen.hint = seen.entries.len();
         }
         child

@@ -402,11 +402,19 @@ impl Node {
 pub const ROOT: NodeId = 0;
 
 /// A validated schema: its fields, its tensors, and the trie that reads them.
+/// [`Schema::max_depth`] unless set: as serde_json (and so JSON from most Rust services) allows.
+pub const DEFAULT_MAX_DEPTH: usize = 127;
+
 #[derive(Clone, Debug)]
 pub struct Schema {
     pub fields: Vec<Field>,
     pub tensors: Vec<Tensor>,
     pub nodes: Vec<Node>,
+    /// Deepest nesting of objects and lists accepted in JSON (a top-level list is 1 deep) in
+    /// values the fields read, and in values skipped (unbounded unless set: skipping never
+    /// recurses); deeper is a syntax error.
+    pub max_depth: usize,
+    pub max_skipped_depth: usize,
 }
 
 impl Schema {
@@ -424,6 +432,8 @@ impl Schema {
             fields: Vec::new(),
             tensors: Vec::new(),
             nodes: vec![Node::default()],
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_skipped_depth: usize::MAX,
         };
         let mut tensor_ids: HashMap<String, usize> = HashMap::new();
         let mut output_names: HashMap<String, String> = HashMap::new();

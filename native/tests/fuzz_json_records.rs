@@ -16,6 +16,8 @@ use rand::{Rng, SeedableRng};
 #[path = "../fuzz/check.rs"]
 mod check;
 mod common;
+#[path = "../fuzz/shapes.rs"]
+mod shapes;
 
 const SEEDS: &[&str] = &[
     r#"[{"a": 1, "b": {"c": 2.5}, "l": [1, 2]}, {"a": -0.0, "b": null}]"#,
@@ -136,4 +138,25 @@ fn random_and_mutated_json_never_panics() {
         }
     }
     println!("fuzz: {runs} inputs in {seconds} s (seed {seed})");
+}
+
+/// Issue 22's record shapes (shuffled keys, many fields, pretty-printed, unused values, deep
+/// paths, vocabularies, ragged lists, NDJSON, one object): the tensors equal the fields that
+/// serde_json's DOM of the same bytes holds. Half the fuzz budget, beside the test above.
+#[test]
+fn record_shapes_match_the_dom() {
+    let (seconds, seed) = common::fuzz_settings();
+    let mut rng = shapes::Rng::new(seed ^ 0x5EED);
+    let deadline = Instant::now() + Duration::from_millis(seconds * 500);
+    let mut runs = 0u64;
+    while runs < 20 || Instant::now() < deadline {
+        for _ in 0..16 {
+            shapes::check_shape(&mut rng);
+            runs += 1;
+        }
+    }
+    println!(
+        "fuzz: {runs} record shapes in {} s (seed {seed})",
+        seconds as f64 / 2.0
+    );
 }

@@ -29,6 +29,7 @@ __all__ = [
     "encode_json_response",
     "encode_response",
     "encode_spans",
+    "nesting_beyond",
     "plan_concat",
     "split_ranges",
 ]
@@ -125,8 +126,11 @@ class Schema:
         delimiter: str = ".",
         dtype: str = "float32",
         name: str = "input",
+        max_depth: int | None = None,
     ) -> Schema:
-        """Validates the fields (paths, or mappings with the keys of ``inferd.schema.Field``)."""
+        """Validates the fields (paths, or mappings with the keys of ``inferd.schema.Field``).
+        JSON nested deeper than ``max_depth`` (a top-level list is 1 deep) is malformed; without
+        it, values the fields read may nest 127 deep and skipped ones any depth."""
 
     @property
     def tensor_names(self) -> list[str]:
@@ -150,3 +154,8 @@ def plan_concat(requests: Sequence[Sequence[tuple[str, str, Sequence[int]]]]) ->
 
 def split_ranges(offsets: Sequence[int], rows: int, tensor: str) -> list[tuple[int, int]]:
     """Checks offsets against a batch of ``rows`` rows; returns each part's (start, stop)."""
+
+def nesting_beyond(data: bytes, limit: int) -> int | None:
+    """The offset of the first bracket in JSON ``data`` (a document, or NDJSON) that opens a
+    container nested deeper than ``limit`` (a top-level list is 1 deep), or None. Iterative:
+    any depth is safe; only quotes, backslashes and brackets are read (not the syntax)."""

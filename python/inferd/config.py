@@ -16,112 +16,17 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from .config_server import EVENT_LOOPS, AuthConfig, AuthToken, EventLoop, MetricsConfig, TLSConfig, TracingConfig, _Strict, ascending
 from .errors import ConfigError
 from .versions import VersionPolicy, check_versions, expand
 
 __all__ = [
     "AuthToken", "AuthConfig", "BatchingConfig", "InputConfig", "LimitsConfig", "ModelConfig", "NodeConfig",
     "PassthroughInput", "RecordsInput", "TLSConfig", "ServerConfig", "ServiceConfig", "TensorInput",
-    "VersionPolicy", "load_config",
+    "VersionPolicy", "EVENT_LOOPS", "TracingConfig", "MetricsConfig", "load_config",
 ]  # fmt: skip
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AuthToken(_Strict):
-    """One bearer token that clients present as ``authorization: Bearer <token>``."""
-
-    name: str
-    #: The environment variable that holds the token (preferred: keeps secrets out of files).
-    token_env: str | None = None
-    #: The token itself, for tests and local use.
-    token: str | None = Field(default=None, repr=False)
-    #: The models this token may use; ``["*"]`` means all.
-    models: list[str] = ["*"]
-
-    @model_validator(mode="after")
-    def _one_source(self) -> AuthToken:
-        if (self.token_env is None) == (self.token is None):
-            raise ValueError(f"auth token {self.name!r}: set exactly one of token_env, token")
-        return self
-
-    def secret(self) -> str:
-        """The token's value (read from the environment when ``token_env`` is set)."""
-        if self.token is not None:
-            return self.token
-        assert self.token_env is not None
-        value = os.environ.get(self.token_env)
-        if not value:
-            raise ConfigError(
-                f"auth token {self.name!r}: environment variable {self.token_env} is not set"
-            )
-        return value
-
-
-class AuthConfig(_Strict):
-    """Bearer-token authentication for the Inference service (health and reflection stay open)."""
-
-    tokens: list[AuthToken] = []
-
-
-class TLSConfig(_Strict):
-    """``[server.tls]``: serve over TLS (paths relative to the configuration file, PEM)."""
-
-    #: The server's certificate chain.
-    cert: str
-    #: The certificate's private key.
-    key: str
-    #: Mutual TLS: accept only clients whose certificate this CA signed.
-    client_ca: str | None = None
-
-
-#: ``[server] loop``: the event loop to serve on.
-EventLoop = Literal["auto", "uvloop", "asyncio"]
-EVENT_LOOPS: tuple[str, ...] = get_args(EventLoop)
-
-
-#: Request and stage durations' histogram buckets, in seconds: 100 µs to 60 s.
-DEFAULT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-
-def _ascending(buckets: list[float]) -> list[float]:
-    if not buckets or any(b <= a for a, b in zip(buckets, buckets[1:])) or buckets[0] <= 0:
-        raise ValueError("buckets must be positive and strictly ascending")
-    return buckets
-
-
-class MetricsConfig(_Strict):
-    """The ``[server.metrics]`` table: Prometheus metrics on an HTTP endpoint of their own."""
-
-    enabled: bool = True
-    #: host:port of the ``/metrics`` endpoint; port 0 picks a free one. With ``--workers N``,
-    #: worker i listens on port + i (each worker reports its own series).
-    address: str = "127.0.0.1:8002"
-    #: Duration histograms' buckets in seconds (a model's ``metrics_buckets`` overrides them).
-    buckets: list[float] = list(DEFAULT_BUCKETS)
-    #: "triton": also Triton's own names (nv_inference_*) for what inferd measures alike, so
-    #: dashboards made for Triton work as they are.
-    compat: Literal["none", "triton"] = "none"
-
-    _buckets = field_validator("buckets")(_ascending)
-
-
-class TracingConfig(_Strict):
-    """The ``[server.tracing]`` table: OpenTelemetry traces (the ``otel`` extra)."""
-
-    #: Off unless set here, by INFERD_TRACING, or by the standard OTEL_TRACES_EXPORTER=otlp.
-    enabled: bool = False
-    #: How spans leave: OTLP over gRPC or HTTP (None: as OTEL_EXPORTER_OTLP_PROTOCOL says, gRPC
-    #: by default).
-    exporter: Literal["otlp-grpc", "otlp-http"] | None = None
-    #: Where to (None: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else
-    #: the exporter's default, localhost:4317 or :4318). ``http://`` for gRPC: no TLS.
-    endpoint: str | None = None
-    service_name: str = "inferd"
 
 
 class ServerConfig(_Strict):
@@ -129,8 +34,12 @@ class ServerConfig(_Strict):
 
     #: host:port to listen on; port 0 picks a free one.
     address: str = "127.0.0.1:50051"
-    #: The largest request or response message, in bytes.
+    #: The largest request or response message, in bytes (a model's ``limits`` may differ).
     max_message_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    #: JSON payloads nested deeper (a top-level list is 1 deep) or larger are refused
+    #: (INVALID_ARGUMENT) before they are decoded; a model's ``limits`` may differ.
+    max_json_depth: int = Field(default=64, gt=0, le=1024)
+    max_json_bytes: int | None = Field(default=None, gt=0)
     #: On SIGTERM/SIGINT, how long in-flight requests may take to finish.
     grace_s: float = Field(default=10.0, ge=0)
     #: After health turns NOT_SERVING and before the server stops accepting calls, so that load
@@ -204,6 +113,11 @@ class LimitsConfig(_Strict):
     max_concurrency: int = Field(default=4, gt=0)
     #: A server-side deadline for each request, in ms; the client's deadline wins when shorter.
     timeout_ms: float | None = Field(default=None, gt=0)
+    #: This model's largest request message (RESOURCE_EXHAUSTED beyond), and JSON payloads'
+    #: depth and size limits (INVALID_ARGUMENT beyond); unset: ``[server]``'s.
+    max_message_bytes: int | None = Field(default=None, gt=0)
+    max_json_depth: int | None = Field(default=None, gt=0, le=1024)
+    max_json_bytes: int | None = Field(default=None, gt=0)
 
 
 class BatchingConfig(_Strict):
@@ -339,7 +253,7 @@ class ModelConfig(_Strict):
     @field_validator("metrics_buckets")
     @classmethod
     def _model_buckets(cls, buckets: list[float] | None) -> list[float] | None:
-        return None if buckets is None else _ascending(buckets)
+        return None if buckets is None else ascending(buckets)
 
 
 class ServiceConfig(_Strict):
@@ -356,9 +270,7 @@ class ServiceConfig(_Strict):
     def _names(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
         for name in models:
             if not MODEL_NAME.match(name):
-                raise ValueError(
-                    f"model name {name!r}: use letters, digits, '.', '_' or '-' (at most 128)"
-                )
+                raise ValueError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (at most 128)")
         return models
 
     @model_validator(mode="after")

@@ -21,6 +21,7 @@ __all__ = [
     "ModelNotReady",
     "ModelFailed",
     "ResourceExhausted",
+    "MessageTooLarge",
     "DeadlineExceeded",
     "Cancelled",
     "Unauthenticated",
@@ -124,6 +125,14 @@ class ResourceExhausted(InferdError):
         self.retry_after_ms = retry_after_ms
 
 
+class MessageTooLarge(InferdError):
+    """A request message is larger than its model's ``limits.max_message_bytes`` (or the
+    server's). RESOURCE_EXHAUSTED, as gRPC itself answers a message over the server's limit;
+    not a :class:`ResourceExhausted`, and without a retry hint: the same request never fits."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
 class DeadlineExceeded(InferdError, TimeoutError):
     """The request's deadline passed before it was answered."""
 
@@ -197,10 +206,10 @@ _BY_NAME: dict[str, type[InferdError]] = {
     cls.__name__: cls
     for cls in (
         InvalidInput, RecordError, TensorError, ModelNotFound, ModelNotReady, ModelFailed, ResourceExhausted,
-        DeadlineExceeded, Cancelled, Unauthenticated, PermissionDenied, Unavailable, Unimplemented, InternalError,
+        MessageTooLarge, DeadlineExceeded, Cancelled, Unauthenticated, PermissionDenied, Unavailable, Unimplemented, InternalError,
     )
 }  # fmt: skip
-_INTEGER_DETAILS = ("record", "offset", "retry_after_ms")
+_INTEGER_DETAILS = ("record", "offset", "retry_after_ms", "max_message_bytes", "max_json_depth", "max_json_bytes", "bytes")
 
 
 def error_from_status(code: str, message: str, name: str = "", details: Mapping[str, str] | None = None) -> InferdError:

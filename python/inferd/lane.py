@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import time
 
@@ -37,14 +38,13 @@ class Lane:
         self.retired: list[tuple[Stages, Batcher]] = []
         #: Set when the last request in flight ends, while an unload waits for it.
         self.idle: asyncio.Event | None = None
-        #: Refused requests whose retry hint is still running out (each request that ends
-        #: takes one off): the queue of clients waiting outside.
-        self.backlog = 0
+        #: When the refused requests were told to come back, those still to come: the queue of
+        #: clients waiting outside (bounded).
+        self.backlog: collections.deque[float] = collections.deque(maxlen=10_000)
 
     def __enter__(self) -> None:
         limit = self.entry.config.limits.max_inflight
         if self.inflight >= limit:
-            self.backlog += 1
             raise ResourceExhausted(
                 f"model {self.entry.name!r} has {self.inflight} requests in flight (limit {limit}); retry later",
                 retry_after_ms=self.retry_after_ms(), model=self.entry.name,
@@ -54,14 +54,21 @@ class Lane:
     def retry_after_ms(self) -> int:
         """When a refused request's turn will come: the requests in flight end at about
         ``inflight / recent time a request`` a second (Little's law), and the clients refused
-        before it go first; with ±20% jitter, so that they do not all come back at once."""
-        recent = self.entry.stats.recent_ms("total") or 100.0
-        wait = recent * self.backlog / max(1, self.inflight)
-        return max(1, int(wait * random.uniform(0.8, 1.2)))
+        before it, whose time has not come yet, go first; with ±20% jitter, so that they do not
+        all come back at once. Before any request has ended: 100 ms a client ahead."""
+        now = time.monotonic()
+        backlog = self.backlog
+        while backlog and backlog[0] <= now:
+            backlog.popleft()
+        recent = self.entry.stats.recent_ms("total")
+        if recent is None:
+            hint = 100 * (len(backlog) + 1)
+        else:
+            hint = max(1, int(recent * (len(backlog) + 1) / max(1, self.inflight) * random.uniform(0.8, 1.2)))
+        backlog.append(now + hint / 1000)
+        return hint
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.backlog:
-            self.backlog -= 1
         self.inflight -= 1
         if self.idle is not None and not self.inflight:
             self.idle.set()

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .adapters import Adapter, Payload, make_adapter
+from .adapters import Adapter, JsonLimits, Payload, make_adapter
 from .config import ModelConfig, PassthroughInput, ServiceConfig
 from .errors import ConfigError, ModelFailed, ModelNotFound, ModelNotReady
 from .isolation import isolated_stages
@@ -143,7 +143,7 @@ class Repository:
         self.versions = config.versions
         for name, model in config.models.items():
             try:
-                adapter = make_adapter(model.input)
+                adapter = make_adapter(model.input, json_limits(config, name))
             except ConfigError as error:
                 raise ConfigError(f"model {name!r}: {error}") from None
             threads = Threads(name, model.limits.max_concurrency, model.batching.max_running if model.batching else 0)
@@ -349,3 +349,11 @@ def _unloaded(entry: ModelEntry) -> ModelNotReady:
 
 def _as_it_came(payload: Payload) -> Payload:
     return payload
+
+
+def json_limits(config: ServiceConfig, name: str) -> JsonLimits:
+    """Model ``name``'s JSON limits: its ``limits`` table's, else ``[server]``'s."""
+    limits, server = config.models[name].limits, config.server
+    depth = limits.max_json_depth if limits.max_json_depth is not None else server.max_json_depth
+    size = limits.max_json_bytes if limits.max_json_bytes is not None else server.max_json_bytes
+    return JsonLimits(depth=depth, size=size, model=name)

@@ -145,6 +145,7 @@ class Schema:
         delimiter: str = ".",
         dtype: str = "float32",
         name: str = "input",
+        max_depth: int | None = None,
     ) -> None:
         if isinstance(fields, str | bytes):
             raise ConfigError("fields must be a list of paths, Fields or mappings, not a string")
@@ -157,6 +158,7 @@ class Schema:
             delimiter=delimiter,
             dtype=dtype,
             name=name,
+            max_depth=max_depth,
         )
 
     @classmethod

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from . import _native
-from .config import TracingConfig
+from .config_server import TracingConfig
 from .errors import ConfigError
 
 __all__ = ["Span", "Tracing", "current_call", "tracing_enabled"]

@@ -6,6 +6,7 @@ use crate::schema::{
     convert_number, render_scalar, Cell, Dtype, FieldKind, Mismatch, NodeId, Scalar, Schema, ROOT,
 };
 
+use super::keys::KeyTable;
 use super::scanner::{key_word, Lead};
 use super::RecordError;
 
@@ -79,24 +80,26 @@ impl Buffer {
         }
     }
 
-    /// [`convert_number`] and [`Self::set`] in one step for the commonest column, float32:
-    /// false where that does not apply (another dtype, not a number, or a number float32 cannot
-    /// hold), for the general path to decide.
+    /// [`convert_number`] and [`Self::set`] in one step for the commonest columns (float32,
+    /// float64, int64): false where that does not apply (another dtype, not a number, or a
+    /// number the column cannot hold), for the general path to decide.
     #[inline(always)]
-    fn set_float32(&mut self, index: usize, scalar: Scalar<'_>) -> bool {
-        let Self::Float32(values) = self else {
-            return false;
-        };
-        let narrow = match scalar {
-            Scalar::Float(value) => value as f32,
+    fn set_plain(&mut self, index: usize, scalar: Scalar<'_>) -> bool {
+        match (self, scalar) {
+            (Self::Float32(values), Scalar::Float(value)) => {
+                let narrow = value as f32;
+                if !narrow.is_finite() {
+                    return false;
+                }
+                values[index] = narrow;
+            }
             // Through float64, as convert_number (and numpy from Python ints) rounds.
-            Scalar::Int(value) => value as f64 as f32,
+            (Self::Float32(values), Scalar::Int(value)) => values[index] = value as f64 as f32,
+            (Self::Float64(values), Scalar::Float(value)) => values[index] = value,
+            (Self::Float64(values), Scalar::Int(value)) => values[index] = value as f64,
+            (Self::Int64(values), Scalar::Int(value)) => values[index] = value,
             _ => return false,
-        };
-        if !narrow.is_finite() {
-            return false;
         }
-        values[index] = narrow;
         true
     }
 
@@ -222,12 +225,20 @@ pub struct Batch<'s> {
     pub(super) key_hints: Vec<usize>,
     /// Per trie node, its keys' [`key_word`]s, in the order of its keys.
     pub(super) key_words: Vec<Vec<Option<(u64, u64)>>>,
+    /// Per trie node, its keys in a [`KeyTable`]: any key out of the expected order is found
+    /// in constant time.
+    pub(super) key_tables: Vec<KeyTable>,
     /// Per trie node, per place in an object (0: its start; `i + 1`: after the member of key
     /// `i`): the [`Lead`] the input last had there, to be matched in one step next time.
     pub(super) leads: Vec<Vec<Option<Lead>>>,
     /// Per trie node: its one field, when that is the only field there and a plain number
     /// (no vocabulary): the common case, written without the general dispatch.
     plain: Vec<Option<usize>>,
+}
+
+/// A trie node's keys in a [`KeyTable`], in the node's key order.
+pub fn node_table(node: &crate::schema::Node) -> KeyTable {
+    KeyTable::new(node.keys.iter().map(|(key, _)| &**key))
 }
 
 impl<'s> Batch<'s> {
@@ -256,10 +267,15 @@ impl<'s> Batch<'s> {
                 .iter()
                 .map(|node| node.keys.iter().map(|(key, _)| key_word(key)).collect())
                 .collect(),
+            key_tables: schema.nodes.iter().map(node_table).collect(),
             leads: schema
                 .nodes
                 .iter()
-                .map(|node| vec![None; node.keys.len() + 1])
+                // None for a node without keys: no object is read there.
+                .map(|node| match node.keys.len() {
+                    0 => Vec::new(),
+                    keys => vec![None; keys + 1],
+                })
                 .collect(),
             plain: schema
                 .nodes
@@ -328,7 +344,7 @@ impl<'s> Batch<'s> {
             let field = &self.schema.fields[field_id];
             if field.kind == FieldKind::Scalar && scalar != Scalar::Null {
                 let index = self.row_starts[field.tensor] + field.column;
-                if self.buffers[field.tensor].set_float32(index, scalar) {
+                if self.buffers[field.tensor].set_plain(index, scalar) {
                     self.states[field_id] = FieldState::Set;
                 } else if let Some(cell) = convert_number(field.dtype, scalar) {
                     self.buffers[field.tensor].set(index, cell);
@@ -424,7 +440,7 @@ impl<'s> Batch<'s> {
                     && self.states[field_id] != FieldState::Invalid
                 {
                     let at = self.row_starts[field.tensor] + field.column + index;
-                    if self.buffers[field.tensor].set_float32(at, scalar) {
+                    if self.buffers[field.tensor].set_plain(at, scalar) {
                         return;
                     }
                     if let Some(cell) = convert_number(field.dtype, scalar) {

@@ -63,7 +63,8 @@ pub fn split_records(data: &[u8]) -> Result<Vec<Range<usize>>, SyntaxError> {
 /// Reads one record (its value starting at `range.start`, nested `depth` deep) into the batch;
 /// nothing but whitespace may follow it up to `range.end`.
 fn parse_one(batch: &mut Batch<'_>, data: &[u8], range: &Range<usize>, depth: usize) -> Scan<()> {
-    let mut scanner = Scanner::new(data.get(..range.end).unwrap_or(data), range.start, depth);
+    let mut scanner = Scanner::new(data.get(..range.end).unwrap_or(data), range.start, depth)
+        .limited(batch.schema);
     scanner.value(batch, ROOT)?;
     scanner.end()
 }
@@ -121,6 +122,11 @@ pub fn parse_json(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseErro
     parse_json_threaded(schema, data)
 }
 
+/// [`parse_json`] on this one thread, whatever the input's size (for benchmarks).
+pub fn parse_json_one_thread(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseError> {
+    utf8_first(data, parse_document(schema, data))
+}
+
 /// One pass over the whole document on this thread: an array needs no boundary scan.
 /// The input is checked as UTF-8 as it is read: see [`utf8_first`].
 pub(super) fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseError> {
@@ -140,7 +146,7 @@ pub(super) fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>
         .unwrap_or(0);
     let mut batch = Batch::new(schema, estimate);
     let mut first_error = None;
-    let mut scanner = Scanner::new(data, start, 0);
+    let mut scanner = Scanner::new(data, start, 0).limited(schema);
     scanner.enter()?;
     if !scanner.empty(b']') {
         loop {

@@ -15,12 +15,15 @@
 mod columns;
 mod document;
 mod errors;
+mod keys;
 mod numbers;
 mod scanner;
 mod skipping;
 mod split;
 
-pub use columns::{Batch, Buffer, Column};
-pub use document::{count_scalars, parse_json, split_records};
+pub use columns::{node_table, Batch, Buffer, Column};
+pub use document::{count_scalars, parse_json, parse_json_one_thread, split_records};
 pub use errors::{ParseError, RecordError, SyntaxError};
+pub use keys::KeyTable;
+pub use skipping::nesting_beyond;
 pub use split::{parse_json_pieces, parse_json_threaded, PARALLEL_MIN_BYTES, PARALLEL_MIN_THREADS};

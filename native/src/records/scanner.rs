@@ -5,14 +5,13 @@ use std::ops::Range;
 use crate::schema::{NodeId, Scalar, ROOT};
 
 use super::columns::Batch;
+use super::keys::{short_key_len, KeyTable};
 use super::SyntaxError;
 
 /// The place in an object after unknown members that no known one preceded: it has no lead.
 const NO_SLOT: usize = usize::MAX;
 
-/// Deepest nesting of objects and lists accepted, as serde_json (and so JSON from most Rust
-/// services) allows: a record nested deeper is malformed rather than a stack overflow.
-const MAX_DEPTH: usize = 127;
+use crate::schema::DEFAULT_MAX_DEPTH;
 
 /// Where a decoded string lives: in the input (no escapes) or in the scanner's scratch buffer.
 pub(super) enum Text {
@@ -91,6 +90,11 @@ pub(super) struct Lead {
     /// The key's trie node, and whether fields end there.
     child: NodeId,
     leaf: bool,
+    /// Misses in a row since this place's lead last matched. Keys in a new order every record
+    /// would learn a new lead at every member, to no use: a lead is learnt again only when the
+    /// misses reach 1, 2, 4, 8... (and every 512th), and a match halves them: a batch whose
+    /// order changes once relearns at once, one in a new order every record seldom does.
+    misses: u16,
 }
 
 impl Lead {
@@ -122,6 +126,7 @@ impl Lead {
             key,
             child,
             leaf,
+            misses: 0,
         })
     }
 
@@ -153,6 +158,10 @@ pub(super) struct Scanner<'a> {
     pub(super) data: &'a [u8],
     pub(super) position: usize,
     pub(super) depth: usize,
+    /// Deepest nesting accepted (the schema's `max_depth`): deeper is malformed rather than
+    /// a stack overflow, in values read ([`Self::enter`]) and skipped alike.
+    pub(super) max_depth: usize,
+    pub(super) max_skipped_depth: usize,
     pub(super) scratch: String,
     /// The closing brackets of the containers being skipped.
     pub(super) stack: Vec<u8>,
@@ -168,6 +177,8 @@ impl<'a> Scanner<'a> {
             data,
             position,
             depth,
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_skipped_depth: usize::MAX,
             scratch: String::new(),
             stack: Vec::new(),
         }
@@ -176,6 +187,18 @@ impl<'a> Scanner<'a> {
     #[cold]
     pub(super) fn error(&self, offset: usize, message: &str) -> Box<SyntaxError> {
         Box::new(syntax(offset.min(self.data.len()), message))
+    }
+
+    #[cold]
+    pub(super) fn too_deep(&self, offset: usize, limit: usize) -> Box<SyntaxError> {
+        self.error(offset, &format!("nested deeper than {limit} levels"))
+    }
+
+    /// The schema's depth limits.
+    pub(super) fn limited(mut self, schema: &crate::schema::Schema) -> Self {
+        self.max_depth = schema.max_depth;
+        self.max_skipped_depth = schema.max_skipped_depth;
+        self
     }
 
     #[cold]
@@ -201,8 +224,8 @@ impl<'a> Scanner<'a> {
     #[inline]
     pub(super) fn enter(&mut self) -> Scan<()> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error(self.position, "recursion limit exceeded"));
+        if self.depth > self.max_depth {
+            return Err(self.too_deep(self.position, self.max_depth));
         }
         self.position += 1;
         Ok(())
@@ -446,12 +469,14 @@ impl<'a> Scanner<'a> {
     /// Reads an object key (the position on its quote) and finds its child among `keys`, trying
     /// the key after the last one found first: records of a batch usually share a key order.
     /// `words` are the keys' [`key_word`]s. After the last key, the first is expected next:
-    /// the next record's (or nested object's) first key.
+    /// the next record's (or nested object's) first key. Any other key is found in `table`, in
+    /// constant time whatever the order of the keys.
     #[inline(always)]
     fn key(
         &mut self,
         keys: &[(Box<str>, NodeId)],
         words: &[Option<(u64, u64)>],
+        table: &KeyTable,
         hint: &mut usize,
     ) -> Scan<Option<usize>> {
         let start = self.position + 1;
@@ -461,14 +486,14 @@ impl<'a> Scanner<'a> {
         // The expected key, compared in place: a key that JSON writes as it is (no quote,
         // backslash or control character) matches exactly when its bytes and a closing quote
         // follow the opening one. A short key is compared in one step.
+        let word = self
+            .data
+            .get(start..start + 8)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(u64::from_le_bytes);
         if let Some((candidate, _)) = keys.get(*hint) {
             let candidate = candidate.as_bytes();
             let end = start + candidate.len();
-            let word = self
-                .data
-                .get(start..start + 8)
-                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-                .map(u64::from_le_bytes);
             let matched = match (words.get(*hint).copied().flatten(), word) {
                 (Some((expected, mask)), Some(word)) => word & mask == expected,
                 _ => {
@@ -487,6 +512,16 @@ impl<'a> Scanner<'a> {
                 return Ok(Some(index));
             }
         }
+        // Not the expected key. A short one (the commonest) is measured and looked up from the
+        // word already loaded: no byte loop.
+        if let Some(len) = word.and_then(short_key_len) {
+            let found = word.and_then(|word| table.find_short(word, len));
+            self.position = start + len + 1;
+            if let Some(position) = found {
+                *hint = position + 1;
+            }
+            return Ok(found);
+        }
         let (end, escaped) = self.plain_string()?;
         let raw: &[u8] = if escaped {
             self.scratch.clear();
@@ -504,9 +539,7 @@ impl<'a> Scanner<'a> {
                 return Ok(Some(index));
             }
         }
-        let found = keys
-            .iter()
-            .position(|(candidate, _)| same_key(candidate.as_bytes(), raw));
+        let found = table.find(raw);
         if let Some(position) = found {
             *hint = position + 1;
         }
@@ -580,9 +613,14 @@ impl<'a> Scanner<'a> {
                 .get(slot)
                 .and_then(Option::as_ref)
                 .filter(|lead| lead.matches(self.data, start))
-                .map(|lead| (lead.len, lead.key, lead.child, lead.leaf));
+                .map(|lead| (lead.len, lead.key, lead.child, lead.leaf, lead.misses));
             let found = match matched {
-                Some((len, key, child, leaf)) => {
+                Some((len, key, child, leaf, misses)) => {
+                    if misses != 0 {
+                        if let Some(Some(lead)) = batch.leads[node].get_mut(slot) {
+                            lead.misses = misses / 2;
+                        }
+                    }
                     self.position = start + len;
                     Some((key, child, leaf))
                 }
@@ -603,6 +641,7 @@ impl<'a> Scanner<'a> {
                     let found = self.key(
                         &target.keys,
                         &batch.key_words[node],
+                        &batch.key_tables[node],
                         &mut batch.key_hints[node],
                     )?;
                     self.colon()?;
@@ -612,8 +651,30 @@ impl<'a> Scanner<'a> {
                     });
                     if let Some((index, child, leaf)) = found {
                         if slot != NO_SLOT && self.peek().is_some() {
-                            batch.leads[node][slot] =
-                                Lead::new(&self.data[start..self.position], index, child, leaf);
+                            let place = &mut batch.leads[node][slot];
+                            match place {
+                                Some(lead) => {
+                                    let misses = lead.misses.saturating_add(1);
+                                    lead.misses = misses;
+                                    if misses.is_power_of_two() || misses % 512 == 0 {
+                                        *place = Lead::new(
+                                            &self.data[start..self.position],
+                                            index,
+                                            child,
+                                            leaf,
+                                        )
+                                        .map(|lead| Lead { misses, ..lead });
+                                    }
+                                }
+                                None => {
+                                    *place = Lead::new(
+                                        &self.data[start..self.position],
+                                        index,
+                                        child,
+                                        leaf,
+                                    );
+                                }
+                            }
                         }
                     }
                     found

@@ -11,7 +11,13 @@ impl Scanner<'_> {
         let base = self.stack.len();
         loop {
             // At a value.
-            match self.peek() {
+            let byte = self.peek();
+            if matches!(byte, Some(b'{' | b'['))
+                && self.depth + self.stack.len() - base >= self.max_skipped_depth
+            {
+                return Err(self.too_deep(self.position, self.max_skipped_depth));
+            }
+            match byte {
                 Some(b'{') => {
                     self.position += 1;
                     if self.peek() == Some(b'}') {
@@ -213,4 +219,110 @@ fn string_end(data: &[u8], start: usize) -> Result<usize, SyntaxError> {
         start,
         "unexpected end of input: a string is not closed",
     ))
+}
+
+/// The offset of the first bracket in `data` (one JSON document, or several, as NDJSON) that
+/// opens a container nested deeper than `limit` (a top-level list is 1 deep), or None. A loop
+/// with a counter, 8 bytes at a time as [`container_end`]: it never recurses, and it reads
+/// only quotes, backslashes and brackets (the parser that follows checks the syntax).
+pub fn nesting_beyond(data: &[u8], limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    // A byte just after a backslash in a string is taken literally.
+    let mut skip_until = 0usize;
+    let mut visit = |position: usize| -> bool {
+        if position < skip_until {
+            return false;
+        }
+        let byte = data[position];
+        if in_string {
+            match byte {
+                b'"' => in_string = false,
+                b'\\' => skip_until = position + 2,
+                _ => {}
+            }
+            return false;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                return depth > limit;
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        false
+    };
+    let mut base = 0usize;
+    while let Some(chunk) = data.get(base..base + 8) {
+        let mut word = 0u64;
+        for (index, &byte) in chunk.iter().enumerate() {
+            word |= u64::from(byte) << (8 * index);
+        }
+        let mut candidates = zero_bytes(word ^ (ONES * u64::from(b'"')))
+            | zero_bytes(word ^ (ONES * u64::from(b'\\')))
+            | zero_bytes((word & (ONES * 0xD9)) ^ (ONES * 0x59));
+        while candidates != 0 {
+            let position = base + (candidates.trailing_zeros() / 8) as usize;
+            if visit(position) {
+                return Some(position);
+            }
+            candidates &= candidates - 1;
+        }
+        base += 8;
+    }
+    (base..data.len()).find(|&position| visit(position))
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::nesting_beyond;
+    use crate::records::{parse_json, ParseError};
+    use crate::schema::{FieldSpec, Schema, SchemaSpec};
+
+    #[test]
+    fn the_schema_limits_read_and_skipped_values_alike() {
+        let mut schema = Schema::compile(&SchemaSpec::new(vec![FieldSpec::new("a")])).unwrap();
+        let deep = [
+            &b"{\"a\": 1, \"b\": "[..],
+            &b"[".repeat(200),
+            &b"]".repeat(200),
+            b"}",
+        ]
+        .concat();
+        assert!(
+            parse_json(&schema, &deep).is_ok(),
+            "skipped values: any depth by default"
+        );
+        schema.max_skipped_depth = 64;
+        match parse_json(&schema, &deep) {
+            Err(ParseError::Syntax(error)) => {
+                assert_eq!(error.message, "nested deeper than 64 levels");
+                assert_eq!(error.offset, 14 + 63);
+            }
+            other => panic!("{:?}", other.is_ok()),
+        }
+    }
+
+    #[test]
+    fn counts_brackets_outside_strings_only() {
+        assert_eq!(nesting_beyond(b"[[1]]", 2), None);
+        assert_eq!(nesting_beyond(b"[[1]]", 1), Some(1));
+        assert_eq!(
+            nesting_beyond(br#"{"a": "[[[[\"[[[", "b": {}}"#, 1),
+            Some(24)
+        );
+        assert_eq!(nesting_beyond(b"{}\n{}\n{}", 1), None);
+        let deep = [b"[".repeat(100_000), b"]".repeat(100_000)].concat();
+        assert_eq!(nesting_beyond(&deep, 64), Some(64));
+        assert_eq!(nesting_beyond(&deep, 100_000), None);
+        // Unbalanced closers are the parser's to refuse; they never underflow here.
+        assert_eq!(nesting_beyond(b"]]]]{[", 1), Some(5));
+        // Every split of the input into 8-byte words finds the same bracket.
+        for pad in 0..9 {
+            let text = [b" ".repeat(pad), br#"["\\", [["x"]]]"#.to_vec()].concat();
+            assert_eq!(nesting_beyond(&text, 2), Some(pad + 8));
+        }
+    }
 }

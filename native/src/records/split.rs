@@ -116,7 +116,7 @@ fn parse_span<'s>(
 ) -> Span<'s> {
     let mut batch = Batch::new(schema, capacity);
     let mut first_error = None;
-    let mut scanner = Scanner::new(data, start, 1);
+    let mut scanner = Scanner::new(data, start, 1).limited(schema);
     let end = loop {
         batch.begin_record();
         if let Err(error) = scanner.value(&mut batch, ROOT) {

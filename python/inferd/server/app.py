@@ -26,6 +26,7 @@ from ..logs import configure_logging
 from ..engine import Engine, ModelState
 from ..oip import grpc_service_pb2_grpc as oip_grpc
 from .interceptors import SERVICE_NAME, Authenticator, add_inference_service, add_service
+from .limits import message_limits, receive_limit
 from .oip import SERVICE_NAME as OIP_SERVICE
 from .oip import OIP_CODECS, OipServicer
 from .metrics import MetricsEndpoint, start_metrics
@@ -124,9 +125,12 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     With ``start_models``, eager models are set up before this returns (health turns SERVING
     when they are ready); a model whose setup fails is marked failed and the server runs on.
     """
+    # A model's limits.max_message_bytes may be over the server's: gRPC takes the largest,
+    # and each request is checked against its model's as it is read (inferd.server.limits).
+    largest, sizes = receive_limit(config), (message_limits(config), config.server.max_message_bytes)
     options = [
-        ("grpc.max_receive_message_length", config.server.max_message_bytes),
-        ("grpc.max_send_message_length", config.server.max_message_bytes),
+        ("grpc.max_receive_message_length", largest),
+        ("grpc.max_send_message_length", largest),
         ("grpc.so_reuseport", 1),
     ]
     authenticator = Authenticator(config.server.auth) if config.server.auth else None
@@ -134,11 +138,12 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     engine = Engine(config, make_tracing(config))
     add_inference_service(
         grpc_server, InferenceServicer(engine), authenticator, WIRE_CODECS, engine.telemetry,
-        access_log=config.server.access_log, tracing=engine.tracing,
+        access_log=config.server.access_log, tracing=engine.tracing, message_limits=sizes,
     )  # fmt: skip
     add_service(
         grpc_server, OIP_SERVICE, OipServicer(engine), oip_grpc.add_GRPCInferenceServiceServicer_to_server,
         authenticator, OIP_CODECS, engine.telemetry, access_log=config.server.access_log, tracing=engine.tracing,
+        message_limits=sizes,
     )  # fmt: skip
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)

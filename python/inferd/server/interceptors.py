@@ -29,6 +29,7 @@ from ..telemetry import Telemetry
 from ..tracing import Tracing, current_call
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
+from .limits import TokenBucket, bucket_for, sized
 
 __all__ = ["Authenticator", "SERVICE_NAME", "add_inference_service", "add_service", "Refused", "tolerant"]
 
@@ -43,33 +44,49 @@ class Authenticator:
 
     :meth:`identify` runs on the metadata alone, before the request's body is read; it
     compares the presented token with every configured one, by their SHA-256 digests (so that
-    neither the time taken nor the tokens' lengths say which, if any, matched). :meth:`permit`
-    then checks the model the request names against what that token may use."""
+    neither the time taken nor the tokens' lengths say which, if any, matched), and takes one
+    from the token's bucket where it has a ``rate`` (:meth:`meter`). :meth:`permit` then
+    checks the model the request names against what that token may use."""
 
     def __init__(self, config: AuthConfig) -> None:
-        self._tokens = [(_digest(token.secret().encode()), token.name, frozenset(token.models)) for token in config.tokens]
+        self._tokens = [
+            (_digest(token.secret().encode()), token.name, frozenset(token.models), bucket_for(token))
+            for token in config.tokens
+        ]
 
-    def identify(self, metadata: Any) -> tuple[str, frozenset[str]]:
-        """The (name, models) of the token the call presents; Unauthenticated if none is valid."""
+    def identify(self, metadata: Any) -> Identity:
+        """The (name, models, bucket) of the token the call presents, its request counted;
+        Unauthenticated if none is valid, ResourceExhausted if it is over its rate."""
         header = next((value for key, value in metadata or () if key == "authorization"), None)
         # The scheme's name is case-insensitive (RFC 9110, 11.1): "bearer" is "Bearer".
         if not isinstance(header, str) or header[:7].lower() != "bearer ":
             raise Unauthenticated("missing credentials: send 'authorization: Bearer <token>'")
         presented = _digest(header[7:].strip().encode())
-        found: tuple[str, frozenset[str]] | None = None
-        for secret, name, models in self._tokens:
+        found: Identity | None = None
+        for secret, name, models, bucket in self._tokens:
             if hmac.compare_digest(presented, secret) and found is None:
-                found = (name, models)
+                found = (name, models, bucket)
         if found is None:
             raise Unauthenticated("invalid credentials")
+        self.meter(found)
         return found
 
     @staticmethod
-    def permit(identity: tuple[str, frozenset[str]], model: str | None) -> None:
-        name, models = identity
+    def meter(identity: Identity) -> None:
+        """Counts one request of the token (each request of a bidirectional stream counts)."""
+        if identity[2] is not None:
+            identity[2].take()
+
+    @staticmethod
+    def permit(identity: Identity, model: str | None) -> None:
+        name, models, _ = identity
         # A token for a versioned model covers its versions (``wine/2``: ``wine``'s).
         if model and "*" not in models and model not in models and model.rpartition("/")[0] not in models:
             raise PermissionDenied(f"token {name!r} may not use model {model!r}", model=model)
+
+
+#: Who a call is: its token's name, the models it may use, its rate's bucket (or None).
+Identity = tuple[str, frozenset[str], TokenBucket | None]
 
 
 def _digest(token: bytes) -> bytes:
@@ -172,11 +189,12 @@ def add_inference_service(
     *,
     access_log: bool = False,
     tracing: Tracing | None = None,
+    message_limits: tuple[Mapping[str, int], int] | None = None,
 ) -> None:
     """Registers the Inference service (inferd.v1) on ``server``: :func:`add_service`."""
     add_service(
         server, SERVICE_NAME, servicer, pb_grpc.add_InferenceServicer_to_server, authenticator, codecs, telemetry,
-        access_log=access_log, tracing=tracing,
+        access_log=access_log, tracing=tracing, message_limits=message_limits,
     )  # fmt: skip
 
 
@@ -191,11 +209,14 @@ def add_service(
     *,
     access_log: bool = False,
     tracing: Tracing | None = None,
+    message_limits: tuple[Mapping[str, int], int] | None = None,
 ) -> None:
     """Registers the service ``service`` (full name) on ``server``, every method wrapped by
     :func:`_wrap_handler` once, here, rather than by an interceptor on every call.
     ``add_to_server`` is the generated ``add_XServicer_to_server``; ``codecs`` replaces the
-    generated (request deserializer, response serializer) of the methods it names."""
+    generated (request deserializer, response serializer) of the methods it names.
+    ``message_limits``: (model -> its largest request, the server's), checked by
+    :func:`inferd.server.limits.sized` as each request is read."""
     generated = _Handlers()
     add_to_server(servicer, generated)
     if not generated.handlers:
@@ -205,6 +226,8 @@ def add_service(
         deserializer, serializer = (codecs or {}).get(name, (None, None))
         if deserializer is None and handler.request_deserializer is not None:
             deserializer = tolerant(handler.request_deserializer)
+        if deserializer is not None and message_limits and message_limits[0]:
+            deserializer = sized(deserializer, *message_limits, _model_of, _Unreadable)
         if serializer is not None:
             handler = handler._replace(response_serializer=serializer)  # type: ignore[attr-defined]
         read: Callable[[bytes], Any] | None = None
@@ -384,6 +407,7 @@ def _wrap_handler(
                             yield Refused(request.error)
                         elif identity is not None:
                             try:
+                                authenticator.meter(identity)  # type: ignore[union-attr]
                                 authenticator.permit(identity, _model_of(request))  # type: ignore[union-attr]
                             except InferdError as error:
                                 yield Refused(error, request)

@@ -17,7 +17,8 @@ from typing import Any
 
 import grpc
 
-from ..config import ServiceConfig, TracingConfig
+from ..config import ServiceConfig
+from ..config_server import TracingConfig
 from ..tracing import Tracing, tracing_enabled
 
 __all__ = ["otlp_sender", "make_tracing"]
