@@ -98,7 +98,7 @@ def builder_containers(image: str) -> set[str]:
     done = run([*BUILDAH, "containers", "--json"])
     if done.returncode:
         return set()
-    return {item["id"] for item in json.loads(done.stdout or "[]") if item.get("builder") and item.get("imagename") == image}
+    return {item["id"] for item in json.loads(done.stdout or "null") or [] if item.get("builder") and item.get("imagename") == image}
 
 
 def descendants(pid: int) -> list[int]:
