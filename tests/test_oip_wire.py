@@ -252,9 +252,6 @@ def test_typed_contents_are_left_to_the_python_reader(data: bytes) -> None:
     assert not _same_as_python(data).complete
 
 
-@pytest.mark.xfail(strict=False, reason="known, open: a mutated map entry of an input's parameters "
-                   "(hypothesis: key content_type then \\x12\\x02) reads as a key with no value natively and as "
-                   "nothing in Python; see the closing note of stop 32")
 @settings(max_examples=300, deadline=None)
 @given(raw_requests(), st.data())
 def test_mutated_bytes_never_raise_and_read_as_python_reads_them(data: bytes, extra: Any) -> None:

@@ -188,6 +188,10 @@ fn output(buf: &[u8], base: usize) -> Result<OutputRef<'_>, WireError> {
 }
 
 /// One entry of a `map<string, InferParameter>`: a missing key is "", a missing value unset.
+///
+/// An entry with any other field in it (an unknown number, or the key or value under another
+/// wire type) is not an entry of the map: protobuf's upb runtime keeps such an entry among the
+/// message's unknown fields, so the map does not have it, and neither does this reader.
 fn map_entry<'a>(
     parameters: &mut Parameters<'a>,
     buf: &'a [u8],
@@ -195,16 +199,19 @@ fn map_entry<'a>(
 ) -> Result<(), WireError> {
     let mut key = "";
     let mut value = Parameter::Unset;
+    let mut unknown = false;
     let mut fields = Fields::new(buf, base);
     while let Some((number, field, offset)) = fields.next_field()? {
         match (number, field) {
             (ENTRY_KEY, Value::Len(bytes)) => key = utf8(bytes, "parameter name", offset)?,
             // The value is a message: one that comes twice in an entry is merged.
             (ENTRY_VALUE, Value::Len(bytes)) => merge_parameter(&mut value, bytes, offset)?,
-            _ => {}
+            _ => unknown = true,
         }
     }
-    parameters.push((key, value));
+    if !unknown {
+        parameters.push((key, value));
+    }
     Ok(())
 }
 
@@ -561,6 +568,31 @@ mod tests {
         );
         let request = decode_infer_request(&buf[..0]).unwrap();
         assert_eq!(request, InferRequest::default());
+    }
+
+    #[test]
+    fn a_map_entry_with_any_other_field_is_not_in_the_map() {
+        let mut flag = Vec::new();
+        varint_field(&mut flag, PARAMETER_BOOL, 1);
+        let kept = entry("k", &flag);
+        let mut unknown_number = entry("a", &flag);
+        string(&mut unknown_number, 3, "x");
+        let mut key_as_varint = entry("b", &flag);
+        varint_field(&mut key_as_varint, ENTRY_KEY, 0);
+        let mut value_as_varint = Vec::new();
+        string(&mut value_as_varint, ENTRY_KEY, "c");
+        varint_field(&mut value_as_varint, ENTRY_VALUE, 2);
+        // Unknown fields inside the value are the value's own: the entry stays.
+        let mut odd_value = flag.clone();
+        varint_field(&mut odd_value, 42, 7);
+        let mut buf = Vec::new();
+        for bytes in [&kept, &unknown_number, &key_as_varint, &value_as_varint, &entry("v", &odd_value)] {
+            put_bytes(&mut buf, REQUEST_PARAMETERS, bytes);
+        }
+        let request = decode_infer_request(&buf).unwrap();
+        let keys: Vec<&str> = request.parameters.iter().map(|(key, _)| *key).collect();
+        assert_eq!(keys, ["k", "v"]);
+        assert_eq!(parameter(&request.parameters, "v"), Some(Parameter::Bool(true)));
     }
 
     #[test]
