@@ -192,3 +192,26 @@ def test_several_workers_share_the_calls(running: RunningServer) -> None:
     with ThreadPoolExecutor(8) as pool:
         pids = set(pool.map(one, range(16)))
     assert len(pids) == 2
+
+
+def test_an_isolated_model_taking_parameters_tears_down_and_its_worker_exits(
+    running: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # echo's preprocess takes the request's parameters, so the isolated whole pass does; its
+    # teardown takes none, and closing the engine must call it so and stop the worker.
+    from inferd.adapters import Payload
+    from inferd.engine import Engine
+
+    config = ServiceConfig.model_validate({"models": {"echo": {"workflow": "echo", "isolation": "process"}}})
+    engine = Engine(config)
+    running.call(engine.start())
+    try:
+        result = running.call(engine.infer("echo", Payload("text", "hello"), {"delay_ms": 0}))
+        assert result.output == "hello"
+        pids = [worker.pid for worker in engine.repository.get("echo").stages.workflow.workers]
+    finally:
+        running.call(engine.close())
+    assert not [record for record in caplog.records if "teardown failed" in record.getMessage()]
+    for pid in pids:
+        until(lambda: not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2],
+              f"worker {pid} exiting", 30)  # fmt: skip

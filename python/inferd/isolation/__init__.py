@@ -195,8 +195,8 @@ async def isolated_stages(name: str, config: Any, options: dict[str, Any], base_
     for stage, (kind, takes_parameters, overridden) in first.facts.items():
         if stage in ("setup", "ready") or (isolated.whole and stage in ("preprocess", "postprocess")):
             continue  # the worker runs them
-        if isolated.whole:
-            takes_parameters = takes
+        if isolated.whole and stage != "teardown":
+            takes_parameters = takes  # the worker's whole pass takes the request's parameters
         generator = kind in ("generator", "async_generator")
         stages[stage] = Stage(stage, "async_generator" if generator else "async", takes_parameters,
                               overridden or stage == "teardown")  # fmt: skip
