@@ -115,7 +115,11 @@ def service_config() -> ServiceConfig:
     # A copy of digits (torch, batching on) for the reload under load, so the default
     # service's own digits is set up once (tests/test_service.py counts it).
     reloaded = {"digits-reloaded": config.models["digits"].model_copy(deep=True)}
-    return config.model_copy(update={"models": {**config.models, **_test_models(), **reloaded}})
+    # smollm2 runs in the server's process here (the default service isolates it): the graph
+    # tests count its generations in its workflow object, and one torch less to start keeps the
+    # session's server quick. tests/test_isolation.py serves the isolated textgen workflow.
+    smollm2 = config.models["smollm2"].model_copy(update={"isolation": "none"})
+    return config.model_copy(update={"models": {**config.models, "smollm2": smollm2, **_test_models(), **reloaded}})
 
 
 @pytest.fixture(scope="session")

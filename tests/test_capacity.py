@@ -7,9 +7,13 @@ without hammering it. Counted, not timed."""
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +24,7 @@ from inferd.config import ServiceConfig
 from inferd.errors import ResourceExhausted
 
 VALVE = "workflows_for_tests:Valve"
+NICENESS = "workflows_for_tests:Niceness"
 #: Each held model: 4 stage threads, 6 requests in flight at most (4 running, 2 waiting).
 LIMITS = {"max_concurrency": 4, "max_inflight": 6}
 
@@ -35,6 +40,9 @@ def running() -> Iterator[RunningServer]:
         "saturated": {"workflow": VALVE, "options": {"valve": "saturated", "seconds": 0.05},
                       "limits": {"max_concurrency": 2, "max_inflight": 2}},
         "other": {"workflow": "workflows_for_tests:Threads", "limits": {"max_concurrency": 1}},
+        "plain": {"workflow": NICENESS},
+        "low": {"workflow": NICENESS, "nice": 5},
+        "low-isolated": {"workflow": NICENESS, "nice": 7, "isolation": "process", "setup": "lazy"},
     }}).with_server(metrics={"address": "127.0.0.1:0"})  # fmt: skip
     server = RunningServer(config)
     yield server
@@ -127,3 +135,31 @@ def test_more_threads_than_the_server_cap_is_a_configuration_error() -> None:
             "b": {"workflow": "echo", "limits": {"max_concurrency": 8}, "batching": {"max_batch_size": 4}},
         }})  # fmt: skip
     assert ServiceConfig.model_validate({"server": {"threads": 13}, "models": {"a": {"workflow": "echo"}}}).server.threads == 13
+
+
+def _nice_of(pid: int, tid: int) -> int:
+    return int(Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value for each thread is Linux's")
+def test_nice_lowers_only_the_models_own_threads_and_processes(running: RunningServer) -> None:
+    base = os.getpriority(os.PRIO_PROCESS, 0)  # the server's (CI may itself run under nice)
+    with running.client(timeout=90) as client:
+        plain, low, isolated = (client.infer(model, {"x": 1}).output for model in ("plain", "low", "low-isolated"))
+    assert plain["nice"] == base and plain["pid"] == os.getpid()
+    assert low["nice"] == min(19, base + 5) and low["pid"] == os.getpid()
+    assert isolated["nice"] == min(19, base + 7) and isolated["pid"] != os.getpid()
+    # Every thread of the worker process, those started before its spec was read included.
+    worker_threads = os.listdir(f"/proc/{isolated['pid']}/task")
+    assert len(worker_threads) > 1
+    assert {_nice_of(isolated["pid"], int(tid)) for tid in worker_threads} == {min(19, base + 7)}
+    # The server's own threads (its event loop among them) keep their priority.
+    assert _nice_of(os.getpid(), threading.get_native_id()) == base
+
+
+def test_nice_is_refused_where_it_has_no_threads_to_lower() -> None:
+    from inferd.errors import ConfigError
+
+    for model in ({"workflow": NICENESS, "nice": 3, "inline": True}, {"workflow": NICENESS, "nice": 20}):
+        with pytest.raises((ConfigError, ValueError), match="nice"):
+            ServiceConfig.model_validate({"models": {"m": model}})

@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import tomllib
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT, RunningServer
+from conftest import ROOT, SERVICE_CONFIG, RunningServer
 
 from inferd.config import ServiceConfig
 from inferd.errors import DeadlineExceeded, Unavailable
@@ -35,6 +37,8 @@ def running() -> Iterator[RunningServer]:
                    "options": {"inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 1, 8, 8]}],
                                "outputs": ["logits", "label"]}},
         "echo": {"workflow": "echo"},  # in the server's own process
+        # The default service's smollm2 table as it ships (isolated, at a lower priority).
+        "smollm2": {**tomllib.loads(SERVICE_CONFIG.read_text(encoding="utf-8"))["models"]["smollm2"], "setup": "lazy"},
     }}).with_server(metrics={"address": "127.0.0.1:0"})  # fmt: skip
     server = RunningServer(config)
     yield server
@@ -213,5 +217,26 @@ def test_an_isolated_model_taking_parameters_tears_down_and_its_worker_exits(
         running.call(engine.close())
     assert not [record for record in caplog.records if "teardown failed" in record.getMessage()]
     for pid in pids:
-        until(lambda: not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2],
-              f"worker {pid} exiting", 30)  # fmt: skip
+        until(lambda: _gone(pid), f"worker {pid} exiting", 30)
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (gone, or a zombie not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_the_default_services_isolated_smollm2_streams_as_in_process(running: RunningServer, server: RunningServer) -> None:
+    assert running.server.engine.config.models["smollm2"].isolation == "process"  # as it ships
+    greedy = {"max_new_tokens": 6}
+    with running.client(timeout=300) as isolated, server.client(timeout=300) as in_process:
+        chunks = list(isolated.stream("smollm2", "Name a colour.", parameters=greedy))
+        assert chunks[-1].final and chunks[-1].output is None
+        tokens = [chunk.output for chunk in chunks[:-1]]
+        assert tokens and "".join(tokens) == in_process.infer("smollm2", "Name a colour.", parameters=greedy).output
+        for count, _ in enumerate(isolated.stream("smollm2", "Count to one hundred.", parameters={"max_new_tokens": 200})):
+            if count == 1:
+                break  # closing the stream stops the worker's generation: the next call is served
+        assert isolated.infer("smollm2", "Name a colour.", parameters=greedy).output == "".join(tokens)

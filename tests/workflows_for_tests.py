@@ -405,3 +405,12 @@ class Valve(Workflow):
                 type(self).steps[self.valve] = type(self).steps.get(self.valve, 0) + 1
             self._wait()
             yield f"step {i}"
+
+
+class Niceness(Workflow):
+    """Reports the nice value of the thread that runs it, and its process id."""
+
+    def run(self, features: Any) -> Any:
+        import os
+
+        return {"nice": os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), "pid": os.getpid()}

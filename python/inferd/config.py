@@ -228,6 +228,10 @@ class ModelConfig(_Strict):
     isolation: Literal["none", "process"] = "none"
     workers: int = Field(default=1, ge=1)
     max_rss_mb: int | None = Field(default=None, gt=0)
+    #: How much less CPU priority the model's work has than the server's (a nice increment,
+    #: 0-19): its worker processes with isolation = "process", else its stage threads. The
+    #: kernel serves the other models first when the CPUs are short (docs/configuration.md).
+    nice: int = Field(default=0, ge=0, le=19)
     #: This model's duration histograms' buckets in seconds (default: ``[server.metrics]``'s).
     metrics_buckets: list[float] | None = None
     #: ``workflow = "graph"``: its nodes, and the node whose output is the answer.
@@ -244,6 +248,8 @@ class ModelConfig(_Strict):
             raise ValueError('workers and max_rss_mb are for isolation = "process"')
         if self.isolation == "process" and (self.workflow == "graph" or self.inline):
             raise ValueError('isolation = "process" is for a model, not a graph, and never inline')
+        if self.nice and (self.workflow == "graph" or self.inline):
+            raise ValueError("nice is for a model's own threads or processes: not a graph's (set its nodes'), never inline")
         if (self.workflow == "graph") != bool(self.nodes):
             raise ValueError('a graph (workflow = "graph") needs nodes, and only a graph has them')
         if (self.workflow == "graph") != (self.output is not None):

@@ -146,7 +146,8 @@ class Repository:
                 adapter = make_adapter(model.input, json_limits(config, name))
             except ConfigError as error:
                 raise ConfigError(f"model {name!r}: {error}") from None
-            threads = Threads(name, model.limits.max_concurrency, model.batching.max_running if model.batching else 0)
+            threads = Threads(name, model.limits.max_concurrency, model.batching.max_running if model.batching else 0,
+                              0 if model.isolation == "process" else model.nice)  # fmt: skip
             if name in self._classes and isinstance(model.input, PassthroughInput):
                 # A graph's request goes to its nodes as it came: decoded only where a node
                 # reads into it, and a node model's own adapter reads it (JSON records into

@@ -17,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import os
+import sys
+import threading
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -24,15 +27,35 @@ from typing import Any
 
 from .workflow import TensorSpec, Workflow, WorkflowSpec, cancellable
 
-__all__ = ["Runner", "StageStat", "StageStats", "Stages", "Threads"]
+__all__ = ["Runner", "StageStat", "StageStats", "Stages", "Threads", "lower_priority"]
+
+
+def lower_priority(nice: int, whole_process: bool) -> None:
+    """Raises the calling thread's nice value by ``nice`` (a model's ``nice``): the kernel then
+    gives its CPU to other work first. Threads started from it afterwards inherit the value.
+
+    Linux keeps a nice value for each thread; ``whole_process`` also lowers the process's
+    threads already running (a worker process's, started before its spec was read). Elsewhere
+    the process as a whole is lowered."""
+    if not sys.platform.startswith("linux"):
+        os.nice(nice)
+        return
+    tids = [int(tid) for tid in os.listdir("/proc/self/task")] if whole_process else [threading.get_native_id()]
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        except (ProcessLookupError, PermissionError):  # a thread that ended meanwhile
+            continue
 
 
 class Threads:
     """One model's stage threads, its own (no other model's work can take them): at most
     ``limit`` of its calls at once, and ``extra`` more for its batches (:meth:`run_unlimited`)."""
 
-    def __init__(self, name: str, limit: int, extra: int = 0) -> None:
-        self.executor: Executor = concurrent.futures.ThreadPoolExecutor(limit + extra, thread_name_prefix=f"inferd-stage:{name}")
+    def __init__(self, name: str, limit: int, extra: int = 0, nice: int = 0) -> None:
+        initializer = functools.partial(lower_priority, nice, False) if nice else None
+        self.executor: Executor = concurrent.futures.ThreadPoolExecutor(limit + extra, thread_name_prefix=f"inferd-stage:{name}",
+                                                                        initializer=initializer)  # fmt: skip
         self._limit = limit
         self._slots: asyncio.Semaphore | None = None  # made on the loop, at first use
 

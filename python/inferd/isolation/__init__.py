@@ -186,7 +186,8 @@ class Isolated(Workflow):
 async def isolated_stages(name: str, config: Any, options: dict[str, Any], base_dir: Path, threads: Threads,
                           notify: Callable[[], None]) -> Stages:  # fmt: skip
     """An isolated model's workers, started and set up, and the stages the engine calls."""
-    spec = {"workflow": config.workflow, "base_dir": base_dir, "options": options, "threads": config.limits.max_concurrency}
+    spec = {"workflow": config.workflow, "base_dir": base_dir, "options": options, "threads": config.limits.max_concurrency,
+            "nice": config.nice}  # fmt: skip
     isolated = Isolated(name, spec, config.workers, config.max_rss_mb, notify)
     isolated.whole = config.batching is None
     first = await isolated.start()

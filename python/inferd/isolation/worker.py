@@ -34,6 +34,7 @@ from typing import Any
 
 from ..errors import InferdError, InternalError
 from ..repository import load_workflow_class
+from ..stages import lower_priority
 from ..workflow import cancellable, inspect_workflow
 from .wire import FRAME, Arena, Mapped, pack, unpack
 
@@ -44,6 +45,8 @@ _REQUEST_STAGES = ("preprocess", "run", "postprocess")
 
 class Worker:
     def __init__(self, output: int, spec: dict[str, Any]) -> None:
+        if spec.get("nice"):
+            lower_priority(int(spec["nice"]), whole_process=True)  # before the pools start
         self._output = output
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(max(1, int(spec["threads"])), thread_name_prefix="inferd-worker")
@@ -208,6 +211,8 @@ def main() -> None:
             spec = unpack(body, Mapped(), copy=True)[1]
             try:
                 worker = Worker(output, spec)
+            except BrokenPipeError:
+                return  # the server went while this worker was setting up: nothing to answer to
             except BaseException as error:  # noqa: BLE001
                 os.write(output, pack(("failed", f"{type(error).__name__}: {error}")))
                 return
