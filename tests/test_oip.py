@@ -81,7 +81,7 @@ def test_health_and_metadata(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
 def test_unknown_models_and_versions_are_not_found(stub: Any, call: str, request_: Any) -> None:
     error = refused(getattr(stub, call), request_)
     assert error.code() is grpc.StatusCode.NOT_FOUND
-    assert "'nope'" in error.details() or "no version '7'" in error.details()
+    assert "'nope'" in error.details() or "no served version '7' (versions: 1)" in error.details()
 
 
 def bad(model: str, mutate: Any) -> pb.ModelInferRequest:

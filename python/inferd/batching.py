@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .config import BatchingConfig
-from .errors import InternalError, InvalidInput, ResourceExhausted, Unavailable
+from .errors import InternalError, InvalidInput, ResourceExhausted, Unavailable, retry_hint
 from .schema import concat_tensors, split_tensors
 from .tracing import Span, Tracing, current_call
 
@@ -216,17 +215,14 @@ class Batcher:
             )
         if self._queued_rows + rows > self.max_queue:
             self.stats.refused += 1
+            runs = 1 + self._queued_rows / self.config.max_batch_size
             raise ResourceExhausted(
                 f"model {self.model!r}: the batch queue is full ({self._queued_rows} rows waiting, "
                 f"limit {self.max_queue}); retry later",
-                retry_after_ms=self._retry_after_ms(),
+                # The rows ahead drain a batch a run: that many runs and a delay.
+                retry_after_ms=retry_hint(self.config.max_delay_ms + self._run_estimate * 1000 * runs),
                 model=self.model,
             )
-
-    def _retry_after_ms(self) -> int:
-        """The rows ahead drain a batch a run: that many runs and a delay, with ±20% jitter."""
-        runs = 1 + self._queued_rows / self.config.max_batch_size
-        return max(1, int((self.config.max_delay_ms + self._run_estimate * 1000 * runs) * random.uniform(0.8, 1.2)))
 
     def _enqueue(self, features: Tensors, rows: int, deadline: float | None) -> _Item:
         loop = asyncio.get_running_loop()

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from .config_server import EVENT_LOOPS, AuthConfig, AuthToken, EventLoop, MetricsConfig, TLSConfig, TracingConfig, _Strict, ascending
+from .config_server import EVENT_LOOPS, AuthConfig, AuthToken, EventLoop, MetricsConfig, Strict, TLSConfig, TracingConfig, ascending
 from .errors import ConfigError
 from .versions import VersionPolicy, check_versions, expand
 
@@ -29,7 +29,7 @@ __all__ = [
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class ServerConfig(_Strict):
+class ServerConfig(Strict):
     """The ``[server]`` table."""
 
     #: host:port to listen on; port 0 picks a free one.
@@ -66,13 +66,13 @@ class ServerConfig(_Strict):
     tls: TLSConfig | None = None
 
 
-class PassthroughInput(_Strict):
+class PassthroughInput(Strict):
     """The payload reaches ``preprocess`` as it came: JSON decoded, tensors as numpy, text, bytes."""
 
     format: Literal["passthrough"] = "passthrough"
 
 
-class RecordsInput(_Strict):
+class RecordsInput(Strict):
     """JSON records (a list of objects) with optional flatten, rename and select, in that order."""
 
     format: Literal["records"]
@@ -85,7 +85,7 @@ class RecordsInput(_Strict):
     select: list[str] | None = None
 
 
-class TensorInput(_Strict):
+class TensorInput(Strict):
     """JSON records become typed tensors by a declared schema, in the Rust core."""
 
     format: Literal["tensor"]
@@ -101,7 +101,7 @@ class TensorInput(_Strict):
 InputConfig = Annotated[PassthroughInput | RecordsInput | TensorInput, Field(discriminator="format")]
 
 
-class LimitsConfig(_Strict):
+class LimitsConfig(Strict):
     """Flow control for one model."""
 
     #: Requests inside the model at once (queued, running or streaming); more answer
@@ -120,7 +120,7 @@ class LimitsConfig(_Strict):
     max_json_bytes: int | None = Field(default=None, gt=0)
 
 
-class BatchingConfig(_Strict):
+class BatchingConfig(Strict):
     """Dynamic batching between preprocess and run (off unless this table is present)."""
 
     #: The most rows in one batch (a request of 10 rows counts 10); larger requests are split.
@@ -142,7 +142,7 @@ class BatchingConfig(_Strict):
         return self
 
 
-class NodeConfig(_Strict):
+class NodeConfig(Strict):
     """One node of a graph (``[models.NAME.nodes.NODE]``); docs/graphs.md says what each key does.
 
     A node is exactly one of: ``model`` (a declared model), ``function`` (``"module:function"``
@@ -204,7 +204,7 @@ class NodeConfig(_Strict):
         return "default" in self.model_fields_set
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     """One ``[models.NAME]`` table."""
 
     #: A registered workflow kind (``onnx``, ``torch``, ``echo``) or ``"package.module:Class"``.
@@ -262,7 +262,7 @@ class ModelConfig(_Strict):
         return None if buckets is None else ascending(buckets)
 
 
-class ServiceConfig(_Strict):
+class ServiceConfig(Strict):
     """A whole service: the server and its models."""
 
     server: ServerConfig = ServerConfig()

@@ -11,14 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .errors import ConfigError
 
-__all__ = ["AuthConfig", "AuthToken", "DEFAULT_BUCKETS", "MetricsConfig", "TLSConfig", "TracingConfig", "ascending"]
+__all__ = ["AuthConfig", "AuthToken", "DEFAULT_BUCKETS", "MetricsConfig", "Strict", "TLSConfig", "TracingConfig", "ascending"]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """The base of every configuration table: unknown keys are errors, and a table once read
+    does not change."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class AuthToken(_Strict):
+class AuthToken(Strict):
     """One bearer token that clients present as ``authorization: Bearer <token>``."""
 
     name: str
@@ -53,13 +56,13 @@ class AuthToken(_Strict):
         return value
 
 
-class AuthConfig(_Strict):
+class AuthConfig(Strict):
     """Bearer-token authentication for the Inference service (health and reflection stay open)."""
 
     tokens: list[AuthToken] = []
 
 
-class TLSConfig(_Strict):
+class TLSConfig(Strict):
     """``[server.tls]``: serve over TLS (paths relative to the configuration file, PEM)."""
 
     #: The server's certificate chain.
@@ -85,7 +88,7 @@ def ascending(buckets: list[float]) -> list[float]:
     return buckets
 
 
-class MetricsConfig(_Strict):
+class MetricsConfig(Strict):
     """The ``[server.metrics]`` table: Prometheus metrics on an HTTP endpoint of their own."""
 
     enabled: bool = True
@@ -101,7 +104,7 @@ class MetricsConfig(_Strict):
     _buckets = field_validator("buckets")(ascending)
 
 
-class TracingConfig(_Strict):
+class TracingConfig(Strict):
     """The ``[server.tracing]`` table: OpenTelemetry traces (the ``otel`` extra)."""
 
     #: Off unless set here, by INFERD_TRACING, or by the standard OTEL_TRACES_EXPORTER=otlp.

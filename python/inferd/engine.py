@@ -178,16 +178,17 @@ class Engine:
 
     def states(self) -> dict[str, ModelState]:
         """Each model's state, by name (a versioned model's: its latest version's)."""
-        states = {entry.name: entry.state for entry in self.repository}
-        return states | {name: self.repository.latest(name).state for name in self.repository.versions}
+        return self._by_name(lambda entry: entry.state)
 
     def serving(self) -> dict[str, bool]:
         """Whether each set-up model can serve now (an isolated one: some worker process runs)."""
-        out = {}
-        for entry in self.repository:
-            workflow = entry.stages.workflow if entry.stages is not None else None
-            out[entry.name] = bool(getattr(workflow, "serving", True))
-        return out | {name: out[self.repository.latest(name).name] for name in self.repository.versions}
+        return self._by_name(lambda entry: entry.stages is None or bool(getattr(entry.stages.workflow, "serving", True)))
+
+    def _by_name(self, value: Callable[[ModelEntry], T]) -> dict[str, T]:
+        """``value`` of each model, and of each versioned one's latest version by its bare name."""
+        repository = self.repository
+        by_name = {entry.name: value(entry) for entry in repository}
+        return by_name | {name: value(repository.latest(name)) for name in repository.versions}
 
     def on_state_change(self, listener: Callable[[str, ModelState], None]) -> None:
         """Calls ``listener(model, state)`` on the loop whenever a model's state changes."""

@@ -9,6 +9,7 @@ caller sees a generic message and the traceback goes to the log.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -21,6 +22,7 @@ __all__ = [
     "ModelNotReady",
     "ModelFailed",
     "ResourceExhausted",
+    "retry_hint",
     "MessageTooLarge",
     "DeadlineExceeded",
     "Cancelled",
@@ -123,6 +125,13 @@ class ResourceExhausted(InferdError):
     def __init__(self, message: str, *, retry_after_ms: int = 100, **details: Any) -> None:
         super().__init__(message, retry_after_ms=retry_after_ms, **details)
         self.retry_after_ms = retry_after_ms
+
+
+def retry_hint(wait_ms: float, *, jitter: bool = True) -> int:
+    """A :class:`ResourceExhausted`'s ``retry_after_ms`` for an estimated wait: with ±20%
+    jitter, so that the clients refused together do not all come back at once (``jitter=False``
+    where the wait is exact, as a token bucket's), and at least 1 ms."""
+    return max(1, int(wait_ms * random.uniform(0.8, 1.2) if jitter else wait_ms))
 
 
 class MessageTooLarge(InferdError):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import random
 import time
 
 from .batching import Batcher
-from .errors import ResourceExhausted
+from .errors import ResourceExhausted, retry_hint
 from .repository import ModelEntry
 from .stages import Stages
 from .telemetry import Telemetry
@@ -64,7 +63,7 @@ class Lane:
         if recent is None:
             hint = 100 * (len(backlog) + 1)
         else:
-            hint = max(1, int(recent * (len(backlog) + 1) / max(1, self.inflight) * random.uniform(0.8, 1.2)))
+            hint = retry_hint(recent * (len(backlog) + 1) / max(1, self.inflight))
         backlog.append(now + hint / 1000)
         return hint
 

@@ -26,6 +26,7 @@ from .config import ModelConfig, PassthroughInput, ServiceConfig
 from .errors import ConfigError, ModelFailed, ModelNotFound, ModelNotReady
 from .isolation import isolated_stages
 from .stages import Stages, StageStats, Threads
+from .versions import SOLE_VERSION
 from .workflow import Workflow, WorkflowSpec, inspect_workflow
 
 __all__ = ["ModelState", "ModelEntry", "Repository", "WORKFLOWS", "load_workflow_class"]
@@ -160,20 +161,35 @@ class Repository:
     def __iter__(self) -> Iterator[ModelEntry]:
         return iter(self._entries.values())
 
-    def get(self, name: str) -> ModelEntry:
+    def get(self, name: str, version: str | None = None) -> ModelEntry:
         """The declared model of that name (a versioned model's name: its latest version, as
-        :meth:`latest`); NOT_FOUND lists the ones that exist."""
-        entry = self._entries.get(name)
-        if entry is not None:
-            return entry
+        :meth:`latest`; ``wine/2``: that version), or, with ``version``, that version of it
+        ("": the latest; a model without versions has one, :data:`SOLE_VERSION`). NOT_FOUND
+        lists the models, or the served versions, that exist."""
+        if version is None:
+            entry = self._entries.get(name)
+            if entry is not None:
+                return entry
+            base, _, number = name.rpartition("/")
+            if base in self.versions:
+                return self.get(base, number)
+            version = ""
         if name in self.versions:
-            return self.latest(name)
-        base, _, version = name.rpartition("/")
-        if base in self.versions:
-            served = ", ".join(n.rpartition("/")[2] for n in self.versions[base])
-            raise ModelNotFound(f"model {base!r} has no served version {version!r} (versions: {served})", model=name)
-        known = ", ".join([*self._entries, *self.versions]) or "none"
-        raise ModelNotFound(f"unknown model {name!r} (models: {known})", model=name)
+            if not version:
+                return self.latest(name)
+            entry = self._entries.get(f"{name}/{version}")
+            if entry is not None:
+                return entry
+            served = ", ".join(n.rpartition("/")[2] for n in self.versions[name])
+        else:
+            entry = self._entries.get(name)
+            if entry is None:
+                known = ", ".join([*self._entries, *self.versions]) or "none"
+                raise ModelNotFound(f"unknown model {name!r} (models: {known})", model=name)
+            if version in ("", SOLE_VERSION):
+                return entry
+            served = SOLE_VERSION
+        raise ModelNotFound(f"model {name!r} has no served version {version!r} (versions: {served})", model=f"{name}/{version}")
 
     def latest(self, name: str) -> ModelEntry:
         """A versioned model's highest served version that is ready, else the highest that is

@@ -18,10 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["VersionPolicy", "check_versions", "expand", "split"]
+__all__ = ["SOLE_VERSION", "VersionPolicy", "check_versions", "expand", "split"]
 
 #: A version: a non-negative integer, as Triton's (its folders' names), without leading zeros.
 VERSION = re.compile(r"^(0|[1-9][0-9]{0,8})$")
+#: The one version of a model without versions, as the Open Inference Protocol numbers it.
+SOLE_VERSION = "1"
 #: Keys a version's table cannot set: they belong to the model as a whole.
 _MODEL_ONLY = frozenset({"versions", "version_policy", "nodes", "output"})
 

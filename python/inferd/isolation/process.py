@@ -148,8 +148,6 @@ class WorkerProcess:
         if message[0] == "error":
             error = message[2]
             raise error if isinstance(error, InferdError) else Unavailable(str(error), model=self.model)
-        if message[0] == "cancelled":
-            raise asyncio.CancelledError
         raise RuntimeError(f"unexpected answer {message[0]!r} from the worker")
 
     async def call(self, stage: str, parameters: dict[str, Any], args: tuple[Any, ...]) -> Any:

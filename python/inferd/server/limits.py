@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..config import AuthToken, ServiceConfig
-from ..errors import InferdError, MessageTooLarge, ResourceExhausted
+from ..errors import InferdError, MessageTooLarge, ResourceExhausted, retry_hint
 
 __all__ = ["TokenBucket", "bucket_for", "message_limits", "receive_limit", "sized"]
 
@@ -42,7 +42,7 @@ class TokenBucket:
         if self._tokens >= 1:
             self._tokens -= 1
             return
-        wait_ms = max(1, math.ceil((1 - self._tokens) / self.rate * 1000))
+        wait_ms = retry_hint(math.ceil((1 - self._tokens) / self.rate * 1000), jitter=False)  # the wait is exact
         raise ResourceExhausted(
             f"token {self._name!r} is over its rate of {self.rate:g} requests a second (burst {self.burst}): "
             f"retry in {wait_ms} ms", retry_after_ms=wait_ms, token=self._name, rate=f"{self.rate:g}", burst=self.burst,

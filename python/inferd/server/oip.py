@@ -29,15 +29,15 @@ from ..oip import grpc_service_pb2 as oip
 from ..oip import grpc_service_pb2_grpc as oip_grpc
 from ..oip import model_config_pb2 as mc
 from .interceptors import Codecs, Refused, tolerant
-from ..versions import split
-from .oip_tensors import DTYPES, datatype, read_request, write_outputs, write_parameters
+from ..versions import SOLE_VERSION, split
+from .oip_tensors import DTYPES, datatype_of, read_request, write_outputs, write_parameters
 
 __all__ = ["OipServicer", "SERVICE_NAME", "EXTENSIONS", "OIP_CODECS", "read_infer_request"]
 
 SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 #: The protocol extensions inferd implements (ServerMetadata lists them).
 EXTENSIONS = ["model_repository", "model_configuration", "statistics", "parameters", "schedule_policy"]
-VERSION = "1"
+VERSION = SOLE_VERSION
 _INFERENCE_RPCS = frozenset({"Infer", "Stream", "ModelInfer", "ModelStreamInfer"})
 _PLATFORMS = {"onnx": "onnxruntime_onnx", "torch": "pytorch_libtorch"}
 _CONFIG_TYPES = {name: getattr(mc, f"TYPE_{'STRING' if name == 'BYTES' else name}") for name in DTYPES}
@@ -87,16 +87,10 @@ def _tensors(specs: list[Any], default: str) -> list[tuple[str, str, list[int]]]
         return [(default, "BYTES", [-1])]
     out = []
     for spec in specs:
-        name = "BYTES" if spec.dtype is None else datatype_of_dtype(spec.dtype)
+        name = "BYTES" if spec.dtype is None else datatype_of(spec.dtype)
         shape = [-1] if spec.shape is None else [-1 if size is None else size for size in spec.shape]
         out.append((spec.name, name, shape))
     return out
-
-
-def datatype_of_dtype(dtype: Any) -> str:
-    import numpy as np
-
-    return datatype(np.empty(0, dtype=dtype))
 
 
 class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
@@ -106,14 +100,10 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
 
     def _served(self, name: str, version: str) -> tuple[str, str]:
         """The served model a (name, version) names, and its version: a versioned model's
-        latest ready one where the version is left out; version "1" of any other."""
-        if name in self._versions:
-            entry = self._engine.repository.get(f"{name}/{version}" if version else name)
-            return entry.name, split(entry.name, self._versions)[1]
-        if version not in ("", VERSION):
-            self._engine.repository.get(name)  # NOT_FOUND first, for a model that does not exist
-            raise ModelNotFound(f"model {name!r} has no version {version!r} (versions: {VERSION})", model=name)
-        return name, VERSION
+        latest ready one where the version is left out; version "1" of any other (NOT_FOUND:
+        the repository's)."""
+        served = self._engine.repository.get(name, version).name
+        return served, split(served, self._versions)[1] or VERSION
 
     def _report(self, name: str, version: str = "") -> ModelReport:
         return self._engine.report(self._served(name, version)[0])

@@ -23,7 +23,7 @@ from ..errors import InvalidInput, TensorError
 from ..oip import grpc_service_pb2 as oip
 from ..workflow import Blob
 
-__all__ = ["Request", "read_request", "write_outputs", "datatype", "dtype_of", "write_parameters"]
+__all__ = ["Request", "read_request", "write_outputs", "datatype", "datatype_of", "dtype_of", "write_parameters"]
 
 #: The protocol's datatypes and numpy's. BF16 has no numpy type: a BF16 input reaches the
 #: model as float32 (exactly: bfloat16 is float32's upper half).
@@ -75,14 +75,19 @@ _BY_DTYPE: dict[np.dtype[Any], str] = {np.dtype(code): name for code, name in _N
 
 def datatype(array: np.ndarray) -> str:
     """The protocol's datatype of an array: BYTES for strings, bytes and objects."""
-    name = _BY_DTYPE.get(array.dtype)
+    return _BY_DTYPE.get(array.dtype) or datatype_of(array.dtype)
+
+
+def datatype_of(dtype: np.dtype[Any]) -> str:
+    """The protocol's datatype of a numpy dtype (:func:`datatype`)."""
+    name = _BY_DTYPE.get(dtype)
     if name is not None:
         return name
-    if array.dtype.kind in "OSU":
+    if dtype.kind in "OSU":
         return "BYTES"
-    name = _NAMES.get(array.dtype.newbyteorder("<").str if array.dtype.byteorder == ">" else array.dtype.str)
+    name = _NAMES.get(dtype.newbyteorder("<").str if dtype.byteorder == ">" else dtype.str)
     if name is None:
-        raise TypeError(f"no Open Inference Protocol datatype for {array.dtype}")
+        raise TypeError(f"no Open Inference Protocol datatype for {dtype}")
     return name
 
 
