@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import signal
 import threading
 import time
@@ -23,7 +24,7 @@ from inferd import ConfigError, InvalidInput, MessageTooLarge, ResourceExhausted
 from inferd.client import Client, JsonBytes
 from inferd.config import AuthToken, ModelConfig, load_config
 from inferd.v1 import inference_pb2 as pb
-from inferd.server.limits import bucket_for
+from inferd.server.limits import SharedRates, bucket_for
 from inferd.v1 import inference_pb2_grpc as pb_grpc
 from inferd.workflow import Workflow
 
@@ -185,6 +186,31 @@ def test_the_default_burst_is_one_seconds_worth() -> None:
     assert bucket_for(AuthToken(name="n", token="t", rate=2.5)).burst == 3  # type: ignore[union-attr]
     assert bucket_for(AuthToken(name="n", token="t", rate=0.2)).burst == 1  # type: ignore[union-attr]
     assert bucket_for(AuthToken(name="n", token="t")) is None
+
+
+def test_a_shared_table_is_one_bucket_a_token_wherever_it_is_mapped() -> None:
+    """What each worker of ``--workers`` does: it unpickles the parent's table (a path), maps
+    the same slots and takes from the same buckets; other tokens keep their own."""
+    tokens = [AuthToken(name="free", token="f"), AuthToken(name="n", token="t", rate=0.001, burst=2),
+              AuthToken(name="m", token="u", rate=0.001, burst=1)]  # fmt: skip
+    table = SharedRates.create(tokens)
+    other = pickle.loads(pickle.dumps(table))
+    try:
+        assert other.path == table.path and other.slots == 3
+        mine, theirs = bucket_for(tokens[1], (table, 1)), bucket_for(tokens[1], (other, 1))
+        assert mine is not None and theirs is not None and bucket_for(tokens[0], (table, 0)) is None
+        mine.take()
+        theirs.take()  # the burst of 2, taken once in each mapping
+        for bucket in (mine, theirs):
+            with pytest.raises(ResourceExhausted, match=r"token 'n' is over its rate of 0.001 requests a second"):
+                bucket.take()
+        third = bucket_for(tokens[2], (other, 2))
+        assert third is not None
+        third.take()  # "m"'s bucket is its own, still full
+    finally:
+        other.close()
+        table.unlink()
+    assert not Path(table.path).exists()
 
 
 def test_limits_are_validated(tmp_path: Any) -> None:

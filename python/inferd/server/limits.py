@@ -25,7 +25,7 @@ if sys.platform != "win32":
     import fcntl
 
 from ..config import AuthToken, ServiceConfig
-from ..errors import InferdError, MessageTooLarge, ResourceExhausted
+from ..errors import ConfigError, InferdError, MessageTooLarge, ResourceExhausted
 
 __all__ = ["SharedRates", "TokenBucket", "bucket_for", "message_limits", "receive_limit", "sized"]
 
@@ -94,7 +94,8 @@ class SharedRates:
 
     The server's parent process :meth:`create` s it before it starts the workers; it reaches
     them pickled, as its path (each one maps the file as it unpickles it), and the parent
-    :meth:`unlink` s it when they have stopped."""
+    :meth:`unlink` s it when they have stopped (a parent killed by SIGKILL leaves the file,
+    16 bytes a token, behind)."""
 
     def __init__(self, path: str, slots: int) -> None:
         self.path = path
@@ -105,6 +106,8 @@ class SharedRates:
     @classmethod
     def create(cls, tokens: Sequence[AuthToken]) -> SharedRates:
         """A table with a slot for each of ``tokens`` (in order), each bucket full."""
+        if sys.platform == "win32":
+            raise ConfigError("--workers with a token's rate needs fcntl record locks, which Windows lacks")
         folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
         descriptor, path = tempfile.mkstemp(prefix="inferd-rates-", dir=folder)
         now = time.monotonic()
