@@ -231,15 +231,15 @@ def test_the_json_limits_environment_overrides(tmp_path: Any) -> None:
     unset = load_config(file, environ={}).server
     assert (unset.max_json_depth, unset.max_json_bytes) == (8, None)
     # A bad value names the variable and what it holds, beside the key and the reason.
-    for variable, value, reason in [
-        ("INFERD_MAX_JSON_DEPTH", "deep", "Input should be a valid integer"),
-        ("INFERD_MAX_JSON_DEPTH", "2000", "Input should be less than or equal to 1024"),
-        ("INFERD_MAX_JSON_BYTES", "0", "Input should be greater than 0"),
-        ("INFERD_MAX_MESSAGE_BYTES", "1.5", "Input should be a valid integer"),
+    for variable, value, key, reason in [
+        ("INFERD_MAX_JSON_DEPTH", "deep", "max_json_depth", "Input should be a valid integer"),
+        ("INFERD_MAX_JSON_DEPTH", "2000", "max_json_depth", "Input should be less than or equal to 1024"),
+        ("INFERD_MAX_JSON_BYTES", "0", "max_json_bytes", "Input should be greater than 0"),
+        ("INFERD_MAX_MESSAGE_BYTES", "1.5", "max_message_bytes", "Input should be a valid integer"),
+        ("INFERD_METRICS_ENABLED", "maybe", "metrics.enabled", "Input should be a valid boolean"),  # a sub-table's
     ]:
         with pytest.raises(ConfigError) as error:
             load_config(file, environ={variable: value})
-        key = variable.removeprefix("INFERD_").lower()
         assert f"server.{key}: {reason}" in str(error.value)
         assert str(error.value).endswith(f" (from the environment: {variable}={value!r})")
 
