@@ -3,7 +3,15 @@ size, a model's own largest message, and a token's request rate (docs/configurat
 
 from __future__ import annotations
 
+import json
+import math
+import pickle
+import signal
+import threading
+import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,9 +24,11 @@ from inferd import ConfigError, InvalidInput, MessageTooLarge, ResourceExhausted
 from inferd.client import Client, JsonBytes
 from inferd.config import AuthToken, ModelConfig, load_config
 from inferd.v1 import inference_pb2 as pb
-from inferd.server.limits import bucket_for
+from inferd.server.limits import SharedRates, bucket_for
 from inferd.v1 import inference_pb2_grpc as pb_grpc
 from inferd.workflow import Workflow
+
+from test_cli import _free_pair, start_serve, stop_serve
 
 MODULE = "workflows_for_tests"
 MiB = 1024 * 1024
@@ -144,14 +154,19 @@ def test_max_message_bytes_per_model(client: Client) -> None:
 
 
 def test_a_tokens_rate_answers_resource_exhausted_with_a_retry_hint(limited: RunningServer) -> None:
+    rate, burst = 0.001, 3  # the "metered" token's
     with limited.client(token="t-metered") as metered:
-        for _ in range(3):  # the burst
+        started = time.monotonic()
+        for _ in range(burst):
             assert metered.infer("passthrough", "x").output["inputs"] == "x"
         with pytest.raises(ResourceExhausted) as error:
             metered.infer("passthrough", "x")
+        elapsed = time.monotonic() - started
         assert "token 'metered' is over its rate of 0.001 requests a second (burst 3)" in str(error.value)
-        # One token comes in 1000 s at this rate: the hint says about that, never more.
-        assert 990_000 <= error.value.retry_after_ms <= 1_000_000
+        # The hint is the time until the next token: a whole one's 1/rate, less what refilled
+        # since the first call took from the full bucket (at most the time measured around them).
+        one_token_ms = 1000 / rate
+        assert one_token_ms - elapsed * 1000 - 1 <= error.value.retry_after_ms <= math.ceil(one_token_ms)
     with limited.client(token="t-all") as other:  # other tokens are not slowed
         assert other.infer("passthrough", "y").output["inputs"] == "y"
     # The status carries a google.rpc.RetryInfo, as every RESOURCE_EXHAUSTED with a hint does.
@@ -173,6 +188,31 @@ def test_the_default_burst_is_one_seconds_worth() -> None:
     assert bucket_for(AuthToken(name="n", token="t")) is None
 
 
+def test_a_shared_table_is_one_bucket_a_token_wherever_it_is_mapped() -> None:
+    """What each worker of ``--workers`` does: it unpickles the parent's table (a path), maps
+    the same slots and takes from the same buckets; other tokens keep their own."""
+    tokens = [AuthToken(name="free", token="f"), AuthToken(name="n", token="t", rate=0.001, burst=2),
+              AuthToken(name="m", token="u", rate=0.001, burst=1)]  # fmt: skip
+    table = SharedRates.create(tokens)
+    other = pickle.loads(pickle.dumps(table))
+    try:
+        assert other.path == table.path and other.slots == 3
+        mine, theirs = bucket_for(tokens[1], (table, 1)), bucket_for(tokens[1], (other, 1))
+        assert mine is not None and theirs is not None and bucket_for(tokens[0], (table, 0)) is None
+        mine.take()
+        theirs.take()  # the burst of 2, taken once in each mapping
+        for bucket in (mine, theirs):
+            with pytest.raises(ResourceExhausted, match=r"token 'n' is over its rate of 0.001 requests a second"):
+                bucket.take()
+        third = bucket_for(tokens[2], (other, 2))
+        assert third is not None
+        third.take()  # "m"'s bucket is its own, still full
+    finally:
+        other.close()
+        table.unlink()
+    assert not Path(table.path).exists()
+
+
 def test_limits_are_validated(tmp_path: Any) -> None:
     file = tmp_path / "inferd.toml"
     file.write_text('[server]\nmax_json_depth = 5000\n')
@@ -181,6 +221,27 @@ def test_limits_are_validated(tmp_path: Any) -> None:
     file.write_text('[[server.auth.tokens]]\nname = "a"\ntoken = "t"\nburst = 4\n')
     with pytest.raises(ConfigError, match="burst goes with rate"):
         load_config(file)
+
+
+def test_the_json_limits_environment_overrides(tmp_path: Any) -> None:
+    file = tmp_path / "inferd.toml"
+    file.write_text('[server]\nmax_json_depth = 8\n')
+    server = load_config(file, environ={"INFERD_MAX_JSON_DEPTH": "32", "INFERD_MAX_JSON_BYTES": "4096"}).server
+    assert (server.max_json_depth, server.max_json_bytes) == (32, 4096)
+    unset = load_config(file, environ={}).server
+    assert (unset.max_json_depth, unset.max_json_bytes) == (8, None)
+    # A bad value names the variable and what it holds, beside the key and the reason.
+    for variable, value, key, reason in [
+        ("INFERD_MAX_JSON_DEPTH", "deep", "max_json_depth", "Input should be a valid integer"),
+        ("INFERD_MAX_JSON_DEPTH", "2000", "max_json_depth", "Input should be less than or equal to 1024"),
+        ("INFERD_MAX_JSON_BYTES", "0", "max_json_bytes", "Input should be greater than 0"),
+        ("INFERD_MAX_MESSAGE_BYTES", "1.5", "max_message_bytes", "Input should be a valid integer"),
+        ("INFERD_METRICS_ENABLED", "maybe", "metrics.enabled", "Input should be a valid boolean"),  # a sub-table's
+    ]:
+        with pytest.raises(ConfigError) as error:
+            load_config(file, environ={variable: value})
+        assert f"server.{key}: {reason}" in str(error.value)
+        assert str(error.value).endswith(f" (from the environment: {variable}={value!r})")
 
 
 def test_the_open_inference_protocol_meets_the_same_limits(limited: RunningServer) -> None:
@@ -220,3 +281,55 @@ def test_max_message_bytes_without_authentication() -> None:
             assert client.infer("strict", "x").output["inputs"] == "x"
     finally:
         running.stop()
+
+
+def test_a_tokens_rate_is_the_servers_shared_by_its_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``--workers 2`` both processes take from one bucket: a token gets its rate, not
+    twice it, however the kernel spreads its connections."""
+    rate, burst = 0.05, 5
+    metrics = _free_pair()  # each worker's metrics port answers once its gRPC server listens
+    monkeypatch.setenv("INFERD_METRICS_ADDRESS", f"127.0.0.1:{metrics}")
+    config = (
+        '[server]\nlog_format = "json"\naccess_log = true\n'
+        f'[[server.auth.tokens]]\nname = "metered"\ntoken = "t-metered"\nrate = {rate}\nburst = {burst}\n'
+        '[models.echo]\nworkflow = "echo"\n'
+    )
+    process, address = start_serve(tmp_path, config, "--workers", "2")
+
+    def listening(port: int) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5):
+                return True
+        except OSError:
+            return False
+
+    try:
+        for _ in range(600):
+            if listening(metrics) and listening(metrics + 1):
+                break
+            threading.Event().wait(0.05)  # a worker still starting: poll again
+        assert listening(metrics) and listening(metrics + 1), "a worker never started"
+        hints: list[int | None] = []  # None: answered
+        started = time.monotonic()
+        for _ in range(40):
+            with Client(address, token="t-metered", timeout=30) as client:  # a connection each
+                try:
+                    client.models()
+                    hints.append(None)
+                except ResourceExhausted as error:
+                    hints.append(error.retry_after_ms)
+        elapsed = time.monotonic() - started
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        output = stop_serve(process)
+    calls = [json.loads(line) for line in output.splitlines() if '"logger":"inferd.access"' in line]
+    by_worker = {call["worker"] for call in calls if call["rpc"] == "ListModels"}
+    assert len(by_worker) == 2, f"the calls all reached one worker: {by_worker}"
+    answered = hints.count(None)
+    # Per process, each worker would answer its own burst (2 x 5); shared, the server's one.
+    assert burst <= answered <= burst + rate * elapsed + 1, (answered, elapsed)
+    assert answered == sum(1 for call in calls if call["rpc"] == "ListModels" and call["code"] == "OK")
+    refused = [hint for hint in hints if hint is not None]
+    assert len(refused) == len(hints) - answered
+    assert all(0 < hint <= math.ceil(1000 / rate) for hint in refused)

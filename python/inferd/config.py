@@ -311,7 +311,8 @@ class ServiceConfig(Strict):
 
 #: INFERD_* environment variables that override ``[server]`` keys (``table.key``: a sub-table's).
 ENVIRONMENT_OVERRIDES = {
-    "INFERD_ADDRESS": "address", "INFERD_MAX_MESSAGE_BYTES": "max_message_bytes", "INFERD_GRACE_S": "grace_s",
+    "INFERD_ADDRESS": "address", "INFERD_MAX_MESSAGE_BYTES": "max_message_bytes",
+    "INFERD_MAX_JSON_DEPTH": "max_json_depth", "INFERD_MAX_JSON_BYTES": "max_json_bytes", "INFERD_GRACE_S": "grace_s",
     "INFERD_DRAIN_DELAY_S": "drain_delay_s", "INFERD_THREADS": "threads", "INFERD_REFLECTION": "reflection",
     "INFERD_LOG_LEVEL": "log_level", "INFERD_LOG_FORMAT": "log_format", "INFERD_ACCESS_LOG": "access_log",
     "INFERD_LOOP": "loop", "INFERD_METRICS_ENABLED": "metrics.enabled", "INFERD_METRICS_ADDRESS": "metrics.address",
@@ -325,17 +326,24 @@ def capacity(model: ModelConfig) -> int:
     return model.limits.max_concurrency + (model.batching.max_running if model.batching is not None else 0)
 
 
-def _validated(model: type[BaseModel], data: Any, where: str) -> Any:
+def _validated(
+    model: type[BaseModel], data: Any, where: str, variables: Mapping[tuple[str, ...], str] | None = None
+) -> Any:
+    """``data`` as a ``model``, or a ConfigError naming every problem; ``variables``: the
+    environment variable that set a key (its location), named with the problem it causes."""
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{where}.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-            if item["loc"]
-            else f"{where}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise ConfigError(f"invalid configuration: {problems}") from None
+        problems: list[str] = []
+        sources = variables or {}
+        for item in error.errors():
+            location = tuple(str(part) for part in item["loc"])
+            problem = f"{where}.{'.'.join(location)}: {item['msg']}" if location else f"{where}: {item['msg']}"
+            variable = next((sources[location[:end]] for end in (2, 3) if location[:end] in sources), None)
+            if variable is not None:
+                problem += f" (from the environment: {variable}={item['input']!r})"
+            problems.append(problem)
+        raise ConfigError(f"invalid configuration: {'; '.join(problems)}") from None
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -353,6 +361,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         raise ConfigError(f"{file}: not valid TOML: {error}") from None
     variables: Mapping[str, str] = os.environ if environ is None else environ
     server = dict(data.get("server", {}))
+    overridden: dict[tuple[str, ...], str] = {}
     for variable, key in ENVIRONMENT_OVERRIDES.items():
         if variable in variables:
             table, _, name = key.rpartition(".")
@@ -360,7 +369,8 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
                 server[table] = {**dict(server.get(table) or {}), name: variables[variable]}
             else:
                 server[key] = variables[variable]
+            overridden[("server", *key.split("."))] = variable
     data["server"] = server
     data["base_dir"] = file.resolve().parent
-    config: ServiceConfig = _validated(ServiceConfig, data, str(file))
+    config: ServiceConfig = _validated(ServiceConfig, data, str(file), overridden)
     return config

@@ -26,7 +26,7 @@ from ..logs import configure_logging
 from ..engine import Engine, ModelState
 from ..oip import grpc_service_pb2_grpc as oip_grpc
 from .interceptors import SERVICE_NAME, Authenticator, add_inference_service, add_service
-from .limits import message_limits, receive_limit
+from .limits import SharedRates, message_limits, receive_limit
 from .oip import SERVICE_NAME as OIP_SERVICE
 from .oip import OIP_CODECS, OipServicer
 from .metrics import MetricsEndpoint, start_metrics
@@ -119,11 +119,13 @@ def server_credentials(config: ServiceConfig) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)])
 
 
-async def create_server(config: ServiceConfig, *, start_models: bool = True) -> Server:
+async def create_server(config: ServiceConfig, *, start_models: bool = True, rates: SharedRates | None = None) -> Server:
     """Builds and starts a server for ``config``; returns at once with the bound port.
 
     With ``start_models``, eager models are set up before this returns (health turns SERVING
     when they are ready); a model whose setup fails is marked failed and the server runs on.
+    ``rates``: the tokens' buckets shared with the other workers of ``--workers N`` (None:
+    this process's own).
     """
     # A model's limits.max_message_bytes may be over the server's: gRPC takes the largest,
     # and each request is checked against its model's as it is read (inferd.server.limits).
@@ -133,7 +135,7 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
         ("grpc.max_send_message_length", largest),
         ("grpc.so_reuseport", 1),
     ]
-    authenticator = Authenticator(config.server.auth) if config.server.auth else None
+    authenticator = Authenticator(config.server.auth, rates) if config.server.auth else None
     grpc_server = grpc.aio.server(options=options)
     engine = Engine(config, make_tracing(config))
     add_inference_service(
@@ -180,13 +182,13 @@ async def create_server(config: ServiceConfig, *, start_models: bool = True) -> 
     return server
 
 
-async def serve(config: ServiceConfig) -> None:
+async def serve(config: ServiceConfig, rates: SharedRates | None = None) -> None:
     """Runs a server until SIGTERM or SIGINT, then shuts it down gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = await create_server(config, start_models=False)
+    server = await create_server(config, start_models=False, rates=rates)
     models = asyncio.create_task(server.start_models())
     try:
         await stop.wait()
@@ -213,15 +215,19 @@ def event_loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop
 
 
-def run(config: ServiceConfig) -> None:
+def run(config: ServiceConfig, rates: SharedRates | None = None) -> None:
     """Serves ``config`` on the event loop it names (``server.loop``) until SIGTERM or SIGINT."""
     with asyncio.Runner(loop_factory=event_loop_factory(config.server.loop)) as runner:
-        runner.run(serve(config))
+        runner.run(serve(config, rates))
 
 
-def _worker(config: ServiceConfig) -> None:
+def _worker(config: ServiceConfig, rates: SharedRates | None) -> None:
     configure_logging(config, worker=True)
-    run(config)
+    try:
+        run(config, rates)
+    finally:
+        if rates is not None:
+            rates.close()
 
 
 def _worker_config(config: ServiceConfig, index: int) -> ServiceConfig:
@@ -236,15 +242,26 @@ def _worker_config(config: ServiceConfig, index: int) -> ServiceConfig:
 
 def serve_workers(config: ServiceConfig, workers: int) -> int:
     """Runs ``workers`` server processes on one port (SO_REUSEPORT: the kernel spreads the
-    connections), each with its own engine and models. SIGTERM or SIGINT is passed on to every
-    worker, which drains as a single server does; returns once all have stopped (0 if all
-    stopped cleanly)."""
+    connections), each with its own engine and models, and one token bucket a rated token that
+    all of them take from (:class:`~inferd.server.limits.SharedRates`). SIGTERM or SIGINT is
+    passed on to every worker, which drains as a single server does; returns once all have
+    stopped (0 if all stopped cleanly)."""
     port = config.server.address.rpartition(":")[2]
     if port in ("", "0"):
         raise ConfigError("--workers needs a fixed port: port 0 would give each worker its own")
+    auth = config.server.auth
+    rates = SharedRates.create(auth.tokens) if auth and any(token.rate for token in auth.tokens) else None
+    try:
+        return _run_workers(config, workers, rates)
+    finally:
+        if rates is not None:
+            rates.unlink()
+
+
+def _run_workers(config: ServiceConfig, workers: int, rates: SharedRates | None) -> int:
     context = multiprocessing.get_context("spawn")  # no fork: grpc and torch do not survive it
     processes = [
-        context.Process(target=_worker, args=(_worker_config(config, index),), name=f"inferd-worker-{index}")
+        context.Process(target=_worker, args=(_worker_config(config, index), rates), name=f"inferd-worker-{index}")
         for index in range(workers)
     ]
     for process in processes:

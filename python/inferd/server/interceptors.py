@@ -29,7 +29,7 @@ from ..telemetry import Telemetry
 from ..tracing import Tracing, current_call
 from ..v1 import inference_pb2 as pb
 from ..v1 import inference_pb2_grpc as pb_grpc
-from .limits import TokenBucket, bucket_for, sized
+from .limits import SharedRates, TokenBucket, bucket_for, sized
 
 __all__ = ["Authenticator", "SERVICE_NAME", "add_inference_service", "add_service", "Refused", "tolerant"]
 
@@ -46,13 +46,15 @@ class Authenticator:
     compares the presented token with every configured one, by their SHA-256 digests (so that
     neither the time taken nor the tokens' lengths say which, if any, matched), and takes one
     from the token's bucket where it has a ``rate`` (:meth:`meter`). :meth:`permit` then
-    checks the model the request names against what that token may use."""
+    checks the model the request names against what that token may use. With ``rates``
+    (``--workers``), the buckets are that table's slots, one a token in order."""
 
-    def __init__(self, config: AuthConfig) -> None:
+    def __init__(self, config: AuthConfig, rates: SharedRates | None = None) -> None:
         self._tokens = [
-            (_digest(token.secret().encode()), token.name, frozenset(token.models), bucket_for(token))
-            for token in config.tokens
-        ]
+            (_digest(token.secret().encode()), token.name, frozenset(token.models),
+             bucket_for(token, None if rates is None else (rates, index)))
+            for index, token in enumerate(config.tokens)
+        ]  # fmt: skip
 
     def identify(self, metadata: Any) -> Identity:
         """The (name, models, bucket) of the token the call presents, its request counted;

@@ -1,6 +1,8 @@
 """Limits against abuse that the server applies before a request reaches the engine.
 
-- :class:`TokenBucket`: a token's request rate (``[[server.auth.tokens]] rate``, ``burst``).
+- :class:`TokenBucket`: a token's request rate (``[[server.auth.tokens]] rate``, ``burst``);
+  under ``--workers N`` the buckets live in a :class:`SharedRates` table that every worker
+  of the server takes from, so that the rate is the server's, not each process's.
 - :func:`message_limits` and :func:`sized`: each model's largest request message
   (``limits.max_message_bytes``), checked on the request's bytes as they are read.
 
@@ -10,14 +12,22 @@ JSON payloads' depth and size are the input adapters' (:class:`inferd.adapters.J
 from __future__ import annotations
 
 import math
+import mmap
+import os
+import struct
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..config import AuthToken, ServiceConfig
-from ..errors import InferdError, MessageTooLarge, ResourceExhausted, retry_hint
+if sys.platform != "win32":
+    import fcntl
 
-__all__ = ["TokenBucket", "bucket_for", "message_limits", "receive_limit", "sized"]
+from ..config import AuthToken, ServiceConfig
+from ..errors import ConfigError, InferdError, MessageTooLarge, ResourceExhausted, retry_hint
+
+__all__ = ["SharedRates", "TokenBucket", "bucket_for", "message_limits", "receive_limit", "sized"]
 
 
 class TokenBucket:
@@ -42,19 +52,112 @@ class TokenBucket:
         if self._tokens >= 1:
             self._tokens -= 1
             return
-        wait_ms = retry_hint(math.ceil((1 - self._tokens) / self.rate * 1000), jitter=False)  # the wait is exact
-        raise ResourceExhausted(
+        raise self._refusal(self._tokens)
+
+    def _refusal(self, tokens: float) -> ResourceExhausted:
+        wait_ms = retry_hint(math.ceil((1 - tokens) / self.rate * 1000), jitter=False)  # the wait is exact
+        return ResourceExhausted(
             f"token {self._name!r} is over its rate of {self.rate:g} requests a second (burst {self.burst}): "
             f"retry in {wait_ms} ms", retry_after_ms=wait_ms, token=self._name, rate=f"{self.rate:g}", burst=self.burst,
         )  # fmt: skip
 
 
-def bucket_for(token: AuthToken) -> TokenBucket | None:
+class SharedTokenBucket(TokenBucket):
+    """A :class:`TokenBucket` whose tokens and time are a slot of a :class:`SharedRates`
+    table, taken under the slot's lock: every worker process of the server draws on it."""
+
+    __slots__ = ("_table", "_slot")
+
+    def __init__(self, name: str, rate: float, burst: int, table: SharedRates, slot: int) -> None:
+        super().__init__(name, rate, burst)
+        self._table = table
+        self._slot = slot
+
+    def take(self) -> None:
+        tokens = self._table.take(self._slot, self.rate, self.burst)
+        if tokens is not None:
+            raise self._refusal(tokens)
+
+
+_SLOT = struct.Struct("=dd")  # a token's bucket: its tokens, the monotonic time they were counted
+
+
+class SharedRates:
+    """The token buckets of one server, shared by its worker processes (``--workers N``).
+
+    A small file (in ``/dev/shm`` where there is one: memory, not disk) that each process maps:
+    one slot a configured token, its tokens and the time they were counted. A slot is read
+    and written under an ``fcntl`` record lock on its bytes, which the kernel drops if a
+    worker dies holding it (a process-shared semaphore would stay taken and stop them all).
+    The clock is ``time.monotonic()``, the same in every process of the machine. The lock is
+    a process's, not a thread's: each worker takes from its table on its event loop only.
+
+    The server's parent process :meth:`create` s it before it starts the workers; it reaches
+    them pickled, as its path (each one maps the file as it unpickles it), and the parent
+    :meth:`unlink` s it when they have stopped (a parent killed by SIGKILL leaves the file,
+    16 bytes a token, behind)."""
+
+    def __init__(self, path: str, slots: int) -> None:
+        self.path = path
+        self.slots = slots
+        self._file = open(path, "r+b")  # closed by close()
+        self._map = mmap.mmap(self._file.fileno(), _SLOT.size * slots)
+
+    @classmethod
+    def create(cls, tokens: Sequence[AuthToken]) -> SharedRates:
+        """A table with a slot for each of ``tokens`` (in order), each bucket full."""
+        if sys.platform == "win32":
+            raise ConfigError("--workers with a token's rate needs fcntl record locks, which Windows lacks")
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        descriptor, path = tempfile.mkstemp(prefix="inferd-rates-", dir=folder)
+        now = time.monotonic()
+        with os.fdopen(descriptor, "wb") as file:
+            for token in tokens:
+                bucket = bucket_for(token)
+                file.write(_SLOT.pack(float(bucket.burst if bucket is not None else 0), now))
+        return cls(path, len(tokens))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SharedRates, (self.path, self.slots))
+
+    def take(self, slot: int, rate: float, burst: int) -> float | None:
+        """Takes a token from bucket ``slot`` (None), or says how many it holds (under one)."""
+        offset = slot * _SLOT.size
+        descriptor = self._file.fileno()
+        fcntl.lockf(descriptor, fcntl.LOCK_EX, _SLOT.size, offset)
+        try:
+            tokens, stamp = _SLOT.unpack_from(self._map, offset)
+            now = time.monotonic()  # under the lock: each process counts from the last one's time
+            tokens = min(burst, tokens + max(0.0, now - stamp) * rate)
+            taken = tokens >= 1
+            _SLOT.pack_into(self._map, offset, tokens - 1 if taken else tokens, now)
+        finally:
+            fcntl.lockf(descriptor, fcntl.LOCK_UN, _SLOT.size, offset)
+        return None if taken else tokens
+
+    def close(self) -> None:
+        self._map.close()
+        self._file.close()
+
+    def unlink(self) -> None:
+        """Closes the table and removes its file (the parent's, once its workers are gone)."""
+        self.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def bucket_for(token: AuthToken, shared: tuple[SharedRates, int] | None = None) -> TokenBucket | None:
     """The token's bucket, or None without a ``rate``. The burst defaults to one second's
-    worth of requests (``rate`` rounded up, at least 1)."""
+    worth of requests (``rate`` rounded up, at least 1). With ``shared`` (a table and the
+    token's slot in it), the bucket is that slot, which the server's workers share."""
     if token.rate is None:
         return None
-    return TokenBucket(token.name, token.rate, token.burst or max(1, math.ceil(token.rate)))
+    burst = token.burst or max(1, math.ceil(token.rate))
+    if shared is not None:
+        return SharedTokenBucket(token.name, token.rate, burst, *shared)
+    return TokenBucket(token.name, token.rate, burst)
 
 
 def message_limits(config: ServiceConfig) -> dict[str, int]:
