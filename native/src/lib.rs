@@ -554,7 +554,15 @@ mod python {
         stream: bool,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         guarded("encode_infer_response", || {
-            py_oip::encode_infer_response(py, model_name, model_version, id, outputs, parameters, stream)
+            py_oip::encode_infer_response(
+                py,
+                model_name,
+                model_version,
+                id,
+                outputs,
+                parameters,
+                stream,
+            )
         })
     }
 

@@ -435,7 +435,10 @@ mod tests {
                 };
                 for stream in [false, true] {
                     // encode asserts that it wrote exactly the bytes counted.
-                    assert_eq!(encode(&response, stream).len(), encoded_len(&response, stream));
+                    assert_eq!(
+                        encode(&response, stream).len(),
+                        encoded_len(&response, stream)
+                    );
                 }
             }
         }

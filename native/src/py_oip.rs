@@ -223,8 +223,10 @@ pub fn encode_infer_response<'py>(
     // What the borrowed strings and slices point into, alive until the bytes are written.
     let mut held: Vec<Held<'py>> = Vec::with_capacity(outputs.len());
     for (name, value) in outputs.iter() {
-        let (Ok(name), Ok(array)) = (name.cast_into_exact::<PyString>(), value.cast_into::<PyUntypedArray>())
-        else {
+        let (Ok(name), Ok(array)) = (
+            name.cast_into_exact::<PyString>(),
+            value.cast_into::<PyUntypedArray>(),
+        ) else {
             return Ok(None);
         };
         let Some(one) = held_output(name, array)? else {
@@ -304,7 +306,10 @@ impl<'py> Held<'py> {
             for element in &self.elements {
                 if let Ok(bytes) = element.cast_exact::<PyBytes>() {
                     elements.push(bytes.as_bytes());
-                } else if let Ok(text) = element.cast_exact::<PyString>().map(PyStringMethods::to_str) {
+                } else if let Ok(text) = element
+                    .cast_exact::<PyString>()
+                    .map(PyStringMethods::to_str)
+                {
                     let Ok(text) = text else {
                         return Ok(None); // a lone surrogate: the Python writer's own error
                     };
@@ -320,7 +325,11 @@ impl<'py> Held<'py> {
             // keeps it alive while the response is written; nothing resizes it meanwhile
             // (writing runs no Python code, and a resize checks that nobody else refers to it).
             OutputData::Raw(unsafe {
-                let start = (*self.array.as_array_ptr()).fields.data.cast::<u8>().cast_const();
+                let start = (*self.array.as_array_ptr())
+                    .fields
+                    .data
+                    .cast::<u8>()
+                    .cast_const();
                 if length == 0 {
                     &[][..]
                 } else {
@@ -347,11 +356,8 @@ fn held_output<'py>(
         return Ok(None);
     }
     let dtype = array.dtype();
-    let little = match dtype.byteorder() {
-        b'<' | b'|' => true,
-        b'=' => cfg!(target_endian = "little"),
-        _ => false,
-    };
+    let order = dtype.byteorder();
+    let little = matches!(order, b'<' | b'|') || (order == b'=' && cfg!(target_endian = "little"));
     let datatype = match (dtype.kind(), dtype.itemsize()) {
         (b'b', 1) => "BOOL",
         (b'u', 1) => "UINT8",
@@ -378,7 +384,11 @@ fn held_output<'py>(
         };
         let objects = objects.readonly();
         let py = array.py();
-        elements = objects.as_slice()?.iter().map(|item| item.bind(py).clone()).collect();
+        elements = objects
+            .as_slice()?
+            .iter()
+            .map(|item| item.bind(py).clone())
+            .collect();
     }
     Ok(Some(Held {
         name,

@@ -231,10 +231,12 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
             parameters = {**(parameters or {}), "triton_final_response": True}
         return write_response(request.model, version, request.id, arrays, parameters, stream=stream)
 
-    async def ModelInfer(self, request: InferRequest, context: Any) -> Response:  # type: ignore[override]  # bytes too
+    async def ModelInfer(  # type: ignore[override]  # answers the native bytes too
+        self, request: InferRequest, context: Any
+    ) -> Response:
         return await self._infer(request, _deadline(context))
 
-    async def ModelStreamInfer(
+    async def ModelStreamInfer(  # type: ignore[override]  # answers the native bytes too
         self, requests: AsyncIterator[Any], context: Any
     ) -> AsyncIterator[Response]:
         """Each request is served as it comes, concurrently with the others; its responses
