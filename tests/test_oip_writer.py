@@ -231,7 +231,7 @@ def _wine(**parameters: bool) -> pb.ModelInferRequest:
 
 
 def test_model_infer_and_a_stream_answer_with_the_native_bytes(channel: grpc.Channel) -> None:
-    infer = channel.unary_unary(
+    infer: Any = channel.unary_unary(
         "/inference.GRPCInferenceService/ModelInfer",
         request_serializer=pb.ModelInferRequest.SerializeToString,
         response_deserializer=None,  # the bytes as they came
