@@ -67,12 +67,11 @@ def read_infer_request(data: bytes) -> Any:
     return _read_message(data)
 
 
-def serialize_response(response: bytes | oip.ModelInferResponse | oip.ModelStreamInferResponse) -> bytes:
+def serialize_response(response: Response) -> bytes:
     """ModelInfer's and ModelStreamInfer's response serializer: bytes the native core wrote
     pass as they are; a message (the Python writer's, a stream's error) is serialized."""
-    if type(response) is bytes:
+    if isinstance(response, bytes):
         return response
-    assert not isinstance(response, bytes)
     serialized: bytes = response.SerializeToString()
     return serialized
 
