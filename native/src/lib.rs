@@ -9,6 +9,7 @@
 //! RuntimeError, logged, and never pyo3's PanicException (a BaseException).
 
 pub mod batch;
+pub mod oip_response;
 pub mod oip_wire;
 pub mod otlp;
 #[cfg(feature = "python")]
@@ -538,6 +539,33 @@ mod python {
         py_oip::decode_infer_request(py, data.as_bytes())
     }
 
+    /// Writes an Open Inference Protocol `ModelInferResponse` (with `stream`, the
+    /// `ModelStreamInferResponse` holding it), or returns None: what it leaves to the Python
+    /// writer (see `py_oip`).
+    #[pyfunction]
+    #[pyo3(signature = (model_name, model_version, id, outputs, parameters, stream = false))]
+    fn encode_infer_response<'py>(
+        py: Python<'py>,
+        model_name: &str,
+        model_version: &str,
+        id: &str,
+        outputs: &Bound<'py, PyAny>,
+        parameters: Option<&Bound<'py, PyAny>>,
+        stream: bool,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        guarded("encode_infer_response", || {
+            py_oip::encode_infer_response(
+                py,
+                model_name,
+                model_version,
+                id,
+                outputs,
+                parameters,
+                stream,
+            )
+        })
+    }
+
     /// Writes an `InferResponse` for a tensor output, or returns None (see `py_wire`).
     #[pyfunction]
     fn encode_response<'py>(
@@ -605,6 +633,7 @@ mod python {
         module.add_function(wrap_pyfunction!(decode_request, module)?)?;
         module.add_class::<PyOipRequest>()?;
         module.add_function(wrap_pyfunction!(decode_infer_request, module)?)?;
+        module.add_function(wrap_pyfunction!(encode_infer_response, module)?)?;
         module.add_function(wrap_pyfunction!(encode_response, module)?)?;
         module.add_function(wrap_pyfunction!(encode_json_response, module)?)?;
         module.add_function(wrap_pyfunction!(encode_spans, module)?)?;
@@ -624,6 +653,12 @@ mod python {
         module.add(
             "OIP_FIELDS",
             crate::oip_wire::FIELDS
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>(),
+        )?;
+        module.add(
+            "OIP_RESPONSE_FIELDS",
+            crate::oip_response::FIELDS
                 .into_iter()
                 .collect::<std::collections::HashMap<_, _>>(),
         )?;

@@ -1,6 +1,7 @@
-//! Bindings of [`crate::oip_wire`]: a `ModelInferRequest`'s bytes to a [`PyOipRequest`] whose
-//! tensors are already numpy arrays (the Open Inference Protocol's `ModelInfer` and
-//! `ModelStreamInfer` request deserializer, through `inferd.server.oip`).
+//! Bindings of [`crate::oip_wire`] and [`crate::oip_response`]: a `ModelInferRequest`'s bytes
+//! to a [`PyOipRequest`] whose tensors are already numpy arrays (the Open Inference Protocol's
+//! `ModelInfer` and `ModelStreamInfer` request deserializer, through `inferd.server.oip`), and
+//! a response's arrays to its bytes ([`encode_infer_response`]).
 //!
 //! A request the native path does not serve (typed `contents`, any fault, malformed bytes)
 //! comes back with `complete` false and nothing else: the server then reads those bytes with
@@ -9,10 +10,14 @@
 //! objects) and never raises.
 
 use half::f16;
-use numpy::{IxDyn, PyArray, PyArrayMethods};
+use numpy::{
+    IxDyn, PyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
+use crate::oip_response::{self, InferResponse, Output, OutputData};
 use crate::oip_wire::{self, Datatype, Parameter, Parameters, Planned, TensorData};
 use crate::py_guard;
 use crate::py_wire::{booleans, typed};
@@ -193,4 +198,218 @@ fn bfloat16<'py>(py: Python<'py>, data: &[u8], dims: &[usize]) -> Bound<'py, PyA
         *value = f32::from_bits(u32::from(u16::from_le_bytes([bits[0], bits[1]])) << 16);
     }
     array.into_any()
+}
+
+/// Writes a `ModelInferResponse` (with `stream`, the `ModelStreamInferResponse` that holds it)
+/// for `outputs` ({name: ndarray}, in order) and `parameters` ({name: bool | int | float |
+/// str}, or None), as the Python writer (`oip_tensors.write_outputs`, `write_parameters`)
+/// writes it. Returns None for anything it leaves to that writer: a dict of another kind, an
+/// array that is not a C-contiguous little-endian ndarray of a protocol datatype (or, for
+/// BYTES, an object array of exactly str or bytes), a parameter of another type or out of
+/// int64's range. The contents are copied once, into the new `bytes`, with the GIL released
+/// when they are large.
+pub fn encode_infer_response<'py>(
+    py: Python<'py>,
+    model_name: &str,
+    model_version: &str,
+    id: &str,
+    outputs: &Bound<'py, PyAny>,
+    parameters: Option<&Bound<'py, PyAny>>,
+    stream: bool,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let Ok(outputs) = outputs.cast_exact::<PyDict>() else {
+        return Ok(None);
+    };
+    // What the borrowed strings and slices point into, alive until the bytes are written.
+    let mut held: Vec<Held<'py>> = Vec::with_capacity(outputs.len());
+    for (name, value) in outputs.iter() {
+        let (Ok(name), Ok(array)) = (
+            name.cast_into_exact::<PyString>(),
+            value.cast_into::<PyUntypedArray>(),
+        ) else {
+            return Ok(None);
+        };
+        let Some(one) = held_output(name, array)? else {
+            return Ok(None);
+        };
+        held.push(one);
+    }
+    let mut entries: Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)> = Vec::new();
+    if let Some(parameters) = parameters.filter(|parameters| !parameters.is_none()) {
+        let Ok(parameters) = parameters.cast_exact::<PyDict>() else {
+            return Ok(None);
+        };
+        for (key, value) in parameters.iter() {
+            let Ok(key) = key.cast_into_exact::<PyString>() else {
+                return Ok(None);
+            };
+            entries.push((key, value));
+        }
+    }
+    let mut response = InferResponse {
+        model_name,
+        model_version,
+        id,
+        parameters: Vec::with_capacity(entries.len()),
+        outputs: Vec::with_capacity(held.len()),
+    };
+    for (key, value) in &entries {
+        let Ok(key) = key.to_str() else {
+            return Ok(None);
+        };
+        let Some(value) = parameter_of(value) else {
+            return Ok(None);
+        };
+        response.parameters.push((key, value));
+    }
+    for one in &held {
+        let Some(output) = one.output()? else {
+            return Ok(None);
+        };
+        response.outputs.push(output);
+    }
+    let length = oip_response::encoded_len(&response, stream);
+    let large = response.contents_len() >= DETACH_MIN_BYTES;
+    let bytes = PyBytes::new_with(py, length, |buf| {
+        if large {
+            // The arrays and elements are held (`held`), and nothing here runs Python code.
+            py.detach(|| oip_response::encode_into(&response, stream, buf));
+        } else {
+            oip_response::encode_into(&response, stream, buf);
+        }
+        Ok(())
+    })?;
+    Ok(Some(bytes))
+}
+
+/// Contents below this are copied holding the GIL: releasing and taking it again would cost
+/// more than the copy (as `nesting_beyond` decides).
+const DETACH_MIN_BYTES: usize = 65536;
+
+/// One output's name and array, and for BYTES the elements (held, so that another thread
+/// replacing an element of the array cannot free it while the GIL is released).
+struct Held<'py> {
+    name: Bound<'py, PyString>,
+    array: Bound<'py, PyUntypedArray>,
+    datatype: &'static str,
+    elements: Vec<Bound<'py, PyAny>>,
+}
+
+impl<'py> Held<'py> {
+    fn output(&self) -> PyResult<Option<Output<'_>>> {
+        let Ok(name) = self.name.to_str() else {
+            return Ok(None);
+        };
+        let shape = self.array.shape().iter().map(|&size| size as i64).collect();
+        let data = if self.datatype == "BYTES" {
+            let mut elements = Vec::with_capacity(self.elements.len());
+            for element in &self.elements {
+                if let Ok(bytes) = element.cast_exact::<PyBytes>() {
+                    elements.push(bytes.as_bytes());
+                } else if let Ok(text) = element
+                    .cast_exact::<PyString>()
+                    .map(PyStringMethods::to_str)
+                {
+                    let Ok(text) = text else {
+                        return Ok(None); // a lone surrogate: the Python writer's own error
+                    };
+                    elements.push(text.as_bytes());
+                } else {
+                    return Ok(None);
+                }
+            }
+            OutputData::Elements(elements)
+        } else {
+            let length = self.array.len() * self.array.dtype().itemsize();
+            // SAFETY: a C-contiguous array holds `length` bytes at `data`, and `self.array`
+            // keeps it alive while the response is written; nothing resizes it meanwhile
+            // (writing runs no Python code, and a resize checks that nobody else refers to it).
+            OutputData::Raw(unsafe {
+                let start = (*self.array.as_array_ptr())
+                    .fields
+                    .data
+                    .cast::<u8>()
+                    .cast_const();
+                if length == 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(start, length)
+                }
+            })
+        };
+        Ok(Some(Output {
+            name,
+            datatype: self.datatype,
+            shape,
+            data,
+        }))
+    }
+}
+
+/// An output the native writer writes, or None: the protocol's datatype as the Python
+/// writer's `datatype` names it, from the dtype's kind and size (little-endian only).
+fn held_output<'py>(
+    name: Bound<'py, PyString>,
+    array: Bound<'py, PyUntypedArray>,
+) -> PyResult<Option<Held<'py>>> {
+    if !array.is_exact_instance_of::<PyUntypedArray>() || !array.is_c_contiguous() {
+        return Ok(None);
+    }
+    let dtype = array.dtype();
+    let order = dtype.byteorder();
+    let little = matches!(order, b'<' | b'|') || (order == b'=' && cfg!(target_endian = "little"));
+    let datatype = match (dtype.kind(), dtype.itemsize()) {
+        (b'b', 1) => "BOOL",
+        (b'u', 1) => "UINT8",
+        (b'u', 2) => "UINT16",
+        (b'u', 4) => "UINT32",
+        (b'u', 8) => "UINT64",
+        (b'i', 1) => "INT8",
+        (b'i', 2) => "INT16",
+        (b'i', 4) => "INT32",
+        (b'i', 8) => "INT64",
+        (b'f', 2) => "FP16",
+        (b'f', 4) => "FP32",
+        (b'f', 8) => "FP64",
+        (b'O', _) => "BYTES",
+        _ => return Ok(None),
+    };
+    if !little {
+        return Ok(None);
+    }
+    let mut elements = Vec::new();
+    if datatype == "BYTES" {
+        let Ok(objects) = array.cast::<PyArrayDyn<Py<PyAny>>>() else {
+            return Ok(None);
+        };
+        let objects = objects.readonly();
+        let py = array.py();
+        elements = objects
+            .as_slice()?
+            .iter()
+            .map(|item| item.bind(py).clone())
+            .collect();
+    }
+    Ok(Some(Held {
+        name,
+        array,
+        datatype,
+        elements,
+    }))
+}
+
+/// A response parameter as the Python writer's `write_parameters` writes it (bool, int as
+/// int64, float, str), or None for any other type (or an int beyond int64): that writer's.
+fn parameter_of<'a>(value: &'a Bound<'_, PyAny>) -> Option<Parameter<'a>> {
+    if let Ok(flag) = value.cast_exact::<PyBool>() {
+        Some(Parameter::Bool(flag.is_true()))
+    } else if value.is_exact_instance_of::<PyInt>() {
+        value.extract::<i64>().ok().map(Parameter::Int64)
+    } else if let Ok(number) = value.cast_exact::<PyFloat>() {
+        Some(Parameter::Double(number.value()))
+    } else if let Ok(text) = value.cast_exact::<PyString>() {
+        text.to_str().ok().map(Parameter::String)
+    } else {
+        None
+    }
 }

@@ -19,6 +19,7 @@ import numpy.typing as npt
 __all__ = [
     "PARALLEL_MIN_BYTES",
     "OIP_FIELDS",
+    "OIP_RESPONSE_FIELDS",
     "OTLP_FIELDS",
     "WIRE_FIELDS",
     "OipRequest",
@@ -26,6 +27,7 @@ __all__ = [
     "Schema",
     "decode_infer_request",
     "decode_request",
+    "encode_infer_response",
     "encode_json_response",
     "encode_response",
     "encode_spans",
@@ -42,6 +44,9 @@ WIRE_FIELDS: Final[dict[str, int]]
 
 OIP_FIELDS: Final[dict[str, int]]
 """The field numbers :func:`decode_infer_request` reads, as "Message.field": number."""
+
+OIP_RESPONSE_FIELDS: Final[dict[str, int]]
+"""The field numbers :func:`encode_infer_response` writes, as "Message.field": number."""
 
 OTLP_FIELDS: Final[dict[str, int]]
 """The OTLP trace field numbers :func:`encode_spans` writes, as "Message.field": number."""
@@ -99,6 +104,21 @@ class OipRequest:
 
 def decode_infer_request(data: bytes) -> OipRequest:
     """Reads a ``ModelInferRequest``; never raises (what it does not serve is incomplete)."""
+
+def encode_infer_response(
+    model_name: str,
+    model_version: str,
+    id: str,
+    outputs: object,
+    parameters: object,
+    stream: bool = False,
+) -> bytes | None:
+    """An Open Inference Protocol ``ModelInferResponse`` (with ``stream``, the
+    ``ModelStreamInferResponse`` holding it) of ``outputs`` ({name: ndarray}, in order) and
+    ``parameters`` ({name: bool | int | float | str} or None), as the Python writer writes it;
+    None for what it leaves to that writer (another kind of dict or array: not C-contiguous,
+    big-endian, no protocol datatype, BYTES elements not exactly str or bytes; a parameter
+    of another type or beyond int64). Large contents are copied with the GIL released."""
 
 def encode_response(
     model: str, id: str, output: object, timings: Sequence[tuple[str, float]]

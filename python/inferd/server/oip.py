@@ -5,7 +5,9 @@ API) over the same engine as inferd.v1: messages to engine calls and back.
 (:data:`OIP_CODECS`: :func:`read_infer_request`, ``inferd._native.decode_infer_request``,
 tensors straight into numpy), as inferd.v1's Infer does; a request the core leaves to Python
 (typed ``contents``, or any fault) is read with the generated message class instead, so that
-its answer is the same either way.
+its answer is the same either way. Their responses are written by the core too
+(``oip_tensors.write_response``: bytes, which :func:`serialize_response` passes on as they
+are), or, for what it leaves to Python, by the message class.
 
 A model without versions is served as version "1"; a versioned one (inferd.versions) as each
 version its policy serves, and a request that names no version gets its latest ready one (the
@@ -30,9 +32,9 @@ from ..oip import grpc_service_pb2_grpc as oip_grpc
 from ..oip import model_config_pb2 as mc
 from .interceptors import Codecs, Refused, tolerant
 from ..versions import SOLE_VERSION, split
-from .oip_tensors import DTYPES, datatype_of, read_request, write_outputs, write_parameters
+from .oip_tensors import DTYPES, datatype_of, read_request, selected, write_response
 
-__all__ = ["OipServicer", "SERVICE_NAME", "EXTENSIONS", "OIP_CODECS", "read_infer_request"]
+__all__ = ["OipServicer", "SERVICE_NAME", "EXTENSIONS", "OIP_CODECS", "read_infer_request", "serialize_response"]
 
 SERVICE_NAME = oip.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 #: The protocol extensions inferd implements (ServerMetadata lists them).
@@ -49,6 +51,8 @@ _REPOSITORY_STATES = {
 
 #: What ModelInfer and ModelStreamInfer receive: the native core's reading, or the message.
 InferRequest = _native.OipRequest | oip.ModelInferRequest
+#: What they answer: the native core's bytes, or the message (ModelStreamInfer's: the stream's).
+Response = bytes | oip.ModelInferResponse | oip.ModelStreamInferResponse
 
 _read_message = tolerant(oip.ModelInferRequest.FromString)
 
@@ -63,11 +67,20 @@ def read_infer_request(data: bytes) -> Any:
     return _read_message(data)
 
 
+def serialize_response(response: Response) -> bytes:
+    """ModelInfer's and ModelStreamInfer's response serializer: bytes the native core wrote
+    pass as they are; a message (the Python writer's, a stream's error) is serialized."""
+    if isinstance(response, bytes):
+        return response
+    serialized: bytes = response.SerializeToString()
+    return serialized
+
+
 #: Per method, the (request deserializer, response serializer) that replace the generated
 #: message classes' (None: keep the generated one); registered by ``server/app.py``.
 OIP_CODECS: Codecs = {
-    "ModelInfer": (read_infer_request, None),
-    "ModelStreamInfer": (read_infer_request, None),
+    "ModelInfer": (read_infer_request, serialize_response),
+    "ModelStreamInfer": (read_infer_request, serialize_response),
 }
 
 
@@ -195,25 +208,29 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
         served, version = self._served(name, version)
         return served, version, self._engine.interface(served)
 
-    async def _infer(self, message: InferRequest, deadline: float | None) -> oip.ModelInferResponse:
+    async def _infer(self, message: InferRequest, deadline: float | None, *, stream: bool = False) -> Response:
+        """One answer (``stream``: as a ModelStreamInferResponse, ending the stream's answers
+        to it with ``triton_final_response`` where the request asks for the empty final one)."""
         served, version, (input_format, outputs, _) = self._interface(message.model_name, message.model_version)
         request = read_request(message, input_format)
         result = await self._engine.infer(served, request.payload, request.parameters, deadline=deadline)
-        response = oip.ModelInferResponse(model_name=request.model, model_version=version, id=request.id)
-        write_outputs(response, result.kind, result.output, request.outputs, outputs)
-        if result.parameters:
-            write_parameters(response.parameters, result.parameters)
-        return response
+        arrays = selected(result.kind, result.output, request.outputs, outputs)
+        parameters = result.parameters
+        if stream and _empty_final(message):
+            parameters = {**(parameters or {}), "triton_final_response": True}
+        return write_response(request.model, version, request.id, arrays, parameters, stream=stream)
 
-    async def ModelInfer(self, request: InferRequest, context: Any) -> oip.ModelInferResponse:
+    async def ModelInfer(  # type: ignore[override]  # answers the native bytes too
+        self, request: InferRequest, context: Any
+    ) -> Response:
         return await self._infer(request, _deadline(context))
 
-    async def ModelStreamInfer(
+    async def ModelStreamInfer(  # type: ignore[override]  # answers the native bytes too
         self, requests: AsyncIterator[Any], context: Any
-    ) -> AsyncIterator[oip.ModelStreamInferResponse]:
+    ) -> AsyncIterator[Response]:
         """Each request is served as it comes, concurrently with the others; its responses
         (a streaming model's chunks, else one answer) go out as they are made."""
-        out: asyncio.Queue[oip.ModelStreamInferResponse | None] = asyncio.Queue()
+        out: asyncio.Queue[Response | None] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
         deadline = _deadline(context)
 
@@ -249,10 +266,7 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
                 await self._engine.ready(served)
                 served, _, interface = self._interface(message.model_name, message.model_version)
             if not interface[2]:  # a model that does not stream: one answer
-                response = await self._infer(message, deadline)
-                if _empty_final(message):
-                    response.parameters["triton_final_response"].bool_param = True
-                await out.put(oip.ModelStreamInferResponse(infer_response=response))
+                await out.put(await self._infer(message, deadline, stream=True))
                 return
             await self._stream(message, deadline, out)
         except asyncio.CancelledError:
@@ -266,18 +280,14 @@ class OipServicer(oip_grpc.GRPCInferenceServiceServicer):
         async for chunk in self._engine.stream(served, request.payload, request.parameters, deadline=deadline):
             if chunk.kind == "none" and not chunk.parameters:
                 continue  # the final marker: the empty final response says it, if asked for
-            response = oip.ModelInferResponse(model_name=request.model, model_version=version, id=request.id)
-            if chunk.kind != "none":
-                write_outputs(response, chunk.kind, chunk.output, request.outputs, declared)
-            if chunk.parameters:
-                write_parameters(response.parameters, chunk.parameters)
+            arrays = {} if chunk.kind == "none" else selected(chunk.kind, chunk.output, request.outputs, declared)
+            parameters = chunk.parameters
             if request.empty_final:
-                response.parameters["triton_final_response"].bool_param = False
-            await out.put(oip.ModelStreamInferResponse(infer_response=response))
+                parameters = {**(parameters or {}), "triton_final_response": False}
+            await out.put(write_response(request.model, version, request.id, arrays, parameters, stream=True))
         if request.empty_final:
-            final = oip.ModelInferResponse(model_name=request.model, model_version=version, id=request.id)
-            final.parameters["triton_final_response"].bool_param = True
-            await out.put(oip.ModelStreamInferResponse(infer_response=final))
+            final = {"triton_final_response": True}
+            await out.put(write_response(request.model, version, request.id, {}, final, stream=True))
 
     # -- the repository -----------------------------------------------------------------
 

@@ -6,7 +6,8 @@ Rust core into numpy) or as typed ``contents``, never both in one request. One B
 holds JSON (records for a tensor or records model) or text is handed on as JSON or text, so
 that the model's own adapter reads it (docs/oip.md: the convention). Out: tensors go back
 raw, one ``raw_output_contents`` entry per output; an answer that is not tensors (JSON, text,
-a blob) is one BYTES element named ``output``.
+a blob) is one BYTES element named ``output``. The response's bytes are written by the Rust
+core where it can (:func:`write_response`), else by the generated message class.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from ..errors import InvalidInput, TensorError
 from ..oip import grpc_service_pb2 as oip
 from ..workflow import Blob
 
-__all__ = ["Request", "read_request", "write_outputs", "datatype", "datatype_of", "dtype_of", "write_parameters"]
+__all__ = [
+    "Request", "read_request", "selected", "write_outputs", "write_arrays", "write_response", "datatype", "datatype_of",
+    "dtype_of", "write_parameters",
+]  # fmt: skip
 
 #: The protocol's datatypes and numpy's. BF16 has no numpy type: a BF16 input reaches the
 #: model as float32 (exactly: bfloat16 is float32's upper half).
@@ -303,9 +307,10 @@ def _named(kind: str, output: Any, names: Iterable[str]) -> dict[str, np.ndarray
     return {"output": array}
 
 
-def write_outputs(response: oip.ModelInferResponse, kind: str, output: Any, wanted: list[str], declared: Iterable[str]) -> None:
-    """Writes an adapted answer's tensors into ``response``, raw; ``wanted``: the outputs
-    asked for (empty: all). An output asked for that the answer lacks is INVALID_ARGUMENT."""
+def selected(kind: str, output: Any, wanted: list[str], declared: Iterable[str]) -> dict[str, Any]:
+    """An adapted answer's tensors by name (:func:`_named`), only those asked for, in the order
+    asked (``wanted``; empty: all). An output asked for that the answer lacks is
+    INVALID_ARGUMENT."""
     arrays = _named(kind, output, declared)
     if wanted:
         missing = [name for name in wanted if name not in arrays]
@@ -314,6 +319,17 @@ def write_outputs(response: oip.ModelInferResponse, kind: str, output: Any, want
                 f"output {missing[0]!r}: the model has no such output (it has {', '.join(arrays)})", tensor=missing[0]
             )
         arrays = {name: arrays[name] for name in wanted}
+    return arrays
+
+
+def write_outputs(response: oip.ModelInferResponse, kind: str, output: Any, wanted: list[str], declared: Iterable[str]) -> None:
+    """Writes an adapted answer's tensors into ``response``, raw (:func:`selected` says which)."""
+    write_arrays(response, selected(kind, output, wanted, declared))
+
+
+def write_arrays(response: oip.ModelInferResponse, arrays: Mapping[str, Any]) -> None:
+    """Writes named arrays into ``response``: one output and one ``raw_output_contents`` entry
+    each (row-major, little-endian; BYTES elements each a 4-byte little-endian length first)."""
     for name, array in arrays.items():
         array = np.asarray(array)
         try:
@@ -330,3 +346,22 @@ def write_outputs(response: oip.ModelInferResponse, kind: str, output: Any, want
             response.raw_output_contents.append(array.astype(array.dtype.newbyteorder("<")).tobytes())
         else:
             response.raw_output_contents.append(array.tobytes())  # (row-major, whatever its strides)
+
+
+def write_response(
+    model: str, version: str, id: str, arrays: dict[str, Any], parameters: Mapping[str, Any] | None, *, stream: bool = False
+) -> bytes | oip.ModelInferResponse | oip.ModelStreamInferResponse:
+    """A ``ModelInferResponse`` of named arrays and parameters (with ``stream``, the
+    ``ModelStreamInferResponse`` that holds it): its bytes, written by the native core
+    (``inferd._native.encode_infer_response``), or, for what the core leaves to Python (an
+    array that is not a C-contiguous little-endian ndarray, BYTES elements that are not
+    exactly str or bytes, a parameter of another type), the message :func:`write_arrays` and
+    :func:`write_parameters` write, which parses to the same."""
+    encoded = _native.encode_infer_response(model, version, id, arrays, parameters or None, stream)
+    if encoded is not None:
+        return encoded
+    response = oip.ModelInferResponse(model_name=model, model_version=version, id=id)
+    write_arrays(response, arrays)
+    if parameters:
+        write_parameters(response.parameters, parameters)
+    return oip.ModelStreamInferResponse(infer_response=response) if stream else response
