@@ -5,7 +5,9 @@ batching, streaming with cancel and several workers across the process boundary.
 
 from __future__ import annotations
 
+import mmap
 import os
+import pickle
 import signal
 import threading
 import tomllib
@@ -20,6 +22,7 @@ from conftest import ROOT, SERVICE_CONFIG, RunningServer
 
 from inferd.config import ServiceConfig
 from inferd.errors import DeadlineExceeded, Unavailable
+from inferd.isolation.wire import FOLDER, HANDOVER, Arena, Mapped, pack, unpack
 
 CRASHY = "workflows_for_tests:Crashy"
 
@@ -98,6 +101,9 @@ def test_a_segfault_fails_only_its_own_call_and_the_worker_comes_back(running: R
             pids.add(client.infer("crashy", {"a": round_}).output["pid"])
         until(lambda: healthy.calls >= 5 or bool(healthy.failures), "healthy calls")
     assert len(pids) == 4  # three deaths, three new workers
+    # The dead workers' shared memory went with them (the server removed what they left).
+    dead = pids - {max(pids, key=lambda pid: Path(f"/proc/{pid}").exists())}
+    assert not [name for name in os.listdir(FOLDER) for pid in dead if name.startswith(f"inferd-{pid}-")]
     assert healthy.failures == []
 
 
@@ -240,3 +246,39 @@ def test_the_default_services_isolated_smollm2_streams_as_in_process(running: Ru
             if count == 1:
                 break  # closing the stream stops the worker's generation: the next call is served
         assert isolated.infer("smollm2", "Name a colour.", parameters=greedy).output == "".join(tokens)
+
+
+def test_a_large_answer_is_handed_over_without_a_copy() -> None:
+    big = {"x": np.arange(HANDOVER // 4 + 16, dtype=np.float32), "small": np.ones(3)}
+    arena = Arena()
+    try:
+        frame = pack(("ok", 0, big), arena, 0, handover=True)
+        name = pickle.loads(frame[4:])[1]
+        assert name != arena.name and (Path(FOLDER) / name).exists()  # a segment of its own
+        got = unpack(frame[4:], Mapped(), copy=True)[2]
+        assert not (Path(FOLDER) / name).exists()  # taken: its name removed at once
+        assert np.array_equal(got["x"], big["x"]) and np.array_equal(got["small"], big["small"])
+        assert got["x"].flags.writeable
+        base = got["x"].base
+        while not isinstance(base, mmap.mmap):  # a view of the mapping itself, not a copy of it
+            base = base.obj if isinstance(base, memoryview) else base.base
+        # Small answers still go through the slot's arena (copied out by the server).
+        small = unpack(pack(("ok", 0, {"y": np.ones(8)}), arena, 0, handover=True)[4:], Mapped(), copy=True)[2]
+        assert pickle.loads(pack(("ok", 0, {"y": np.ones(8)}), arena, 0, handover=True)[4:])[1] == arena.name
+        assert small["y"].tolist() == [1.0] * 8
+    finally:
+        arena.close()
+
+
+def test_large_tensors_cross_both_ways(running: RunningServer) -> None:
+    image = np.random.default_rng(7).random((1, 1 << 20), dtype=np.float32)  # 4 MiB each way
+    with running.client(timeout=60) as client:
+        for _ in range(3):
+            answer = client.infer("crashy", {"big": image})
+            # (the answer is a dict of arrays: it comes back as JSON, float32 values printed shortest)
+            assert np.array_equal(np.asarray(answer.output["echo"]["big"], np.float32), image)
+        pid = answer.output["pid"]
+    # Each handed-over answer's segment is gone once read: what the worker has left in shared
+    # memory is its slots' arenas, which never had to grow to hold an answer this large.
+    left = [Path(FOLDER) / name for name in os.listdir(FOLDER) if name.startswith(f"inferd-{pid}-")]
+    assert left and all(path.stat().st_size < image.nbytes for path in left)

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..errors import InferdError, Unavailable
-from .wire import FRAME, Arena, Mapped, pack, unpack
+from .wire import FRAME, Arena, Mapped, pack, remove_segments_of, unpack
 
 __all__ = ["WorkerProcess", "cause_of"]
 
@@ -116,6 +116,7 @@ class WorkerProcess:
         self._mapped.close()
         for arena in self._arenas:
             arena.close()
+        remove_segments_of(self.pid)  # what a worker that died left in shared memory
         self._on_exit(self)
 
     def rss_bytes(self) -> int:

@@ -5,10 +5,16 @@ small tuple. The buffers of the objects in it (numpy arrays, bytes of 1 KiB and 
 go into the pickle: they are written into a shared memory segment of the request's slot (an
 :class:`Arena`), and the frame names where. Each slot has one arena a direction; a message too
 large for one gets a larger segment, named in the frame, which the other side maps once.
+
+A large answer (:data:`HANDOVER` bytes of buffers and more) does not go through the slot's
+arena: the worker writes it into a segment of its own and hands that over. The server maps it,
+removes its name at once, and reads the arrays as views of the mapping, with no copy: the
+memory lives as long as the arrays do, and goes back to the system with the last of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import mmap
 import os
@@ -17,13 +23,15 @@ import struct
 import tempfile
 from typing import Any
 
-__all__ = ["Arena", "Mapped", "pack", "unpack", "FRAME"]
+__all__ = ["Arena", "Mapped", "pack", "unpack", "remove_segments_of", "FRAME", "HANDOVER"]
 
 #: The length of a frame's body.
 FRAME = struct.Struct("<I")
 #: Arenas start at this size and double as messages need (a 64 MiB answer: 7 growths once).
 _INITIAL = 1 << 20
 _ALIGN = 64
+#: An answer's buffers of this many bytes and more are handed over in a segment of their own.
+HANDOVER = 1 << 20
 #: Where segments live: shared memory (tmpfs) on Linux, else the temporary folder.
 FOLDER = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 _numbers = itertools.count()
@@ -32,13 +40,15 @@ _numbers = itertools.count()
 class _Segment:
     """A file in shared memory, mapped: the one who made it unlinks it at close."""
 
-    def __init__(self, name: str, size: int = 0) -> None:
+    def __init__(self, name: str, size: int = 0, *, taken: bool = False) -> None:
         self.name = name
         path = os.path.join(FOLDER, name)
         self._owner = size > 0
         self.closed = False
         fd = os.open(path, os.O_RDWR | (os.O_CREAT | os.O_EXCL if self._owner else 0), 0o600)
         try:
+            if taken:  # handed over: the mapping is all there is of it from now on
+                os.unlink(path)
             if self._owner:
                 os.ftruncate(fd, size)
             self.size = os.fstat(fd).st_size
@@ -61,6 +71,16 @@ class _Segment:
                 os.unlink(os.path.join(FOLDER, self.name))
             except FileNotFoundError:
                 pass
+
+
+def remove_segments_of(pid: int) -> None:
+    """Removes the names of process ``pid``'s segments (once it has exited: a worker killed
+    mid-call had no chance to)."""
+    prefix = f"inferd-{pid}-"
+    for name in os.listdir(FOLDER):
+        if name.startswith(prefix):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(FOLDER, name))
 
 
 def _segment(size: int) -> _Segment:
@@ -119,28 +139,43 @@ class Mapped:
         self._segments.clear()
 
 
-def pack(message: tuple[Any, ...], arena: Arena | None = None, slot: int = -1) -> bytes:
+def pack(message: tuple[Any, ...], arena: Arena | None = None, slot: int = -1, *, handover: bool = False) -> bytes:
     """A frame: the message pickled, its large buffers in ``arena``, the slot's (inline when
-    there is none)."""
+    there is none). With ``handover``, buffers of :data:`HANDOVER` bytes and more in all go
+    into a segment of their own instead, which the receiver takes (:func:`unpack`)."""
     buffers: list[pickle.PickleBuffer] = []
     body = pickle.dumps(message, protocol=5, buffer_callback=buffers.append if arena is not None else None)
     envelope: tuple[Any, ...]
-    if buffers:
+    if buffers and handover and sum(buffer.raw().nbytes for buffer in buffers) >= HANDOVER:
+        gift = Arena(sum(-(-buffer.raw().nbytes // _ALIGN) * _ALIGN for buffer in buffers))
+        try:
+            spans = gift.write(buffers)
+            envelope = (slot, gift.name, spans, body, True)
+        finally:
+            gift.memory._owner = False  # the receiver removes its name, when it maps it
+            gift.close()
+    elif buffers:
         assert arena is not None
-        envelope = (slot, arena.name, arena.write(buffers), body)
+        spans = arena.write(buffers)  # first: a message too large for the arena grows it anew
+        envelope = (slot, arena.name, spans, body, False)
     else:
-        envelope = (slot, None, None, body)
+        envelope = (slot, None, None, body, False)
     data = pickle.dumps(envelope, protocol=5)
     return FRAME.pack(len(data)) + data
 
 
 def unpack(body: bytes, mapped: Mapped, *, copy: bool) -> tuple[Any, ...]:
     """A frame's message. Its buffers are views of the sender's arena, valid until the slot's
-    next message; ``copy`` copies them out (what outlives the slot must)."""
-    slot, name, spans, inner = pickle.loads(body)
+    next message; ``copy`` copies them out (what outlives the slot must). A handed-over
+    segment's buffers are never copied: they are views of a mapping that is the message's own."""
+    slot, name, spans, inner, handed_over = pickle.loads(body)
     if name is None:
         message: tuple[Any, ...] = pickle.loads(inner)
         return message
+    if handed_over:
+        memory = _Segment(name, taken=True).buf  # lives on in the views, then is unmapped with them
+        taken: tuple[Any, ...] = pickle.loads(inner, buffers=[memory[offset : offset + size] for offset, size in spans])
+        return taken
     views = mapped.views(slot, name, spans)
     buffers = [bytearray(view) for view in views] if copy else views
     message = pickle.loads(inner, buffers=buffers)

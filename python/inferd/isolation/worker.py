@@ -77,7 +77,7 @@ class Worker:
                 arena = self._arenas.get(slot)
                 if arena is None:
                     arena = self._arenas[slot] = Arena()
-            data = memoryview(pack(message, arena, -1 if slot is None else slot))
+            data = memoryview(pack(message, arena, -1 if slot is None else slot, handover=True))
             while data:
                 data = data[os.write(self._output, data) :]
 
