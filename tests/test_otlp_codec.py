@@ -240,3 +240,23 @@ def test_stage_spans_and_their_events_count_against_an_export() -> None:
     assert len(sent) > 1
     assert sum(span.name == "stream" and len(span.events) == 1000 for span in spans) == 100
     assert sum(span.name == "adapt" for span in spans) == 100
+
+
+def test_stages_that_come_after_their_span_ended_still_arrive_under_it() -> None:
+    from inferd.config import TracingConfig
+    from inferd.tracing import Tracing
+
+    sent: list[bytes] = []
+    tracing = Tracing(TracingConfig(enabled=True), sent.append, {})
+    span = tracing.start_call("Infer", (("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),))
+    tracing.stages(span, "early", 1.0, (("run", 1.0), ("total", 1.0)))
+    span.end("OK")
+    tracing.stages(span, "late", 2.0, (("adapt", 1.0), ("run", 2.0), ("total", 3.0)))
+    assert tracing.flush()
+    tracing.shutdown()
+    spans = [span for body in sent for span in trace_service_pb2.ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans]
+    (call,) = [s for s in spans if s.name == "inferd.v1.Inference/Infer"]
+    stages = sorted((s.attributes[0].value.string_value, s.name) for s in spans if s is not call)
+    assert stages == [("early", "run"), ("late", "adapt"), ("late", "run")]
+    assert all(s.parent_span_id == call.span_id and s.trace_id == call.trace_id for s in spans if s is not call)
+    assert call.parent_span_id.hex() == "00f067aa0ba902b7"
