@@ -163,3 +163,100 @@ def test_exports_are_cut_by_spans_and_by_events() -> None:
         assert len(batch) + sum(len(span.events) for span in batch) <= 16_384 or len(batch) == 1
         names += [span.span_id for span in batch]
     assert names == [span[1] for span in spans]
+
+
+def _request(rng: random.Random) -> tuple[Any, ...]:
+    """One request's stages as the engine hands them over: (model, started, timings, chunks)."""
+    names = ["setup", "adapt", "preprocess", "queue", "run", "postprocess", "stream"]
+    timings = [(rng.choice(names), rng.uniform(0, 50)) for _ in range(rng.randrange(0, 6))] + [("total", rng.uniform(0, 300))]
+    started = rng.uniform(0, 1e6)
+    chunks = tuple(started + rng.uniform(0, 1) for _ in range(rng.randrange(0, 4)))
+    return (_text(rng), started, tuple(timings), chunks)
+
+
+def _stage_spans(trace_id: bytes, parent: bytes, state: str, requests: Any, clock_ns: int) -> list[tuple[Any, ...]]:
+    """The stage spans of ``requests`` as the event loop made them before the export thread
+    did (span ids left None: they are drawn in the native core)."""
+    out: list[tuple[Any, ...]] = []
+    for model, started, timings, chunks in requests:
+        mark = started
+        for stage, ms in timings:
+            if stage == "total":
+                continue
+            end = mark + ms / 1000
+            events = tuple(("chunk", int(at * 1e9) + clock_ns, {"index": i}) for i, at in enumerate(chunks)) if stage == "stream" else ()
+            out.append((trace_id, None, parent, state, stage, 1, int(mark * 1e9) + clock_ns, int(end * 1e9) + clock_ns,
+                        {"inferd.model": model}, events, (), (0, "")))  # fmt: skip
+            mark = end
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_stages_become_the_spans_the_loop_once_made(seed: int) -> None:
+    """A span's stages (a 13th item) and stages alone (a 4-tuple) are written as child spans,
+    the same nanoseconds as the loop's arithmetic, each with a fresh 8-byte id."""
+    rng = random.Random(seed)
+    clock_ns = rng.randrange(0, 2**60)
+    records: list[tuple[Any, ...]] = []
+    expected: list[tuple[Any, ...]] = []
+    for _ in range(rng.randrange(1, 10)):
+        span = _span(rng)
+        requests = tuple(_request(rng) for _ in range(rng.randrange(0, 3)))
+        if rng.random() < 0.25:
+            records.append((span[0], span[1], span[3], requests))  # a span recorded before its stages
+        else:
+            records.append((*span, requests))
+            expected.append(span)
+        expected += _stage_spans(span[0], span[1], span[3], requests, clock_ns)
+    body = _native.encode_spans(records, "svc", "inferd", "9.9", clock_ns=clock_ns)
+    (resource,) = trace_service_pb2.ExportTraceServiceRequest.FromString(body).resource_spans
+    got = list(resource.scope_spans[0].spans)
+    assert len(got) == len(expected)
+    drawn = [span.span_id for span, want in zip(got, expected, strict=True) if want[1] is None]
+    assert all(len(span_id) == 8 and any(span_id) for span_id in drawn)
+    assert len(set(drawn)) == len(drawn)
+    filled = [(want[0], span.span_id, *want[2:]) if want[1] is None else want for span, want in zip(got, expected, strict=True)]
+    assert body == _expected(filled, "svc").SerializeToString(deterministic=True)
+
+
+def test_stage_spans_and_their_events_count_against_an_export() -> None:
+    """A call's record makes its stage spans and a stream's chunk events too: an export still
+    holds at most 16,384 spans and events, and every one arrives."""
+    from inferd.config import TracingConfig
+    from inferd.tracing import Tracing
+
+    sent: list[bytes] = []
+    tracing = Tracing(TracingConfig(enabled=True), sent.append, {})
+    rng = random.Random(3)
+    stream = ("m", 1.0, (("adapt", 1.0), ("stream", 2.0), ("total", 3.0)), tuple(1.0 + i / 1e4 for i in range(1000)))
+    for _ in range(100):
+        tracing._record((*_span(rng)[:9], (), (), (0, ""), (stream,)))
+    assert tracing.flush()
+    tracing.shutdown()
+    spans = [span for body in sent for span in trace_service_pb2.ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans]
+    for body in sent:
+        batch = trace_service_pb2.ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans
+        assert len(batch) + sum(len(span.events) for span in batch) <= 16_384
+    assert len(sent) > 1
+    assert sum(span.name == "stream" and len(span.events) == 1000 for span in spans) == 100
+    assert sum(span.name == "adapt" for span in spans) == 100
+
+
+def test_stages_that_come_after_their_span_ended_still_arrive_under_it() -> None:
+    from inferd.config import TracingConfig
+    from inferd.tracing import Tracing
+
+    sent: list[bytes] = []
+    tracing = Tracing(TracingConfig(enabled=True), sent.append, {})
+    span = tracing.start_call("Infer", (("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),))
+    tracing.stages(span, "early", 1.0, (("run", 1.0), ("total", 1.0)))
+    span.end("OK")
+    tracing.stages(span, "late", 2.0, (("adapt", 1.0), ("run", 2.0), ("total", 3.0)))
+    assert tracing.flush()
+    tracing.shutdown()
+    spans = [span for body in sent for span in trace_service_pb2.ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans]
+    (call,) = [s for s in spans if s.name == "inferd.v1.Inference/Infer"]
+    stages = sorted((s.attributes[0].value.string_value, s.name) for s in spans if s is not call)
+    assert stages == [("early", "run"), ("late", "adapt"), ("late", "run")]
+    assert all(s.parent_span_id == call.span_id and s.trace_id == call.trace_id for s in spans if s is not call)
+    assert call.parent_span_id.hex() == "00f067aa0ba902b7"

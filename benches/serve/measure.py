@@ -192,6 +192,10 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
     chosen = [t for name in PAIRED_TARGETS for t in targets if t.name == name]
     rps: dict[str, list[float]] = {t.name: [] for t in chosen}
     p99: dict[str, list[float]] = {t.name: [] for t in chosen}
+    #: The server's own CPU (its process tree, not a traced server's sink) a request, per round:
+    #: steadier than req/s where neighbours take the cores in bursts.
+    cpu_ms: dict[str, list[float]] = {t.name: [] for t in chosen}
+    processes: dict[str, Any] = {}
     steal: list[float] = []
     with servers() as running:
         addresses: dict[str, str] = {}
@@ -204,6 +208,7 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
             process, address = running[target.server]
             wait_ready(process, address, target.method, target.request)
             addresses[target.name] = address
+            processes[target.name] = process
             if args.warmup > 0:
                 load(target, address, at, args.warmup, args.cap)
         for round_ in range(rounds):
@@ -211,7 +216,9 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
             # Every other round in reverse order, so that no target always runs first (or
             # right after the same neighbour).
             for target in chosen if round_ % 2 == 0 else reversed(chosen):
+                cpu_before = processes[target.name].tree_cpu_s()
                 result = load(target, addresses[target.name], at, seconds, args.cap)
+                cpu_ms[target.name].append((processes[target.name].tree_cpu_s() - cpu_before) * 1000 / result["ok"] if result["ok"] else float("nan"))
                 rps[target.name].append(result["rps"])
                 p99[target.name].append(result["p99_ms"])
             steal.append(steal_percent(ticks, cpu_ticks()))
@@ -231,6 +238,8 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
         "steal_pct": steal,
         "median_rps": {name: statistics.median(values) for name, values in rps.items()},
         "median_p99_ms": {name: statistics.median(values) for name, values in p99.items()},
+        "server_cpu_ms_per_request": {name: [round(value, 4) for value in values] for name, values in cpu_ms.items()},
+        "median_server_cpu_ms_per_request": {name: round(statistics.median(values), 4) for name, values in cpu_ms.items()},
     }
     for key, other in (
         ("inferd_vs_mlserver", mlserver),
@@ -261,6 +270,8 @@ def measure_paired(args: argparse.Namespace, targets: list[Target], rounds: int,
     # What tracing every call costs: inferd-traced over inferd-off (tracing off, the default).
     if "inferd-off" in rps and "inferd-traced" in rps:
         out["traced_vs_untraced"] = spread([rps["inferd-traced"][i] / rps["inferd-off"][i] for i in range(rounds)])
+        # ... and in the server's CPU a request (untraced over traced: 1 is free, as above).
+        out["traced_vs_untraced_cpu"] = spread([cpu_ms["inferd-off"][i] / cpu_ms["inferd-traced"][i] for i in range(rounds)])
     # What uvloop is worth (with the *-asyncio targets): each server on uvloop over asyncio's loop.
     for uv, plain in (("inferd-off", "inferd-asyncio"), ("bare", "bare-asyncio")):
         if uv in rps and plain in rps:

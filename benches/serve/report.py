@@ -144,6 +144,11 @@ def table(results: dict[str, Any]) -> str:
             f"{paired['concurrency']}, every server up at once, the targets in turn in each round; medians): "
             + ", ".join(f"{name} {value:,.0f} req/s" for name, value in paired["median_rps"].items())
         )
+        if "median_server_cpu_ms_per_request" in paired:
+            lines.append(
+                "  - server CPU a request (medians): "
+                + ", ".join(f"{name} {value:.3f} ms" for name, value in paired["median_server_cpu_ms_per_request"].items())
+            )
         if "inferd_vs_mlserver" in paired:
             x = paired["inferd_vs_mlserver"]
             lines.append(
@@ -156,6 +161,7 @@ def table(results: dict[str, Any]) -> str:
             ("inferd_vs_bare_model", "inferd vs the bare server running the same model", "no goal"),
             ("metrics_on_vs_off", "inferd with metrics on (the default) vs off", "goal >= 97%"),
             ("traced_vs_untraced", "inferd tracing every call (to a local OTLP sink) vs tracing off", "goal >= 85%"),
+            ("traced_vs_untraced_cpu", "the same in the server's CPU a request (untraced over traced)", "no goal"),
             ("oip_vs_v1", "inferd over the Open Inference Protocol vs over inferd.v1 (ModelInfer vs Infer)", "goal >= 90%"),
         ):
             if key in paired:

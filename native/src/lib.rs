@@ -595,17 +595,20 @@ mod python {
     }
 
     /// Writes the tracing thread's span tuples as one OTLP `ExportTraceServiceRequest`
-    /// (the tuples' layout: `py_otlp`).
+    /// (the tuples' layout: `py_otlp`); `clock_ns`: the epoch nanoseconds at perf_counter 0,
+    /// for the stages' times.
     #[pyfunction]
+    #[pyo3(signature = (spans, service, scope, version, *, clock_ns = 0))]
     fn encode_spans<'py>(
         py: Python<'py>,
         spans: &Bound<'py, PyAny>,
         service: &str,
         scope: &str,
         version: &str,
+        clock_ns: i64,
     ) -> PyResult<Bound<'py, PyBytes>> {
         guarded("encode_spans", || {
-            crate::py_otlp::encode_spans(py, spans, service, scope, version)
+            crate::py_otlp::encode_spans(py, spans, service, scope, version, clock_ns)
         })
     }
 

@@ -1,9 +1,16 @@
 //! OTLP trace messages: the `ExportTraceServiceRequest` that carries a batch of the server's
 //! spans to a collector (opentelemetry-proto, `collector/trace/v1` and `trace/v1`), written
 //! by hand as `wire` writes `InferResponse`. Plain Rust: `py_otlp` reads the Python side's
-//! span tuples into [`Span`]s and calls [`encode_export`] with the GIL released.
+//! span tuples into [`Record`]s, and with the GIL released [`expand`]s them into [`Span`]s
+//! (a request's stages become child spans here, off the event loop) and calls
+//! [`encode_export`].
 //!
 //! Only what inferd's spans use is written; proto3 leaves empty and zero fields out.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use crate::wire::{put_bytes, put_tag, put_varint};
 
@@ -129,6 +136,107 @@ pub struct Span {
     pub status: (i32, String),
 }
 
+/// One request's stages as the engine timed them: each a child span of the span that holds
+/// them, starting where the one before ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stages {
+    /// The model (each stage span's `inferd.model`).
+    pub model: String,
+    /// When the request started, in `time.perf_counter()` seconds.
+    pub started: f64,
+    /// (stage, milliseconds) in order; "total" makes no span.
+    pub timings: Vec<(String, f64)>,
+    /// The perf_counter seconds at which a stream sent each chunk: the "stream" span's events.
+    pub chunks: Vec<f64>,
+}
+
+/// What the tracing thread hands over: a span (with the stages of the requests it served),
+/// or the stages of a span that was written before them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Span(Span, Vec<Stages>),
+    Stages { trace_id: Vec<u8>, parent_span_id: Vec<u8>, trace_state: String, stages: Vec<Stages> },
+}
+
+/// The spans of `records`, each request's stages made into child spans with ids of their
+/// own; `clock_ns`: the epoch nanoseconds at perf_counter 0.
+pub fn expand(records: Vec<Record>, clock_ns: i64) -> Vec<Span> {
+    let mut spans = Vec::with_capacity(records.len() * 6);
+    for record in records {
+        match record {
+            Record::Span(span, stages) => {
+                let (trace_id, span_id, trace_state) = (span.trace_id.clone(), span.span_id.clone(), span.trace_state.clone());
+                spans.push(span);
+                for request in &stages {
+                    stage_spans(&trace_id, &span_id, &trace_state, request, clock_ns, &mut spans);
+                }
+            }
+            Record::Stages { trace_id, parent_span_id, trace_state, stages } => {
+                for request in &stages {
+                    stage_spans(&trace_id, &parent_span_id, &trace_state, request, clock_ns, &mut spans);
+                }
+            }
+        }
+    }
+    spans
+}
+
+/// The stage spans of one request, as `inferd.tracing` made them on the loop before (the
+/// same float arithmetic, so the same nanoseconds).
+fn stage_spans(trace_id: &[u8], parent: &[u8], trace_state: &str, stages: &Stages, clock_ns: i64, out: &mut Vec<Span>) {
+    let mut mark = stages.started;
+    for (stage, ms) in &stages.timings {
+        if stage == "total" {
+            continue;
+        }
+        let end = mark + ms / 1000.0;
+        let events = if stage == "stream" {
+            let chunk = |(index, at): (usize, &f64)| Event {
+                name: "chunk".to_owned(),
+                time_ns: epoch_ns(*at, clock_ns),
+                attributes: vec![("index".to_owned(), Value::Int(index as i64))],
+            };
+            stages.chunks.iter().enumerate().map(chunk).collect()
+        } else {
+            Vec::new()
+        };
+        out.push(Span {
+            trace_id: trace_id.to_vec(),
+            span_id: random_span_id().to_vec(),
+            parent_span_id: parent.to_vec(),
+            trace_state: trace_state.to_owned(),
+            name: stage.clone(),
+            kind: 1, // INTERNAL
+            start_ns: epoch_ns(mark, clock_ns),
+            end_ns: epoch_ns(end, clock_ns),
+            attributes: vec![("inferd.model".to_owned(), Value::Str(stages.model.clone()))],
+            events,
+            links: Vec::new(),
+            status: (0, String::new()),
+        });
+        mark = end;
+    }
+}
+
+/// perf_counter seconds -> epoch nanoseconds, as Python's `int(seconds * 1e9) + clock_ns`.
+fn epoch_ns(seconds: f64, clock_ns: i64) -> u64 {
+    ((seconds * 1e9) as i64).saturating_add(clock_ns).max(0) as u64
+}
+
+/// A span id: random, never zero. SipHash of a counter under keys the OS drew for this
+/// process: unique within the process, unpredictable, and no dependency.
+pub fn random_span_id() -> [u8; 8] {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let keys = KEYS.get_or_init(RandomState::new);
+    loop {
+        let id = keys.hash_one(COUNTER.fetch_add(1, Ordering::Relaxed));
+        if id != 0 {
+            return id.to_be_bytes();
+        }
+    }
+}
+
 /// One `ExportTraceServiceRequest`: the spans under one resource (`service.name`) and one
 /// instrumentation scope.
 pub fn encode_export(service: &str, scope: &str, version: &str, spans: &[Span]) -> Vec<u8> {
@@ -252,6 +360,37 @@ mod tests {
         let scope_spans = [&[0x0a, scope.len() as u8][..], &scope].concat();
         let inner = [&[0x0a, resource.len() as u8][..], &resource, &[0x12, scope_spans.len() as u8], &scope_spans].concat();
         assert_eq!(out, [&[0x0a, inner.len() as u8][..], &inner].concat());
+    }
+
+    #[test]
+    fn stages_become_chained_children_and_total_makes_none() {
+        let parent = Span { trace_id: vec![1; 16], span_id: vec![2; 8], trace_state: "k=v".into(), ..Span::default() };
+        let stages = Stages {
+            model: "m".into(),
+            started: 10.0,
+            timings: vec![("adapt".into(), 1.5), ("stream".into(), 2.0), ("total".into(), 3.5)],
+            chunks: vec![10.002, 10.003],
+        };
+        let spans = expand(vec![Record::Span(parent.clone(), vec![stages])], 1_000);
+        assert_eq!(spans.len(), 3);
+        assert_eq!(spans[0], parent);
+        let (adapt, stream) = (&spans[1], &spans[2]);
+        assert_eq!((adapt.name.as_str(), adapt.kind), ("adapt", 1));
+        assert_eq!((adapt.start_ns, adapt.end_ns), (10_000_001_000, 10_001_501_000));
+        assert_eq!(stream.start_ns, adapt.end_ns);
+        assert_eq!(stream.events.iter().map(|event| event.attributes[0].1.clone()).collect::<Vec<_>>(), [Value::Int(0), Value::Int(1)]);
+        for span in [adapt, stream] {
+            assert_eq!((&span.trace_id, &span.parent_span_id, span.trace_state.as_str()), (&parent.trace_id, &parent.span_id, "k=v"));
+            assert_eq!(span.attributes, [("inferd.model".to_owned(), Value::Str("m".into()))]);
+        }
+        assert_ne!(adapt.span_id, stream.span_id);
+    }
+
+    #[test]
+    fn span_ids_are_never_zero_and_do_not_repeat() {
+        let ids: std::collections::HashSet<[u8; 8]> = (0..10_000).map(|_| random_span_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(!ids.contains(&[0; 8]));
     }
 
     #[test]

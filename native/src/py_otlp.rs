@@ -1,15 +1,19 @@
 //! The bindings of `otlp`: the tracing thread's span tuples (`inferd.tracing`) read into
-//! [`Span`]s while attached, then written with the GIL released.
+//! [`Record`]s while attached, then expanded and written with the GIL released.
 //!
 //! A span tuple: `(trace_id, span_id, parent_span_id, trace_state, name, kind, start_ns,
-//! end_ns, attributes, events, links, status)`; attributes a dict of str to str, bool, int or
-//! float (anything else is written as its `str()`); events `(name, time_ns, attributes)`;
-//! links `(trace_id, span_id)`; status `(code, message)`.
+//! end_ns, attributes, events, links, status)`, and optionally a 13th item, the stages of
+//! the requests it served (each its child spans); attributes a dict of str to str, bool, int
+//! or float (anything else is written as its `str()`); events `(name, time_ns, attributes)`;
+//! links `(trace_id, span_id)`; status `(code, message)`. Stages: a sequence of `(model,
+//! started, timings, chunks)` ([`Stages`]: perf_counter seconds, (stage, ms) pairs, the
+//! chunks' perf_counter seconds). A 4-tuple `(trace_id, parent_span_id, trace_state,
+//! stages)` is the stages alone, of a span recorded before them.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
-use crate::otlp::{self, Attributes, Event, Span, Value};
+use crate::otlp::{self, Attributes, Event, Record, Span, Stages, Value};
 
 pub fn encode_spans<'py>(
     py: Python<'py>,
@@ -17,18 +21,48 @@ pub fn encode_spans<'py>(
     service: &str,
     scope: &str,
     version: &str,
+    clock_ns: i64,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let mut read = Vec::new();
     for span in spans.try_iter()? {
-        read.push(read_span(&span?)?);
+        read.push(read_record(&span?)?);
     }
     let (service, scope, version) = (service.to_owned(), scope.to_owned(), version.to_owned());
-    let out = py.detach(move || otlp::encode_export(&service, &scope, &version, &read));
+    let out = py.detach(move || otlp::encode_export(&service, &scope, &version, &otlp::expand(read, clock_ns)));
     Ok(PyBytes::new(py, &out))
 }
 
-fn read_span(span: &Bound<'_, PyAny>) -> PyResult<Span> {
-    let span = span.cast::<PyTuple>()?;
+fn read_record(record: &Bound<'_, PyAny>) -> PyResult<Record> {
+    let tuple = record.cast::<PyTuple>()?;
+    if tuple.len() == 4 {
+        return Ok(Record::Stages {
+            trace_id: tuple.get_item(0)?.extract()?,
+            parent_span_id: tuple.get_item(1)?.extract()?,
+            trace_state: tuple.get_item(2)?.extract()?,
+            stages: read_stages(&tuple.get_item(3)?)?,
+        });
+    }
+    let stages = if tuple.len() > 12 { read_stages(&tuple.get_item(12)?)? } else { Vec::new() };
+    Ok(Record::Span(read_span(tuple)?, stages))
+}
+
+fn read_stages(stages: &Bound<'_, PyAny>) -> PyResult<Vec<Stages>> {
+    let mut out = Vec::new();
+    for request in stages.try_iter()? {
+        let (model, started, timings, chunks): (String, f64, Bound<'_, PyAny>, Bound<'_, PyAny>) = request?.extract()?;
+        let mut read = Stages { model, started, ..Stages::default() };
+        for timing in timings.try_iter()? {
+            read.timings.push(timing?.extract()?);
+        }
+        for at in chunks.try_iter()? {
+            read.chunks.push(at?.extract()?);
+        }
+        out.push(read);
+    }
+    Ok(out)
+}
+
+fn read_span(span: &Bound<'_, PyTuple>) -> PyResult<Span> {
     let item = |index: usize| span.get_item(index);
     let mut events = Vec::new();
     for event in item(9)?.try_iter()? {

@@ -130,10 +130,16 @@ def encode_response(
 def encode_json_response(model: str, id: str, json: bytes, timings: Sequence[tuple[str, float]]) -> bytes:
     """An ``InferResponse`` carrying ``json`` (UTF-8 JSON, written as is) as its output."""
 
-def encode_spans(spans: Iterable[tuple[Any, ...]], service: str, scope: str, version: str) -> bytes:
+def encode_spans(spans: Iterable[tuple[Any, ...]], service: str, scope: str, version: str, *, clock_ns: int = 0) -> bytes:
     """One OTLP ``ExportTraceServiceRequest`` of the span tuples (``inferd.tracing``'s layout:
     trace id, span id, parent id, trace state, name, kind, start ns, end ns, attributes,
-    events, links, status), under the resource ``service.name = service`` and one scope."""
+    events, links, status, and optionally the stages of the requests it served), under the
+    resource ``service.name = service`` and one scope. Stages, a sequence of ``(model,
+    started, timings, chunks)`` (perf_counter seconds, (stage, ms) pairs, a stream's chunks'
+    perf_counter seconds), become child spans with ids of their own, each starting where the
+    one before ended ("total" makes none; "stream" has an event a chunk); ``clock_ns``: the
+    epoch nanoseconds at perf_counter 0. A 4-tuple ``(trace id, parent id, trace state,
+    stages)`` is stages alone, whose span was recorded before them."""
 
 @final
 class Schema:

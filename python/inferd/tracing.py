@@ -4,7 +4,7 @@ standard ``OTEL_TRACES_EXPORTER=otlp``). They need no extra: the native core wri
 - One server span per call, continuing the caller's trace when its metadata carries a W3C
   ``traceparent`` (and ``tracestate``).
 - Its children, one per stage (setup, adapt, preprocess, queue, run, postprocess, stream),
-  made when the request ends from the times the engine measured anyway; a stream's span has an
+  made in the export thread from the times the engine measured anyway; a stream's span has an
   event per chunk.
 - A batch's run is a span of its own, the root of a trace of its own, with a link to the span of
   every request it served: never the child of one of them.
@@ -17,10 +17,12 @@ standard ``OTEL_TRACES_EXPORTER=otlp``). They need no extra: the native core wri
 - Spans leave in batches from a thread of their own, through the sender the server gives
   (OTLP over gRPC or HTTP/protobuf: :mod:`inferd.server.otlp`).
 
-Spans are not the OpenTelemetry SDK's objects: a call's spans are kept as plain tuples on the
-event loop, and the export thread has the native core write them as one OTLP message with the
-GIL released (:func:`inferd._native.encode_spans`), a small part of what the SDK's span
-objects and encoder cost a call (benches/README.md, "What metrics and traces cost").
+Spans are not the OpenTelemetry SDK's objects: a call leaves ONE plain tuple on the event
+loop, its server span holding its requests' stage timings as the engine measured them
+(perf_counter seconds and milliseconds, untouched); the export thread has the native core turn
+those into the stage spans (their ids, their times) and write everything as one OTLP message
+with the GIL released (:func:`inferd._native.encode_spans`), a small part of what the SDK's
+span objects and encoder cost a call (benches/README.md, "What metrics and traces cost").
 """
 
 from __future__ import annotations
@@ -50,14 +52,17 @@ _SERVER, _INTERNAL = 2, 1  # OTLP's SpanKind values
 _UNSET: tuple[int, str] = (0, "")
 #: The gRPC codes that make a server span's status ERROR (OpenTelemetry's gRPC conventions).
 SERVER_ERRORS = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"})
-_MAX_QUEUE = 20_000  # spans waiting for export; more are dropped (and counted)
-#: Spans an export carries. Each export costs about the same whatever its size, and at 512
-#: (the SDK's default) they cost a tenth of the server's throughput at 100% sampling.
+_MAX_QUEUE = 20_000  # records (a call's span with its stages) waiting for export; more are dropped (and counted)
+#: Records an export carries (a call's is some six spans). Each export costs the loop about
+#: the same whatever its size, and 512 spans an export (the SDK's default) cost a tenth of the
+#: server's throughput at 100% sampling.
 _BATCH = 2048
-#: ... and at most this many spans and events together (a stream's span has an event a
-#: chunk), so that an export stays far below a collector's 4 MiB message limit.
+#: ... and at most this many spans and events together, stage spans counted (a stream's span
+#: has an event a chunk), so that an export stays far below a collector's 4 MiB message limit.
 _BATCH_ITEMS = 16_384
 _INTERVAL_S = 1.0
+_ALWAYS = 1 << 64  # a sampler bound every trace id is under
+_getrandbits = random.getrandbits
 
 
 def tracing_enabled(config: TracingConfig, environ: Mapping[str, str] | None = None) -> bool:
@@ -68,41 +73,49 @@ def tracing_enabled(config: TracingConfig, environ: Mapping[str, str] | None = N
 class Span:
     """A call's server span while the call runs."""
 
-    __slots__ = ("_tracing", "trace_id", "span_id", "parent_id", "trace_state", "sampled", "name", "start_ns", "attributes", "kind")
+    __slots__ = (
+        "_tracing", "trace_id", "span_id", "parent_id", "trace_state", "sampled", "name", "start_ns", "attributes", "kind",
+        "stages", "ended",
+    )  # fmt: skip
 
     def __init__(
-        self, tracing: Tracing, trace_id: bytes, parent_id: bytes, trace_state: str, sampled: bool, name: str, kind: int = 2
-    ) -> None:
+        self, tracing: Tracing, trace_id: bytes, span_id: bytes, parent_id: bytes, trace_state: str, sampled: bool,
+        name: str, kind: int, attributes: dict[str, Any],
+    ) -> None:  # fmt: skip
         self._tracing = tracing
         self.trace_id = trace_id
-        self.span_id = _random_id(8)
+        self.span_id = span_id
         self.parent_id = parent_id
         self.trace_state = trace_state
         self.sampled = sampled
         self.name = name
         # On the clock the stages are measured with, so that children never stray outside.
-        self.start_ns = tracing._ns(time.perf_counter())
-        self.attributes: dict[str, Any] = {}
+        self.start_ns = int(time.perf_counter() * 1e9) + tracing._epoch_offset_ns
+        self.attributes = attributes
         self.kind = kind  # SERVER for a call; INTERNAL for a graph's node
+        #: The stages of the requests served inside it, as :meth:`Tracing.stages` keeps them.
+        self.stages: list[tuple[str, float, Sequence[tuple[str, float]], Sequence[float]]] | None = None
+        self.ended = False
 
     def child(self, name: str, attributes: dict[str, Any]) -> Span:
         """A span inside this one (a graph's node), started now; end it with :meth:`end`."""
-        span = Span(self._tracing, self.trace_id, self.span_id, self.trace_state, self.sampled, name, _INTERNAL)
-        span.attributes = attributes
-        return span
+        return Span(self._tracing, self.trace_id, _random_id(8), self.span_id, self.trace_state, self.sampled, name, _INTERNAL, attributes)
 
     def set_attribute(self, key: str, value: Any) -> None:
         self.attributes[key] = value
 
     def end(self, code: str = "OK") -> None:
-        """Ends the span of a call that ended with gRPC status ``code``."""
+        """Ends the span of a call that ended with gRPC status ``code``: one record, its
+        requests' stages in it."""
+        self.ended = True
         if self.sampled:
             # A node's span (INTERNAL) is an error whenever the node failed.
-            failed = code in SERVER_ERRORS or (self.kind != _SERVER and code != "OK")
-            status = (2, code) if failed else _UNSET
-            self._tracing._record(
-                (self.trace_id, self.span_id, self.parent_id, self.trace_state, self.name, self.kind,
-                 self.start_ns, self._tracing._ns(time.perf_counter()), self.attributes, (), (), status)
+            failed = code != "OK" and (code in SERVER_ERRORS or self.kind != _SERVER)
+            tracing = self._tracing
+            tracing._record(
+                (self.trace_id, self.span_id, self.parent_id, self.trace_state, self.name, self.kind, self.start_ns,
+                 int(time.perf_counter() * 1e9) + tracing._epoch_offset_ns, self.attributes, (), (),
+                 (2, code) if failed else _UNSET, self.stages or ())
             )  # fmt: skip
 
 
@@ -133,7 +146,7 @@ class _Sampler:
     def sampled(self, trace_id: bytes, parent_sampled: bool | None) -> bool:
         if self.parent_based and parent_sampled is not None:
             return parent_sampled
-        return int.from_bytes(trace_id[8:], "big") < self.bound
+        return self.bound >= _ALWAYS or int.from_bytes(trace_id[8:], "big") < self.bound
 
 
 def _parse_traceparent(value: str) -> tuple[bytes, bytes, bool] | None:
@@ -175,6 +188,8 @@ class Tracing:
         self._exporting = False
         self._drain = threading.Event()  # set by flush(): the next wake exports everything
         self._stopped = False
+        #: Per RPC: the server span's name and constant attributes.
+        self._rpcs: dict[str, tuple[str, dict[str, Any]]] = {}
         self._thread = threading.Thread(target=self._run, name="inferd-tracing", daemon=True)
         self._thread.start()
 
@@ -189,13 +204,23 @@ class Tracing:
                 parent = _parse_traceparent(value)
             elif key == "tracestate" and isinstance(value, str):
                 state = value
+        # One draw for both ids (either zero, which is not an id: draw each again).
+        bits = _getrandbits(192)
+        span_bits = bits & 0xFFFF_FFFF_FFFF_FFFF
+        span_id = span_bits.to_bytes(8, "big") if span_bits else _random_id(8)
         if parent is None:
-            trace_id, parent_id, parent_sampled, state = _random_id(16), b"", None, ""
+            trace_id = (bits >> 64).to_bytes(16, "big") if bits >> 64 else _random_id(16)
+            parent_id, parent_sampled, state = b"", None, ""
         else:
             trace_id, parent_id, parent_sampled = parent
-        span = Span(self, trace_id, parent_id, state, self._sampler.sampled(trace_id, parent_sampled), f"inferd.v1.Inference/{rpc}")
-        span.attributes.update({"rpc.system": "grpc", "rpc.service": "inferd.v1.Inference", "rpc.method": rpc})
-        return span
+        known = self._rpcs.get(rpc)
+        if known is None:
+            known = self._rpcs[rpc] = (
+                f"inferd.v1.Inference/{rpc}", {"rpc.system": "grpc", "rpc.service": "inferd.v1.Inference", "rpc.method": rpc}
+            )  # fmt: skip
+        name, attributes = known
+        sampled = self._sampler.sampled(trace_id, parent_sampled)
+        return Span(self, trace_id, span_id, parent_id, state, sampled, name, _SERVER, attributes.copy())
 
     @staticmethod
     def trace_id(span: Span) -> str:
@@ -206,21 +231,20 @@ class Tracing:
 
     def stages(self, span: Span, model: str, started: float, timings: Sequence[tuple[str, float]], chunks: Sequence[float] = ()) -> None:
         """A finished request's stages as children of its call's ``span``: each starts where
-        the one before ended (``started``: the request's perf_counter start); ``chunks``: the
-        perf_counter times at which a stream sent its chunks."""
+        the one before ended (``started``: the request's perf_counter start; ``timings``:
+        (stage, ms), "total" making no span; neither changes after); ``chunks``: the
+        perf_counter times at which a stream sent its chunks. Kept as they are, in the span's
+        record: the export thread makes them spans (:func:`inferd._native.encode_spans`)."""
         span.attributes["inferd.model"] = model
         if not span.sampled:
             return
-        mark = started
-        attributes = {"inferd.model": model}
-        for stage, ms in timings:
-            if stage == "total":
-                continue
-            end = mark + ms / 1000
-            events = tuple(("chunk", self._ns(at), {"index": index}) for index, at in enumerate(chunks)) if stage == "stream" else ()
-            self._record((span.trace_id, _random_id(8), span.span_id, span.trace_state, stage, _INTERNAL,
-                          self._ns(mark), self._ns(end), attributes, events, (), _UNSET))  # fmt: skip
-            mark = end
+        request = (model, started, timings, chunks)
+        if span.ended:  # (a request that outlived its span: its stages leave by themselves)
+            self._record((span.trace_id, span.span_id, span.trace_state, (request,)))
+        elif span.stages is None:
+            span.stages = [request]
+        else:
+            span.stages.append(request)
 
     def batch(self, model: str, requests: Sequence[Span | None], started: float, ended: float, rows: int) -> None:
         """A batch's run: the root of a trace of its own, linked to every request span it served."""
@@ -258,7 +282,7 @@ class Tracing:
             while len(self._queue) >= (_BATCH if full_only else 1):
                 batch = self._take()
                 try:
-                    self._send(_native.encode_spans(batch, self._service, "inferd", self._version))
+                    self._send(_native.encode_spans(batch, self._service, "inferd", self._version, clock_ns=self._epoch_offset_ns))
                 except Exception as error:  # a collector away must not stop the server
                     logger.warning("tracing: %d spans not exported: %s", len(batch), error)
         finally:
@@ -268,10 +292,10 @@ class Tracing:
 
     def _take(self) -> list[tuple[Any, ...]]:
         batch = [self._queue.popleft()]
-        items = 1 + len(batch[0][9])
-        while self._queue and len(batch) < _BATCH and items + 1 + len(self._queue[0][9]) <= _BATCH_ITEMS:
+        items = _items(batch[0])
+        while self._queue and len(batch) < _BATCH and items + _items(self._queue[0]) <= _BATCH_ITEMS:
             batch.append(self._queue.popleft())
-            items += 1 + len(batch[-1][9])
+            items += _items(batch[-1])
         return batch
 
     def flush(self, timeout_s: float = 30) -> bool:
@@ -298,3 +322,13 @@ class Tracing:
             except Exception as error:  # a collector away must not stop the shutdown
                 logger.warning("tracing: closing the exporter: %s", error)
 
+
+
+def _items(record: tuple[Any, ...]) -> int:
+    """The spans and events a record makes (a call's: its own, and its stages' at most)."""
+    if len(record) == 4:  # stages alone
+        return sum(len(timings) + len(chunks) for _, _, timings, chunks in record[3])
+    count = 1 + len(record[9])
+    for _, _, timings, chunks in record[12] if len(record) > 12 else ():
+        count += len(timings) + len(chunks)
+    return count
