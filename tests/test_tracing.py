@@ -85,7 +85,7 @@ def exported(server: RunningServer, receiver: Receiver, calls: int = 0) -> list[
     for _ in range(500):
         assert tracing.flush()
         spans += receiver.take()
-        if sum(span.name.startswith("inferd.v1.Inference/") for span in spans) >= calls:
+        if sum(span.kind == span.SPAN_KIND_SERVER for span in spans) >= calls:
             return spans
         threading.Event().wait(0.01)
     raise AssertionError(f"fewer than {calls} server spans came: {[span.name for span in spans]}")
@@ -114,6 +114,19 @@ def test_a_given_traceparent_puts_every_span_under_the_given_parent(traced: Runn
     assert all(span.parent_span_id == server_span.span_id for span in stages.values())
     assert all(server_span.start_time_unix_nano <= span.start_time_unix_nano <= span.end_time_unix_nano <= server_span.end_time_unix_nano for span in stages.values())
     assert trailers["trace-id"] == TRACE_ID  # the trace id comes back
+
+
+def test_an_open_inference_protocol_call_is_named_by_its_own_service(traced: RunningServer, receiver: tuple[Receiver, int]) -> None:
+    from inferd.oip import grpc_service_pb2 as oip
+    from inferd.oip import grpc_service_pb2_grpc as oip_grpc
+
+    exported(traced, receiver[0])
+    with grpc.insecure_channel(traced.address) as channel:
+        assert oip_grpc.GRPCInferenceServiceStub(channel).ServerLive(oip.ServerLiveRequest(), timeout=30).live
+    (server_span,) = [span for span in exported(traced, receiver[0], 1) if span.kind == span.SPAN_KIND_SERVER]
+    assert server_span.name == "inference.GRPCInferenceService/ServerLive"
+    attributes = {attribute.key: attribute.value.string_value for attribute in server_span.attributes}
+    assert attributes["rpc.service"] == "inference.GRPCInferenceService" and attributes["rpc.method"] == "ServerLive"
 
 
 def test_a_failed_call_has_its_trace_id_in_the_trailers(traced: RunningServer, receiver: tuple[Receiver, int]) -> None:

@@ -189,14 +189,15 @@ class Tracing:
         self._drain = threading.Event()  # set by flush(): the next wake exports everything
         self._stopped = False
         #: Per RPC: the server span's name and constant attributes.
-        self._rpcs: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._rpcs: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self._thread = threading.Thread(target=self._run, name="inferd-tracing", daemon=True)
         self._thread.start()
 
     # -- spans (on the event loop) ------------------------------------------------------
 
-    def start_call(self, rpc: str, metadata: Iterable[tuple[str, Any]] | None) -> Span:
-        """The server span of a call; the caller's ``traceparent`` continues its trace."""
+    def start_call(self, rpc: str, metadata: Iterable[tuple[str, Any]] | None, service: str = "inferd.v1.Inference") -> Span:
+        """The server span of a call of ``service``'s ``rpc`` (named ``service/rpc``, as
+        OpenTelemetry's gRPC conventions name it); the caller's ``traceparent`` continues its trace."""
         parent: tuple[bytes, bytes, bool] | None = None
         state = ""
         for key, value in metadata or ():
@@ -213,10 +214,10 @@ class Tracing:
             parent_id, parent_sampled, state = b"", None, ""
         else:
             trace_id, parent_id, parent_sampled = parent
-        known = self._rpcs.get(rpc)
+        known = self._rpcs.get((service, rpc))
         if known is None:
-            known = self._rpcs[rpc] = (
-                f"inferd.v1.Inference/{rpc}", {"rpc.system": "grpc", "rpc.service": "inferd.v1.Inference", "rpc.method": rpc}
+            known = self._rpcs[service, rpc] = (
+                f"{service}/{rpc}", {"rpc.system": "grpc", "rpc.service": service, "rpc.method": rpc}
             )  # fmt: skip
         name, attributes = known
         sampled = self._sampler.sampled(trace_id, parent_sampled)

@@ -308,12 +308,12 @@ def _wrap_handler(
     deserializer could not read comes as an ``_Unreadable``. With ``tracing``, the call has a
     server span (the current one, :data:`inferd.tracing.current_call`, while it runs) and its
     trace id goes back in the ``trace-id`` trailer."""
-    rpc = method.rpartition("/")[2]
+    service, _, rpc = method.lstrip("/").rpartition("/")
 
     def begin(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[Any, Any, str]:
         if tracing is None:
             return None, None, ""
-        span = tracing.start_call(rpc, context.invocation_metadata())
+        span = tracing.start_call(rpc, context.invocation_metadata(), service)
         trace_id = tracing.trace_id(span)
         if trace_id:
             context.set_trailing_metadata((("trace-id", trace_id),))
