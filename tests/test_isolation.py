@@ -282,3 +282,13 @@ def test_large_tensors_cross_both_ways(running: RunningServer) -> None:
     # memory is its slots' arenas, which never had to grow to hold an answer this large.
     left = [Path(FOLDER) / name for name in os.listdir(FOLDER) if name.startswith(f"inferd-{pid}-")]
     assert left and all(path.stat().st_size < image.nbytes for path in left)
+
+
+def test_a_ctrl_c_or_sigterm_to_the_group_leaves_the_worker_to_the_server(running: RunningServer) -> None:
+    # A terminal's Ctrl-C (SIGINT) and a SIGTERM sent to the whole process group reach the
+    # worker too: it leaves its ending to the server's drain and teardown.
+    with running.client(timeout=60) as client:
+        pid = client.infer("crashy", {"a": 1}).output["pid"]
+        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signal.SIGTERM)
+        assert [client.infer("crashy", {"a": n}).output["pid"] for n in range(3)] == [pid] * 3

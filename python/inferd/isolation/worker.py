@@ -25,6 +25,7 @@ import functools
 import logging
 import os
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -199,6 +200,11 @@ def _read(source: Any, size: int) -> bytes | None:
 
 
 def main() -> None:
+    # The server owns this process and ends it (a teardown, or its pipe closing): a Ctrl-C in
+    # the terminal or a SIGTERM to the whole group reaches the server, which drains, then
+    # tears this worker down; here they would only cut a call short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     source = os.fdopen(0, "rb")
     output = os.dup(1)
     os.dup2(2, 1)  # print() in a workflow goes to the log, not into the frames
@@ -223,7 +229,10 @@ def main() -> None:
         elif message[0] == "teardown":
             worker.teardown()
             worker.send(("bye",))
-            return
+            # The workflow is torn down: skip the interpreter's own teardown (joining stage
+            # threads, freeing torch's), which can take seconds the server's grace_s counts.
+            logging.shutdown()
+            os._exit(0)
         else:
             worker.dispatch(message)
     # stdin closed: the server went, nothing to answer to
