@@ -46,8 +46,6 @@ _REQUEST_STAGES = ("preprocess", "run", "postprocess")
 
 class Worker:
     def __init__(self, output: int, spec: dict[str, Any]) -> None:
-        if spec.get("nice"):
-            lower_priority(int(spec["nice"]), whole_process=True)  # before the pools start
         self._output = output
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(max(1, int(spec["threads"])), thread_name_prefix="inferd-worker")
@@ -69,6 +67,10 @@ class Worker:
                     raise RuntimeError("ready() returned False after setup")
         inputs, outputs = self.workflow.signature()
         facts = {name: (stage.kind, stage.takes_parameters, stage.overridden) for name, stage in self.stages.items()}
+        if spec.get("nice"):
+            # After the setup (a model's load is not kept waiting), before any request: every
+            # thread so far, and those started later inherit it.
+            lower_priority(int(spec["nice"]), whole_process=True)
         self.send(("ready", os.getpid(), facts, list(inputs), list(outputs)))
 
     def send(self, message: tuple[Any, ...], slot: int | None = None) -> None:
