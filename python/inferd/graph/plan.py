@@ -71,6 +71,8 @@ class Node:
     whole: bool = False
     #: A model or function node whose one input is the whole request (it waits for nothing).
     reads_request: bool = False
+    #: Its timing's name in the graph's answer.
+    label: str = ""
 
     @property
     def target(self) -> str:
@@ -194,6 +196,7 @@ def _node(graph: str, name: str, config: NodeConfig, service: ServiceConfig) -> 
         after=tuple(sorted(waits - set(RESERVED))),
         whole=kind == "model" and not config.map and names is None,
         reads_request=kind in ("model", "function") and len(inputs) == 1 and inputs[0] == Ref("request"),
+        label=f"node:{name}",
     )  # fmt: skip
 
 

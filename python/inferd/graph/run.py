@@ -40,6 +40,7 @@ class _Skipped:
 
 #: A node that failed with ``on_error = "skip"``: its readers skip too, joins leave it out.
 SKIPPED: Any = _Skipped()
+_UNTRACED: dict[str, Any] = {}
 
 
 def _wrapped(plan: Plan, node: Node, error: BaseException) -> InferdError:
@@ -174,7 +175,7 @@ class _Run:
 
     async def _node(self, node: Node) -> Any:
         config = node.config
-        attributes: dict[str, Any] = {}
+        attributes: dict[str, Any] = _UNTRACED  # (no span: nothing reads them)
         if self.span is not None:
             attributes = {"inferd.graph": self.plan.name, "inferd.graph.node": node.name, "inferd.graph.kind": node.kind}
             if config.model is not None:
@@ -184,7 +185,7 @@ class _Run:
         parent = current_call.get()
         if parent is not self.span:
             current_call.set(self.span)
-        call = _Call(f"node:{node.name}", node.name, attributes)
+        call = _Call(node.label, node.name, attributes)
         token = current_call.set(call.span) if call.span is not None else None
         error: BaseException | None = None
         timeout = asyncio.timeout(config.timeout_ms / 1000) if config.timeout_ms else None
