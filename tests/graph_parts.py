@@ -117,6 +117,11 @@ async def later(text: str) -> str:
     return f"later:{text}"
 
 
+def naps(text: str) -> Any:
+    """A plain function that gives an awaitable: the Sleeper's wait (counted with it)."""
+    return Sleeper().run(text)
+
+
 def images(rows: list[Any]) -> list[Any]:
     """8x8 images (nested lists) as the digits model's input tensors, one per image."""
     import numpy as np

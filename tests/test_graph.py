@@ -76,6 +76,21 @@ GRAPHS: dict[str, dict[str, Any]] = {
         "two": node(model="sleeper", input="request"),
         "both": node(join="all", inputs=["one", "two"]),
     }},
+    # The graph's own deadline (limits.timeout_ms), kept by its nodes (no engine timer) or by
+    # the engine (a node that defaults, a plain function that gives an awaitable).
+    "sleepy-limited": {"workflow": "graph", "output": "both", "limits": {"timeout_ms": 200}, "nodes": {
+        "one": node(model="sleeper", input="request"),
+        "two": node(model="sleeper", input="request"),
+        "both": node(join="all", inputs=["one", "two"]),
+    }},
+    "sleepy-default": {"workflow": "graph", "output": "out", "limits": {"timeout_ms": 200}, "nodes": {
+        "nap": node(model="sleeper", input="request", default="woke"),
+        "out": node(model="upper", input="nap"),
+    }},
+    "sleepy-function": {"workflow": "graph", "output": "out", "limits": {"timeout_ms": 200}, "nodes": {
+        "nap": node(function=f"{P}:naps", input="request"),
+        "out": node(model="upper", input="nap"),
+    }},
     "timed": {"workflow": "graph", "output": "out", "nodes": {
         "nap": node(model="sleeper", input="request", timeout_ms=50, default="woke"),
         "late": node(model="sleeper", input="request", timeout_ms=50),
@@ -214,6 +229,16 @@ def test_a_deadline_cancels_every_node(client: Any) -> None:
         client.infer("sleepy", "x", timeout=0.3)
     wait_until(lambda: parts.Sleeper.started - started == 2)
     wait_until(lambda: parts.Sleeper.cancelled - cancelled == 2)
+
+
+@pytest.mark.parametrize("graph", ["sleepy-limited", "sleepy-default", "sleepy-function"])
+def test_the_graphs_own_deadline_stops_it(client: Any, graph: str) -> None:
+    # The server answers (the client would wait 30 s): DEADLINE_EXCEEDED, never a default
+    # answered after the deadline, and every wait cancelled.
+    cancelled = parts.Sleeper.cancelled
+    with pytest.raises(DeadlineExceeded):
+        client.infer(graph, "x")
+    wait_until(lambda: parts.Sleeper.cancelled - cancelled == (2 if graph == "sleepy-limited" else 1))
 
 
 def test_a_node_timeout(client: Any) -> None:

@@ -144,6 +144,8 @@ class Engine:
         self.telemetry = Telemetry(config) if config.server.metrics.enabled else None
         self.tracing = tracing
         self._lanes = {entry.name: _Lane(entry, self.telemetry, self.tracing) for entry in self.repository}
+        for name, plan in self.plans.items():
+            self._lanes[name].keeps_deadline = plan.keeps_deadline
         self._interfaces: dict[str, tuple[Stages | None, tuple[str, list[str], bool]]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -287,9 +289,10 @@ class Engine:
             work = self._infer(lane, payload, parameters or {}, deadline)
             if deadline is None or (
                 # Nothing can suspend it (its deadline is checked before it starts; once
-                # started it cannot be stopped, as a stage in a thread cannot).
-                stages is not None and stages.on_loop and lane.entry.config.batching is None
-                and not _adapts_in_thread(payload)
+                # started it cannot be stopped, as a stage in a thread cannot), or what can
+                # (a graph's calls to models) keeps the deadline itself.
+                stages is not None and (stages.on_loop or lane.keeps_deadline)
+                and lane.entry.config.batching is None and not _adapts_in_thread(payload)
             ):  # fmt: skip
                 return await work
             return await _by(deadline, model, work)

@@ -21,7 +21,7 @@ class Lane:
     context manager that holds no state per request, so one serves them all), requests on
     their way to the batch queue, and the batcher."""
 
-    __slots__ = ("entry", "inflight", "preparing", "batcher", "batched", "retired", "telemetry", "tracing", "idle", "backlog")
+    __slots__ = ("entry", "inflight", "preparing", "batcher", "batched", "retired", "telemetry", "tracing", "idle", "backlog", "keeps_deadline")
 
     def __init__(self, entry: ModelEntry, telemetry: Telemetry | None, tracing: Tracing | None) -> None:
         self.entry = entry
@@ -40,6 +40,9 @@ class Lane:
         #: When the refused requests were told to come back, those still to come: the queue of
         #: clients waiting outside (bounded).
         self.backlog: collections.deque[float] = collections.deque(maxlen=10_000)
+        #: Its workflow keeps the request's deadline itself (a graph whose every wait is a
+        #: model's call): the engine sets no timer on its run.
+        self.keeps_deadline = False
 
     def __enter__(self) -> None:
         limit = self.entry.config.limits.max_inflight

@@ -129,11 +129,11 @@ class Runner:
 
     def start(self, parameters: dict[str, Any], *args: Any) -> Any:
         function = self.function
-        if self.takes_parameters:
-            function = functools.partial(function, parameters=parameters)
         if self._in_thread:
+            if self.takes_parameters:
+                function = functools.partial(function, parameters=parameters)
             return self._threads.run(functools.partial(function, *args))
-        return function(*args)
+        return function(*args, parameters=parameters) if self.takes_parameters else function(*args)
 
     async def __call__(self, parameters: dict[str, Any], *args: Any) -> Any:
         """The stage's result, awaited where it suspends."""

@@ -90,9 +90,11 @@ class Telemetry:
 
     def record_stages(self, model: str, timings: Iterable[tuple[str, float]]) -> None:
         """One request's (stage, milliseconds), "total" left out (the call's duration counts it)."""
+        table = self.stages
         for stage, ms in timings:
             if stage != "total":
-                self._histogram(self.stages, (model, stage), model).observe(ms / 1000)
+                histogram = table.get((model, stage)) or self._histogram(table, (model, stage), model)
+                histogram.observe(ms / 1000)
 
     def record_first_chunk(self, model: str, seconds: float) -> None:
         self._histogram(self.first_chunk, model, model).observe(seconds)

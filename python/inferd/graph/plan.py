@@ -67,6 +67,12 @@ class Node:
     streams: bool = False
     #: Nodes it waits for before it starts (a switch's cases are not among them).
     after: tuple[str, ...] = ()
+    #: A model node given its one input as it is (the request's payload goes on undecoded).
+    whole: bool = False
+    #: A model or function node whose one input is the whole request (it waits for nothing).
+    reads_request: bool = False
+    #: Its timing's name in the graph's answer.
+    label: str = ""
 
     @property
     def target(self) -> str:
@@ -85,6 +91,9 @@ class Plan:
     readers: dict[str, int] = field(default_factory=dict)
     #: The models the graph calls.
     models: tuple[str, ...] = ()
+    #: Every wait in it is a model's call, which keeps the request's deadline itself, and no
+    #: node turns a failure into an answer: the engine sets no timer of its own on its run.
+    keeps_deadline: bool = False
 
     @property
     def streams(self) -> bool:
@@ -185,6 +194,9 @@ def _node(graph: str, name: str, config: NodeConfig, service: ServiceConfig) -> 
     return Node(
         name, config, kind, inputs, names, selector, function, yields, takes_parameters,
         after=tuple(sorted(waits - set(RESERVED))),
+        whole=kind == "model" and not config.map and names is None,
+        reads_request=kind in ("model", "function") and len(inputs) == 1 and inputs[0] == Ref("request"),
+        label=f"node:{name}",
     )  # fmt: skip
 
 
@@ -267,7 +279,12 @@ def build_plan(graph: str, model: ModelConfig, service: ServiceConfig) -> Plan:
     if unused:
         raise ConfigError(f"graph {graph!r}: nothing uses node {unused[0]!r} (the output is {model.output!r})")
     models = tuple(sorted({node.config.model for node in nodes.values() if node.config.model is not None}))
-    return Plan(graph, {name: nodes[name] for name in order}, model.output, readers, models)
+    keeps_deadline = all(
+        node.config.on_error == "fail" and not node.config.has_default
+        and not (node.yields or inspect.iscoroutinefunction(node.function))
+        for node in nodes.values()
+    )  # fmt: skip
+    return Plan(graph, {name: nodes[name] for name in order}, model.output, readers, models, keeps_deadline)
 
 
 def nodes_stream(nodes: Mapping[str, Node], ref: Ref) -> bool:

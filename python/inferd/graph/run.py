@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ from ..adapters import Payload, decode_json
 from ..errors import DeadlineExceeded, InferdError, InternalError, InvalidInput
 from ..tracing import current_call
 from ..workflow import Workflow
-from .handles import Chunks, _Call, _Engine, collect, infer_object, stream_object
+from .handles import Chunks, _Call, _Engine, _payload, collect, current_caller, stream_object
 from .plan import Node, Plan, Ref, check_signatures
 
 __all__ = ["GraphWorkflow", "StreamingGraphWorkflow", "graph_class", "SKIPPED"]
@@ -39,6 +40,7 @@ class _Skipped:
 
 #: A node that failed with ``on_error = "skip"``: its readers skip too, joins leave it out.
 SKIPPED: Any = _Skipped()
+_UNTRACED: dict[str, Any] = {}
 
 
 def _wrapped(plan: Plan, node: Node, error: BaseException) -> InferdError:
@@ -104,6 +106,8 @@ def _pluck(value: Any, path: tuple[str, ...], ref: Ref) -> Any:
 
 class _Run:
     """One request's way through a plan."""
+
+    __slots__ = ("plan", "engine", "request", "parameters", "tasks", "streams", "failures", "span")
 
     def __init__(self, plan: Plan, engine: _Engine, request: Any, parameters: dict[str, Any]) -> None:
         self.plan = plan
@@ -171,7 +175,7 @@ class _Run:
 
     async def _node(self, node: Node) -> Any:
         config = node.config
-        attributes: dict[str, Any] = {}
+        attributes: dict[str, Any] = _UNTRACED  # (no span: nothing reads them)
         if self.span is not None:
             attributes = {"inferd.graph": self.plan.name, "inferd.graph.node": node.name, "inferd.graph.kind": node.kind}
             if config.model is not None:
@@ -181,7 +185,7 @@ class _Run:
         parent = current_call.get()
         if parent is not self.span:
             current_call.set(self.span)
-        call = _Call(f"node:{node.name}", node.name, attributes)
+        call = _Call(node.label, node.name, attributes)
         token = current_call.set(call.span) if call.span is not None else None
         error: BaseException | None = None
         timeout = asyncio.timeout(config.timeout_ms / 1000) if config.timeout_ms else None
@@ -220,6 +224,10 @@ class _Run:
 
     async def _compute(self, node: Node, call: _Call) -> Any:
         config = node.config
+        if node.reads_request:  # (a graph's first node: nothing to wait for)
+            value = self.request if node.whole else self._request()
+            call.begin()
+            return await (self._map(node, value, call) if config.map else self._apply(node, [value], call))
         if node.kind == "switch":
             assert node.selector is not None
             key = _key(await collect(await self.value(node.selector)))
@@ -232,19 +240,21 @@ class _Run:
         if node.kind == "join":
             return await self._join(node)
         if len(node.inputs) == 1:  # (most nodes: no gather to make)
-            whole = node.kind == "model" and not config.map and node.names is None
-            inputs = [await self.value(node.inputs[0], whole=whole)]
+            inputs = [await self.value(node.inputs[0], whole=node.whole)]
         else:
             inputs = await _all(self.value(ref) for ref in node.inputs)
-        if any(value is SKIPPED for value in inputs):
-            return SKIPPED
+        for value in inputs:
+            if value is SKIPPED:
+                return SKIPPED
         call.begin()  # its span and time start when its inputs are ready
         if config.map:
             return await self._map(node, inputs[0], call)
         return await self._apply(node, inputs, call)
 
-    def _parameters(self, node: Node) -> dict[str, Any]:
+    def _parameters(self, node: Node) -> dict[str, Any] | None:
         forward = node.config.forward_parameters
+        if not forward:  # (most nodes: their own parameters, if any)
+            return {**node.config.parameters} if node.config.parameters else None
         given = self.parameters if forward == "*" else {key: self.parameters[key] for key in forward if key in self.parameters}
         return {**node.config.parameters, **given}
 
@@ -252,7 +262,7 @@ class _Run:
         """The node's model or function on its inputs (or on one element, in a map)."""
         config = node.config
         if config.model is not None:
-            values = [await collect(value) for value in inputs]
+            values = [await value.collect() if isinstance(value, Chunks) else value for value in inputs]
             argument: Any = values[0] if len(values) == 1 and node.names is None else (
                 dict(zip(node.names, values)) if node.names is not None else values
             )  # fmt: skip
@@ -260,7 +270,10 @@ class _Run:
                 stream = stream_object(self.engine, config.model, argument, self._parameters(node), call=call)
                 self.streams.append(stream)
                 return stream
-            return await infer_object(self.engine, config.model, argument, self._parameters(node))
+            # (infer_object's untimed call, in line: the node times itself)
+            caller = current_caller.get()
+            deadline = caller.deadline if caller is not None else None
+            return (await self.engine.infer(config.model, _payload(argument), self._parameters(node), deadline=deadline)).output
         function = node.function
         assert function is not None
         if not node.yields:
@@ -268,13 +281,26 @@ class _Run:
         keywords: dict[str, Any] = dict(zip(node.names, inputs)) if node.names is not None else {}
         positional = [] if node.names is not None else inputs
         if node.takes_parameters:
-            keywords["parameters"] = self._parameters(node)
+            keywords["parameters"] = self._parameters(node) or {}
         result = function(*positional, **keywords)
         if node.yields:
             stream = Chunks(lambda: _aiter(result), call)
             self.streams.append(stream)
             return stream
-        return await result if inspect.isawaitable(result) else result
+        if not inspect.isawaitable(result):
+            return result
+        caller = current_caller.get()
+        if not self.plan.keeps_deadline or caller is None or caller.deadline is None:
+            return await result  # (under the engine's timer, if the request has a deadline)
+        # A plain function that gave an awaitable, in a graph the engine sets no timer on.
+        timeout = asyncio.timeout(caller.deadline - time.monotonic())
+        try:
+            async with timeout:
+                return await result
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise DeadlineExceeded(f"model {self.plan.name!r}: deadline exceeded", model=self.plan.name) from None
 
     async def _element(self, node: Node, item: Any, index: int) -> Any:
         call = _Call(None, f"{node.name}[{index}]", {"inferd.graph.node": node.name, "inferd.graph.element": index})
@@ -387,9 +413,13 @@ class GraphWorkflow(Workflow):
     async def run(self, features: Any, parameters: dict[str, Any]) -> Any:
         run = _Run(self.plan, self.engine, features, parameters)
         try:
-            return await collect(await run.answer())
+            value = await run._node(self.plan.nodes[self.plan.output])  # (answer(), in line)
+            if isinstance(value, Chunks):
+                value = await value.collect()
+            return None if value is SKIPPED else value
         finally:
-            await run.close()
+            if run.tasks or run.streams:  # (a graph of one chain starts no task: nothing to stop)
+                await run.close()
 
 
 class StreamingGraphWorkflow(GraphWorkflow):
