@@ -12,38 +12,48 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from inferd.schema import Schema
 
 
-def test_parse_json_runs_with_the_gil_released() -> None:
-    schema = Schema(["a", "b.c", {"path": "v", "shape": [4]}])
-    records = [{"a": index, "b": {"c": index / 3}, "v": [index, 1.5, -2.0, 0.0]} for index in range(60_000)]
-    payload = json.dumps(records).encode()
+def assert_runs_with_the_gil_released(call: Callable[[str], None]) -> None:
+    """Runs ``call(name)`` in two threads at once, the switch interval raised, and checks that
+    their windows overlap: had ``call`` held the GIL, the second thread could not have noted
+    its start before the first one's call returned."""
     windows: dict[str, tuple[float, float]] = {}
     barrier = threading.Barrier(2)
 
-    def parse(name: str) -> None:
+    def timed(name: str) -> None:
         barrier.wait()
         start = time.perf_counter()
-        tensors = schema.parse_json(payload)
+        call(name)
         windows[name] = (start, time.perf_counter())
-        assert tensors["input"].shape == (60_000, 6)
 
     previous_interval = sys.getswitchinterval()
     sys.setswitchinterval(30.0)
     try:
-        threads = [threading.Thread(target=parse, args=(name,)) for name in ("first", "second")]
+        threads = [threading.Thread(target=timed, args=(name,)) for name in ("first", "second")]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(60)
     finally:
         sys.setswitchinterval(previous_interval)
-
     (start_a, end_a), (start_b, end_b) = windows["first"], windows["second"]
     assert start_a < end_b and start_b < end_a, f"windows do not overlap: {windows}"
+
+
+def test_parse_json_runs_with_the_gil_released() -> None:
+    schema = Schema(["a", "b.c", {"path": "v", "shape": [4]}])
+    records = [{"a": index, "b": {"c": index / 3}, "v": [index, 1.5, -2.0, 0.0]} for index in range(60_000)]
+    payload = json.dumps(records).encode()
+
+    def parse(_: str) -> None:
+        assert schema.parse_json(payload)["input"].shape == (60_000, 6)
+
+    assert_runs_with_the_gil_released(parse)
     expected_row = np.asarray([1, 1 / 3, 1, 1.5, -2, 0], dtype=np.float32)
     np.testing.assert_array_equal(schema.parse_json(payload)["input"][1], expected_row)

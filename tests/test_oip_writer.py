@@ -7,9 +7,6 @@ answers are the ones the protocol's clients read."""
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from test_native_gil import assert_runs_with_the_gil_released
 
 from inferd import _native
 from inferd.errors import TensorError
@@ -183,33 +181,14 @@ def test_field_numbers_are_the_generated_descriptors() -> None:
 
 
 def test_large_contents_are_copied_with_the_gil_released() -> None:
-    """As tests/test_native_gil.py proves it for the records core: with the switch interval
-    raised, a thread that held the GIL through its call would finish it before the other
-    could note its start, and the two calls' windows could not overlap."""
     outputs = {"big": np.ones(4 << 20, dtype=np.float32)}  # 16 MiB
-    windows: dict[str, tuple[float, float]] = {}
-    barrier = threading.Barrier(2)
 
     def write(name: str) -> None:
-        barrier.wait()
-        start = time.perf_counter()
         for _ in range(3):
             encoded = _native.encode_infer_response("m", "1", name, outputs, None)
-        windows[name] = (start, time.perf_counter())
-        assert encoded is not None and len(encoded) > 16 << 20
+            assert encoded is not None and len(encoded) > 16 << 20
 
-    previous_interval = sys.getswitchinterval()
-    sys.setswitchinterval(30.0)
-    try:
-        threads = [threading.Thread(target=write, args=(name,)) for name in ("first", "second")]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    finally:
-        sys.setswitchinterval(previous_interval)
-    (start_a, end_a), (start_b, end_b) = windows["first"], windows["second"]
-    assert start_a < end_b and start_b < end_a, f"windows do not overlap: {windows}"
+    assert_runs_with_the_gil_released(write)
 
 
 # -- through a real server -----------------------------------------------------------------

@@ -20,7 +20,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 use crate::oip_response::{self, InferResponse, Output, OutputData};
 use crate::oip_wire::{self, Datatype, Parameter, Parameters, Planned, TensorData};
 use crate::py_guard;
-use crate::py_wire::{booleans, typed};
+use crate::py_wire::{booleans, contiguous_bytes, typed};
 
 /// A `ModelInferRequest` read by the native core (`complete`), or a request it leaves to the
 /// Python reader (`complete` false; every other attribute empty).
@@ -324,18 +324,7 @@ impl<'py> Held<'py> {
             // SAFETY: a C-contiguous array holds `length` bytes at `data`, and `self.array`
             // keeps it alive while the response is written; nothing resizes it meanwhile
             // (writing runs no Python code, and a resize checks that nobody else refers to it).
-            OutputData::Raw(unsafe {
-                let start = (*self.array.as_array_ptr())
-                    .fields
-                    .data
-                    .cast::<u8>()
-                    .cast_const();
-                if length == 0 {
-                    &[][..]
-                } else {
-                    std::slice::from_raw_parts(start, length)
-                }
-            })
+            OutputData::Raw(unsafe { contiguous_bytes(&self.array, length) })
         };
         Ok(Some(Output {
             name,

@@ -104,11 +104,7 @@ impl PyRequest {
 /// failure, a panic included (a bug of inferd's: the handler answers INTERNAL, and the panic
 /// is logged by [`py_guard`]'s helper). grpc gives a deserializer's exception no status of its
 /// own, and leaves a call whose deserializer raised a `BaseException` unanswered.
-pub fn decode_request(
-    py: Python<'_>,
-    data: &[u8],
-    raise: RaiseFault,
-) -> PyResult<PyRequest> {
+pub fn decode_request(py: Python<'_>, data: &[u8], raise: RaiseFault) -> PyResult<PyRequest> {
     let message = match py_guard::caught("decode_request", || read_request(py, data, raise)) {
         Ok(Ok(request)) => return Ok(request),
         Ok(Err(error)) => format!("the request reader failed: {error}"),
@@ -289,7 +285,9 @@ compile_error!("inferd's wire codec copies little-endian tensor data as is: big-
 fn itemsize_of(dtype: i32) -> usize {
     match dtype {
         DATA_TYPE_STRING => std::mem::size_of::<usize>(),
-        code => NUMERIC.get(code as usize).map_or(1, |(_, _, size)| (*size).max(1)),
+        code => NUMERIC
+            .get(code as usize)
+            .map_or(1, |(_, _, size)| (*size).max(1)),
     }
 }
 
@@ -376,6 +374,26 @@ fn strings<'py>(
 enum Data<'a> {
     Borrowed(&'a [u8]),
     Owned(Vec<u8>),
+}
+
+/// The `length` bytes of a C-contiguous array's data.
+///
+/// # Safety
+/// `array` must be C-contiguous and hold `length` bytes, and must outlive the slice unresized
+/// (the caller keeps a reference to it, and runs no Python code while it reads the slice).
+pub(crate) unsafe fn contiguous_bytes<'a>(
+    array: &Bound<'_, PyUntypedArray>,
+    length: usize,
+) -> &'a [u8] {
+    if length == 0 {
+        return &[];
+    }
+    let start = (*array.as_array_ptr())
+        .fields
+        .data
+        .cast::<u8>()
+        .cast_const();
+    std::slice::from_raw_parts(start, length)
 }
 
 struct Output<'py> {
@@ -520,18 +538,7 @@ fn wire_output<'py>(
     let length = shape.iter().product::<usize>() * dtype.itemsize();
     // SAFETY: a C-contiguous array holds `length` bytes at `data`; `_array` keeps it alive, and
     // nothing runs Python code (which could resize it) while the response is written.
-    let data = unsafe {
-        let start = (*array.as_array_ptr())
-            .fields
-            .data
-            .cast::<u8>()
-            .cast_const();
-        if length == 0 {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(start, length)
-        }
-    };
+    let data = unsafe { contiguous_bytes(array, length) };
     Ok(Some(Output {
         name,
         dtype: code,
