@@ -56,7 +56,9 @@ class _Segment:
         finally:
             os.close(fd)
 
-    def close(self) -> None:
+    def close(self, *, unlink: bool = True) -> None:
+        """Unmaps it; its maker also removes its name, unless ``unlink`` is false (a segment
+        handed over: the receiver removes the name when it maps it)."""
         if self.closed:
             return
         self.closed = True
@@ -66,7 +68,7 @@ class _Segment:
             mapping.close()  # type: ignore[attr-defined]
         except BufferError:  # a view of it lives on (a caller kept a tensor): freed with it
             pass
-        if self._owner:
+        if self._owner and unlink:
             try:
                 os.unlink(os.path.join(FOLDER, self.name))
             except FileNotFoundError:
@@ -152,8 +154,7 @@ def pack(message: tuple[Any, ...], arena: Arena | None = None, slot: int = -1, *
             spans = gift.write(buffers)
             envelope = (slot, gift.name, spans, body, True)
         finally:
-            gift.memory._owner = False  # the receiver removes its name, when it maps it
-            gift.close()
+            gift.memory.close(unlink=False)
     elif buffers:
         assert arena is not None
         spans = arena.write(buffers)  # first: a message too large for the arena grows it anew
