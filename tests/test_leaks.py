@@ -84,8 +84,36 @@ def write_config(folder: Path) -> Path:
     return path
 
 
+class _GrpcErrors(logging.Handler):
+    """Counts what grpc logs at ERROR and above, and stops it there: pytest keeps every record
+    it sees, tracebacks and frames included, which would be memory in the heap measured here."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
-def leak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def grpc_errors() -> Iterator[_GrpcErrors]:
+    """grpc's error log while the cases run (a deadline that passes as the server answers once
+    made grpc log a failed status as an error, with its traceback)."""
+    handler = _GrpcErrors()
+    logger = logging.getLogger("grpc")
+    logger.addHandler(handler)
+    propagate = logger.propagate
+    logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+@pytest.fixture(scope="module")
+def leak_server(tmp_path_factory: pytest.TempPathFactory, grpc_errors: _GrpcErrors) -> Iterator[RunningServer]:
     """A server in this process with auth and the models above. Its error log is off: pytest
     keeps every record it sees, tracebacks and frames included, which is memory too (the
     resident-memory test below serves with a real log)."""
@@ -115,7 +143,8 @@ def _heap(server: RunningServer) -> int:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", list(CASES))
-def test_no_python_memory_left_behind(leak_server: RunningServer, name: str) -> None:
+def test_no_python_memory_left_behind(leak_server: RunningServer, grpc_errors: _GrpcErrors, name: str) -> None:
+    grpc_errors.messages.clear()
     tracemalloc.start()
     try:
         check_codes(name, load(leak_server.address, [name], WARM_UP))
@@ -125,6 +154,7 @@ def test_no_python_memory_left_behind(leak_server: RunningServer, name: str) -> 
     finally:
         tracemalloc.stop()
     check_codes(name, seen)
+    assert not grpc_errors.messages, f"{name}: grpc logged errors: {sorted(set(grpc_errors.messages))}"
     per_request = growth / REQUESTS
     print(f"{name}: {growth} B over {REQUESTS} requests ({per_request:.1f} B each)")
     assert per_request <= BUDGET_BYTES_PER_REQUEST, (
