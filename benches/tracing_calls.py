@@ -69,7 +69,7 @@ def encode_us(module: ModuleType, tracing: Any, calls: int = 2048) -> tuple[floa
     times = []
     for _ in range(5):
         started = time.perf_counter()
-        body = _native.encode_spans(records, "svc", "inferd", "1", clock_ns=tracing._epoch_offset_ns)
+        body, _ = _native.encode_spans(records, "svc", "inferd", "1", clock_ns=tracing._epoch_offset_ns)
         times.append((time.perf_counter() - started) / calls * 1e6)
     return statistics.median(times), len(records), len(body)
 

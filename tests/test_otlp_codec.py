@@ -117,7 +117,8 @@ def test_generated_spans_read_back_as_written(seed: int) -> None:
     rng = random.Random(seed)
     spans = [_span(rng) for _ in range(rng.randrange(0, 30))]
     service = _text(rng) or "svc"
-    body = _native.encode_spans(spans, service, "inferd", "9.9")
+    body, taken = _native.encode_spans(spans, service, "inferd", "9.9")
+    assert taken == len(spans)
     parsed = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
     assert parsed == _expected(spans, service)
     # Nothing the message classes would write differently (proto3 leaves defaults out alike).
@@ -208,7 +209,8 @@ def test_stages_become_the_spans_the_loop_once_made(seed: int) -> None:
             records.append((*span, requests))
             expected.append(span)
         expected += _stage_spans(span[0], span[1], span[3], requests, clock_ns)
-    body = _native.encode_spans(records, "svc", "inferd", "9.9", clock_ns=clock_ns)
+    body, taken = _native.encode_spans(records, "svc", "inferd", "9.9", clock_ns=clock_ns)
+    assert taken == len(records)
     (resource,) = trace_service_pb2.ExportTraceServiceRequest.FromString(body).resource_spans
     got = list(resource.scope_spans[0].spans)
     assert len(got) == len(expected)

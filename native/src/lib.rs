@@ -596,9 +596,10 @@ mod python {
 
     /// Writes the tracing thread's span tuples as one OTLP `ExportTraceServiceRequest`
     /// (the tuples' layout: `py_otlp`); `clock_ns`: the epoch nanoseconds at perf_counter 0,
-    /// for the stages' times.
+    /// for the stages' times. Returns the message and how many records it holds: all,
+    /// unless `max_items` (spans and events, 0: no limit) stopped it first.
     #[pyfunction]
-    #[pyo3(signature = (spans, service, scope, version, *, clock_ns = 0))]
+    #[pyo3(signature = (spans, service, scope, version, *, clock_ns = 0, max_items = 0))]
     fn encode_spans<'py>(
         py: Python<'py>,
         spans: &Bound<'py, PyAny>,
@@ -606,9 +607,10 @@ mod python {
         scope: &str,
         version: &str,
         clock_ns: i64,
-    ) -> PyResult<Bound<'py, PyBytes>> {
+        max_items: usize,
+    ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
         guarded("encode_spans", || {
-            crate::py_otlp::encode_spans(py, spans, service, scope, version, clock_ns)
+            crate::py_otlp::encode_spans(py, spans, service, scope, version, clock_ns, max_items)
         })
     }
 

@@ -1,9 +1,10 @@
 //! OTLP trace messages: the `ExportTraceServiceRequest` that carries a batch of the server's
 //! spans to a collector (opentelemetry-proto, `collector/trace/v1` and `trace/v1`), written
-//! by hand as `wire` writes `InferResponse`. Plain Rust: `py_otlp` reads the Python side's
-//! span tuples into [`Record`]s, and with the GIL released [`expand`]s them into [`Span`]s
-//! (a request's stages become child spans here, off the event loop) and calls
-//! [`encode_export`].
+//! by hand as `wire` writes `InferResponse`. Plain Rust: `py_otlp` walks the Python side's
+//! span tuples once and writes each span as it reads it into an [`Export`] (a request's
+//! stages become child spans here, off the event loop, with [`Export::stage`]). Nothing is
+//! copied out of Python first and nothing is allocated a span: lengths are computed, and a
+//! span is written in a scratch buffer that is reused.
 //!
 //! Only what inferd's spans use is written; proto3 leaves empty and zero fields out.
 
@@ -12,7 +13,9 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use crate::wire::{put_bytes, put_tag, put_varint};
+use std::convert::Infallible;
+
+use crate::wire::{len_field, put_bytes, put_tag, put_varint, varint_len, LEN};
 
 // ExportTraceServiceRequest
 const EXPORT_RESOURCE_SPANS: u32 = 1;
@@ -36,14 +39,15 @@ const SPAN_NAME: u32 = 5;
 const SPAN_KIND: u32 = 6;
 const SPAN_START: u32 = 7;
 const SPAN_END: u32 = 8;
-const SPAN_ATTRIBUTES: u32 = 9;
+pub const SPAN_ATTRIBUTES: u32 = 9;
 const SPAN_EVENTS: u32 = 11;
 const SPAN_LINKS: u32 = 13;
 const SPAN_STATUS: u32 = 15;
 // Span.Event
 const EVENT_TIME: u32 = 1;
 const EVENT_NAME: u32 = 2;
-const EVENT_ATTRIBUTES: u32 = 3;
+pub const EVENT_ATTRIBUTES: u32 = 3;
+
 // Span.Link
 const LINK_TRACE_ID: u32 = 1;
 const LINK_SPAN_ID: u32 = 2;
@@ -99,122 +103,143 @@ pub const FIELDS: &[(&str, u32)] = &[
     ("AnyValue.double_value", ANY_DOUBLE),
 ];
 
-/// An attribute's value (`AnyValue`'s scalar members).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Str(String),
+/// An attribute's value (`AnyValue`'s scalar members), borrowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Str(&'a str),
     Bool(bool),
     Int(i64),
     Double(f64),
 }
 
-pub type Attributes = Vec<(String, Value)>;
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Event {
-    pub name: String,
-    pub time_ns: u64,
-    pub attributes: Attributes,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Span {
-    pub trace_id: Vec<u8>,
-    pub span_id: Vec<u8>,
-    pub parent_span_id: Vec<u8>,
-    pub trace_state: String,
-    pub name: String,
+/// A span's fields before its attributes, in field order.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Head<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub trace_state: &'a str,
+    pub parent_span_id: &'a [u8],
+    pub name: &'a str,
     /// `Span.SpanKind`: 1 internal, 2 server.
     pub kind: i32,
     pub start_ns: u64,
     pub end_ns: u64,
-    pub attributes: Attributes,
-    pub events: Vec<Event>,
-    /// (trace id, span id) of each linked span.
-    pub links: Vec<(Vec<u8>, Vec<u8>)>,
-    /// `Status.StatusCode` (0 unset, 1 ok, 2 error) and its message.
-    pub status: (i32, String),
 }
 
-/// One request's stages as the engine timed them: each a child span of the span that holds
-/// them, starting where the one before ended.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Stages {
-    /// The model (each stage span's `inferd.model`).
-    pub model: String,
-    /// When the request started, in `time.perf_counter()` seconds.
-    pub started: f64,
-    /// (stage, milliseconds) in order; "total" makes no span.
-    pub timings: Vec<(String, f64)>,
-    /// The perf_counter seconds at which a stream sent each chunk: the "stream" span's events.
-    pub chunks: Vec<f64>,
+/// What a request's stage spans inherit from the span that holds them.
+#[derive(Debug, Clone, Copy)]
+pub struct Parent<'a> {
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+    pub trace_state: &'a str,
 }
 
-/// What the tracing thread hands over: a span (with the stages of the requests it served),
-/// or the stages of a span that was written before them.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    Span(Span, Vec<Stages>),
-    Stages { trace_id: Vec<u8>, parent_span_id: Vec<u8>, trace_state: String, stages: Vec<Stages> },
+/// Room kept before the spans for the message's headers: three tags and lengths of at most
+/// ten bytes each, besides the resource and the scope.
+const HEADERS: usize = 3 * 11;
+
+/// One `ExportTraceServiceRequest` being written: the spans under one resource
+/// (`service.name`) and one instrumentation scope. Each span is written in [`Export::span`]
+/// (its fields in order: [`put_head`], attributes, [`Export::event`]s, [`put_link`]s,
+/// [`put_status`]) and then added with [`Export::push_span`]; the headers that go before
+/// the spans, whose lengths depend on them, are written into the room kept for them at
+/// [`Export::finish`].
+pub struct Export {
+    out: Vec<u8>,
+    /// The resource and scope fields, written when the spans' length is known.
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+    start: usize,
+    /// The span being written.
+    pub span: Vec<u8>,
+    nested: Vec<u8>,
 }
 
-/// The spans of `records`, each request's stages made into child spans with ids of their
-/// own; `clock_ns`: the epoch nanoseconds at perf_counter 0.
-pub fn expand(records: Vec<Record>, clock_ns: i64) -> Vec<Span> {
-    let mut spans = Vec::with_capacity(records.len() * 6);
-    for record in records {
-        match record {
-            Record::Span(span, stages) => {
-                let (trace_id, span_id, trace_state) = (span.trace_id.clone(), span.span_id.clone(), span.trace_state.clone());
-                spans.push(span);
-                for request in &stages {
-                    stage_spans(&trace_id, &span_id, &trace_state, request, clock_ns, &mut spans);
-                }
-            }
-            Record::Stages { trace_id, parent_span_id, trace_state, stages } => {
-                for request in &stages {
-                    stage_spans(&trace_id, &parent_span_id, &trace_state, request, clock_ns, &mut spans);
-                }
-            }
-        }
+impl Export {
+    /// `capacity`: bytes the spans are expected to take.
+    pub fn new(service: &str, scope: &str, version: &str, capacity: usize) -> Export {
+        let mut resource = Vec::new();
+        put_attribute(&mut resource, RESOURCE_ATTRIBUTES, "service.name", Value::Str(service));
+        let mut scope_message = Vec::new();
+        put_str(&mut scope_message, SCOPE_NAME, scope);
+        put_str(&mut scope_message, SCOPE_VERSION, version);
+        let mut scope = Vec::with_capacity(len_field(scope_message.len()));
+        put_bytes(&mut scope, SCOPE_SPANS_SCOPE, &scope_message);
+        let start = HEADERS + len_field(resource.len()) + scope.len();
+        let mut out = Vec::with_capacity(start + capacity);
+        out.resize(start, 0);
+        Export { out, resource, scope, start, span: Vec::with_capacity(512), nested: Vec::with_capacity(64) }
     }
-    spans
-}
 
-/// The stage spans of one request, as `inferd.tracing` made them on the loop before (the
-/// same float arithmetic, so the same nanoseconds).
-fn stage_spans(trace_id: &[u8], parent: &[u8], trace_state: &str, stages: &Stages, clock_ns: i64, out: &mut Vec<Span>) {
-    let mut mark = stages.started;
-    for (stage, ms) in &stages.timings {
+    /// Adds the span written in [`Export::span`], and clears it for the next.
+    pub fn push_span(&mut self) {
+        put_bytes(&mut self.out, SCOPE_SPANS_SPANS, &self.span);
+        self.span.clear();
+    }
+
+    /// An event of the span being written: `attributes` writes its attributes (each with
+    /// [`put_attribute`] as [`EVENT_ATTRIBUTES`]) into the buffer it is given.
+    pub fn event<E>(&mut self, time_ns: u64, name: &str, attributes: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+        self.nested.clear();
+        put_fixed64(&mut self.nested, EVENT_TIME, time_ns);
+        put_str(&mut self.nested, EVENT_NAME, name);
+        attributes(&mut self.nested)?;
+        put_bytes(&mut self.span, SPAN_EVENTS, &self.nested);
+        Ok(())
+    }
+
+    /// One stage of a request, a child span of `parent` from `mark` (perf_counter seconds)
+    /// for `ms` milliseconds, its own id drawn here; "total" makes no span. `chunks`: the
+    /// perf_counter seconds at which a stream sent its chunks, the "stream" span's events.
+    /// Returns where the stage ended, where the next one starts (the same float arithmetic
+    /// the loop once did, so the same nanoseconds).
+    #[allow(clippy::too_many_arguments)]
+    pub fn stage(&mut self, parent: &Parent, stage: &str, model: &str, mark: f64, ms: f64, chunks: &[f64], clock_ns: i64) -> f64 {
         if stage == "total" {
-            continue;
+            return mark;
         }
         let end = mark + ms / 1000.0;
-        let events = if stage == "stream" {
-            let chunk = |(index, at): (usize, &f64)| Event {
-                name: "chunk".to_owned(),
-                time_ns: epoch_ns(*at, clock_ns),
-                attributes: vec![("index".to_owned(), Value::Int(index as i64))],
-            };
-            stages.chunks.iter().enumerate().map(chunk).collect()
-        } else {
-            Vec::new()
-        };
-        out.push(Span {
-            trace_id: trace_id.to_vec(),
-            span_id: random_span_id().to_vec(),
-            parent_span_id: parent.to_vec(),
-            trace_state: trace_state.to_owned(),
-            name: stage.clone(),
+        let span_id = random_span_id();
+        let head = Head {
+            trace_id: parent.trace_id,
+            span_id: &span_id,
+            trace_state: parent.trace_state,
+            parent_span_id: parent.span_id,
+            name: stage,
             kind: 1, // INTERNAL
             start_ns: epoch_ns(mark, clock_ns),
             end_ns: epoch_ns(end, clock_ns),
-            attributes: vec![("inferd.model".to_owned(), Value::Str(stages.model.clone()))],
-            events,
-            links: Vec::new(),
-            status: (0, String::new()),
-        });
-        mark = end;
+        };
+        put_head(&mut self.span, &head);
+        put_attribute(&mut self.span, SPAN_ATTRIBUTES, "inferd.model", Value::Str(model));
+        if stage == "stream" {
+            for (index, at) in chunks.iter().enumerate() {
+                let _: Result<(), Infallible> = self.event(epoch_ns(*at, clock_ns), "chunk", |out| {
+                    put_attribute(out, EVENT_ATTRIBUTES, "index", Value::Int(index as i64));
+                    Ok(())
+                });
+            }
+        }
+        self.push_span();
+        end
+    }
+
+    /// The whole message: its bytes are `buffer[start..]` of what this returns.
+    pub fn finish(self) -> (Vec<u8>, usize) {
+        let Export { mut out, resource, scope, start, .. } = self;
+        let spans = out.len() - start;
+        let scope_spans = scope.len() + spans;
+        let resource_spans = len_field(resource.len()) + len_field(scope_spans);
+        let mut headers = Vec::with_capacity(start);
+        put_tag(&mut headers, EXPORT_RESOURCE_SPANS, LEN);
+        put_varint(&mut headers, resource_spans as u64);
+        put_bytes(&mut headers, RESOURCE_SPANS_RESOURCE, &resource);
+        put_tag(&mut headers, RESOURCE_SPANS_SCOPE_SPANS, LEN);
+        put_varint(&mut headers, scope_spans as u64);
+        headers.extend_from_slice(&scope);
+        let at = start - headers.len();
+        out[at..start].copy_from_slice(&headers);
+        (out, at)
     }
 }
 
@@ -237,94 +262,76 @@ pub fn random_span_id() -> [u8; 8] {
     }
 }
 
-/// One `ExportTraceServiceRequest`: the spans under one resource (`service.name`) and one
-/// instrumentation scope.
-pub fn encode_export(service: &str, scope: &str, version: &str, spans: &[Span]) -> Vec<u8> {
-    let mut resource = Vec::new();
-    put_attribute(&mut resource, RESOURCE_ATTRIBUTES, "service.name", &Value::Str(service.to_owned()));
-    let mut scope_message = Vec::new();
-    put_str(&mut scope_message, SCOPE_NAME, scope);
-    put_str(&mut scope_message, SCOPE_VERSION, version);
-    let mut scope_spans = Vec::with_capacity(spans.len() * 160);
-    put_bytes(&mut scope_spans, SCOPE_SPANS_SCOPE, &scope_message);
-    let mut span_buffer = Vec::with_capacity(256);
-    for span in spans {
-        span_buffer.clear();
-        write_span(&mut span_buffer, span);
-        put_bytes(&mut scope_spans, SCOPE_SPANS_SPANS, &span_buffer);
-    }
-    let mut resource_spans = Vec::with_capacity(scope_spans.len() + resource.len() + 16);
-    put_bytes(&mut resource_spans, RESOURCE_SPANS_RESOURCE, &resource);
-    put_bytes(&mut resource_spans, RESOURCE_SPANS_SCOPE_SPANS, &scope_spans);
-    let mut out = Vec::with_capacity(resource_spans.len() + 8);
-    put_bytes(&mut out, EXPORT_RESOURCE_SPANS, &resource_spans);
-    out
-}
-
-fn write_span(out: &mut Vec<u8>, span: &Span) {
-    put_nonempty(out, SPAN_TRACE_ID, &span.trace_id);
-    put_nonempty(out, SPAN_SPAN_ID, &span.span_id);
-    put_str(out, SPAN_TRACE_STATE, &span.trace_state);
-    put_nonempty(out, SPAN_PARENT_SPAN_ID, &span.parent_span_id);
-    put_str(out, SPAN_NAME, &span.name);
-    if span.kind != 0 {
+/// A span's fields before its attributes.
+pub fn put_head(out: &mut Vec<u8>, head: &Head) {
+    put_nonempty(out, SPAN_TRACE_ID, head.trace_id);
+    put_nonempty(out, SPAN_SPAN_ID, head.span_id);
+    put_str(out, SPAN_TRACE_STATE, head.trace_state);
+    put_nonempty(out, SPAN_PARENT_SPAN_ID, head.parent_span_id);
+    put_str(out, SPAN_NAME, head.name);
+    if head.kind != 0 {
         put_tag(out, SPAN_KIND, VARINT);
-        put_varint(out, span.kind as i64 as u64);
+        put_varint(out, head.kind as i64 as u64);
     }
-    put_fixed64(out, SPAN_START, span.start_ns);
-    put_fixed64(out, SPAN_END, span.end_ns);
-    for (key, value) in &span.attributes {
-        put_attribute(out, SPAN_ATTRIBUTES, key, value);
+    put_fixed64(out, SPAN_START, head.start_ns);
+    put_fixed64(out, SPAN_END, head.end_ns);
+}
+
+/// A link of the span being written (after its events).
+pub fn put_link(out: &mut Vec<u8>, trace_id: &[u8], span_id: &[u8]) {
+    let size = nonempty_size(trace_id) + nonempty_size(span_id);
+    put_tag(out, SPAN_LINKS, LEN);
+    put_varint(out, size as u64);
+    put_nonempty(out, LINK_TRACE_ID, trace_id);
+    put_nonempty(out, LINK_SPAN_ID, span_id);
+}
+
+/// The span's status (`Status.StatusCode`: 0 unset, 1 ok, 2 error), its last field; none
+/// when unset without a message.
+pub fn put_status(out: &mut Vec<u8>, code: i32, message: &str) {
+    if code == 0 && message.is_empty() {
+        return;
     }
-    let mut nested = Vec::new();
-    for event in &span.events {
-        nested.clear();
-        put_fixed64(&mut nested, EVENT_TIME, event.time_ns);
-        put_str(&mut nested, EVENT_NAME, &event.name);
-        for (key, value) in &event.attributes {
-            put_attribute(&mut nested, EVENT_ATTRIBUTES, key, value);
-        }
-        put_bytes(out, SPAN_EVENTS, &nested);
-    }
-    for (trace_id, span_id) in &span.links {
-        nested.clear();
-        put_nonempty(&mut nested, LINK_TRACE_ID, trace_id);
-        put_nonempty(&mut nested, LINK_SPAN_ID, span_id);
-        put_bytes(out, SPAN_LINKS, &nested);
-    }
-    let (code, message) = &span.status;
-    if *code != 0 || !message.is_empty() {
-        nested.clear();
-        put_str(&mut nested, STATUS_MESSAGE, message);
-        if *code != 0 {
-            put_tag(&mut nested, STATUS_CODE, VARINT);
-            put_varint(&mut nested, *code as i64 as u64);
-        }
-        put_bytes(out, SPAN_STATUS, &nested);
+    let code = code as i64 as u64;
+    let size = nonempty_size(message.as_bytes()) + if code != 0 { 1 + varint_len(code) } else { 0 };
+    put_tag(out, SPAN_STATUS, LEN);
+    put_varint(out, size as u64);
+    put_str(out, STATUS_MESSAGE, message);
+    if code != 0 {
+        put_tag(out, STATUS_CODE, VARINT);
+        put_varint(out, code);
     }
 }
 
-fn put_attribute(out: &mut Vec<u8>, number: u32, key: &str, value: &Value) {
-    let mut any = Vec::with_capacity(16);
+/// A `KeyValue` as field `number`, its lengths computed: nothing allocated.
+pub fn put_attribute(out: &mut Vec<u8>, number: u32, key: &str, value: Value) {
+    let any = match value {
+        Value::Str(text) => len_field(text.len()),
+        Value::Bool(_) => 2,
+        Value::Int(number) => 1 + varint_len(number as u64), // int64: two's complement, 10 bytes if negative
+        Value::Double(_) => 9,
+    };
+    let pair = len_field(key.len()) + len_field(any);
+    put_tag(out, number, LEN);
+    put_varint(out, pair as u64);
+    put_bytes(out, KEY_VALUE_KEY, key.as_bytes());
+    put_tag(out, KEY_VALUE_VALUE, LEN);
+    put_varint(out, any as u64);
     match value {
-        Value::Str(text) => put_bytes(&mut any, ANY_STRING, text.as_bytes()),
+        Value::Str(text) => put_bytes(out, ANY_STRING, text.as_bytes()),
         Value::Bool(flag) => {
-            put_tag(&mut any, ANY_BOOL, VARINT);
-            put_varint(&mut any, u64::from(*flag));
+            put_tag(out, ANY_BOOL, VARINT);
+            put_varint(out, u64::from(flag));
         }
         Value::Int(number) => {
-            put_tag(&mut any, ANY_INT, VARINT);
-            put_varint(&mut any, *number as u64); // int64: two's complement, 10 bytes if negative
+            put_tag(out, ANY_INT, VARINT);
+            put_varint(out, number as u64);
         }
         Value::Double(number) => {
-            put_tag(&mut any, ANY_DOUBLE, I64);
-            any.extend_from_slice(&number.to_le_bytes());
+            put_tag(out, ANY_DOUBLE, I64);
+            out.extend_from_slice(&number.to_le_bytes());
         }
     }
-    let mut pair = Vec::with_capacity(key.len() + any.len() + 4);
-    put_bytes(&mut pair, KEY_VALUE_KEY, key.as_bytes());
-    put_bytes(&mut pair, KEY_VALUE_VALUE, &any);
-    put_bytes(out, number, &pair);
 }
 
 fn put_str(out: &mut Vec<u8>, number: u32, text: &str) {
@@ -335,6 +342,10 @@ fn put_nonempty(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     if !bytes.is_empty() {
         put_bytes(out, number, bytes);
     }
+}
+
+fn nonempty_size(bytes: &[u8]) -> usize {
+    if bytes.is_empty() { 0 } else { len_field(bytes.len()) }
 }
 
 fn put_fixed64(out: &mut Vec<u8>, number: u32, value: u64) {
@@ -348,9 +359,27 @@ fn put_fixed64(out: &mut Vec<u8>, number: u32, value: u64) {
 mod tests {
     use super::*;
 
+    /// The varint at `at`, and where it ends.
+    fn varint(bytes: &[u8], mut at: usize) -> (usize, usize) {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            value |= usize::from(bytes[at] & 0x7f) << shift;
+            shift += 7;
+            at += 1;
+            if bytes[at - 1] < 0x80 {
+                return (value, at);
+            }
+        }
+    }
+
+    fn message(export: Export) -> Vec<u8> {
+        let (out, start) = export.finish();
+        out[start..].to_vec()
+    }
+
     #[test]
     fn an_empty_batch_is_one_resource_and_one_scope() {
-        let out = encode_export("svc", "inferd", "1", &[]);
+        let out = message(Export::new("svc", "inferd", "1", 0));
         // resource_spans { resource { attributes { key: "service.name" value { string_value: "svc" } } }
         //                  scope_spans { scope { name: "inferd" version: "1" } } }
         let any = [&[0x0a, 3][..], b"svc"].concat();
@@ -363,27 +392,36 @@ mod tests {
     }
 
     #[test]
-    fn stages_become_chained_children_and_total_makes_none() {
-        let parent = Span { trace_id: vec![1; 16], span_id: vec![2; 8], trace_state: "k=v".into(), ..Span::default() };
-        let stages = Stages {
-            model: "m".into(),
-            started: 10.0,
-            timings: vec![("adapt".into(), 1.5), ("stream".into(), 2.0), ("total".into(), 3.5)],
-            chunks: vec![10.002, 10.003],
-        };
-        let spans = expand(vec![Record::Span(parent.clone(), vec![stages])], 1_000);
-        assert_eq!(spans.len(), 3);
-        assert_eq!(spans[0], parent);
-        let (adapt, stream) = (&spans[1], &spans[2]);
-        assert_eq!((adapt.name.as_str(), adapt.kind), ("adapt", 1));
-        assert_eq!((adapt.start_ns, adapt.end_ns), (10_000_001_000, 10_001_501_000));
-        assert_eq!(stream.start_ns, adapt.end_ns);
-        assert_eq!(stream.events.iter().map(|event| event.attributes[0].1.clone()).collect::<Vec<_>>(), [Value::Int(0), Value::Int(1)]);
-        for span in [adapt, stream] {
-            assert_eq!((&span.trace_id, &span.parent_span_id, span.trace_state.as_str()), (&parent.trace_id, &parent.span_id, "k=v"));
-            assert_eq!(span.attributes, [("inferd.model".to_owned(), Value::Str("m".into()))]);
+    fn headers_fit_however_long_the_spans() {
+        for spans in [0usize, 1, 100, 10_000] {
+            let mut export = Export::new(&"s".repeat(300), "inferd", "1", 0);
+            for _ in 0..spans {
+                export.span.extend_from_slice(&[0x2a, 1, b'n']); // name: "n"
+                export.push_span();
+            }
+            let out = message(export);
+            // The outer length covers everything after its own tag and length.
+            let (length, at) = varint(&out, 1);
+            assert_eq!(length, out.len() - at);
+            assert!(out.ends_with(&[0x12, 3, 0x2a, 1, b'n'][..if spans > 0 { 5 } else { 0 }]));
         }
-        assert_ne!(adapt.span_id, stream.span_id);
+    }
+
+    #[test]
+    fn stages_chain_and_total_makes_none() {
+        let parent = Parent { trace_id: &[1; 16], span_id: &[2; 8], trace_state: "k=v" };
+        let mut export = Export::new("svc", "inferd", "1", 0);
+        let end = export.stage(&parent, "adapt", "m", 10.0, 1.5, &[], 1_000);
+        assert_eq!(end, 10.0015);
+        let before = export.out.len();
+        assert_eq!(export.stage(&parent, "total", "m", end, 3.5, &[], 1_000), end);
+        assert_eq!(export.out.len(), before);
+        let (stream, other) = (export.out.len(), export.stage(&parent, "stream", "m", end, 2.0, &[10.002, 10.003], 1_000));
+        assert_eq!(other, end + 0.002);
+        // Two chunk events, each with its index.
+        let written = &export.out[stream..];
+        assert_eq!(written.windows(5).filter(|w| w == b"chunk").count(), 2);
+        assert_eq!(written.windows(5).filter(|w| w == b"index").count(), 2);
     }
 
     #[test]
@@ -396,8 +434,18 @@ mod tests {
     #[test]
     fn negative_ints_take_ten_bytes() {
         let mut out = Vec::new();
-        put_attribute(&mut out, 9, "k", &Value::Int(-1));
+        put_attribute(&mut out, 9, "k", Value::Int(-1));
         // tag, len, (key: 3 bytes), (value tag, len, (int tag + 10 bytes))
         assert_eq!(out.len(), 2 + 3 + 2 + 11);
+    }
+
+    #[test]
+    fn attribute_lengths_are_the_written_lengths() {
+        for value in [Value::Str(""), Value::Str(&"x".repeat(200)), Value::Bool(true), Value::Int(0), Value::Int(1 << 40), Value::Double(-0.5)] {
+            let mut out = Vec::new();
+            put_attribute(&mut out, 9, "key", value);
+            let (length, at) = varint(&out, 1);
+            assert_eq!(length, out.len() - at, "{value:?}");
+        }
     }
 }

@@ -65,7 +65,7 @@ pub const FIELDS: [(&str, u32); 21] = [
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
-const LEN: u8 = 2;
+pub(crate) const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
 /// A request that is not valid protobuf (or not an `InferRequest`).
@@ -324,7 +324,7 @@ pub struct OutTensor<'a> {
     pub data: &'a [u8],
 }
 
-fn varint_len(value: u64) -> usize {
+pub(crate) fn varint_len(value: u64) -> usize {
     // 1 byte per 7 bits, at least 1.
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
@@ -342,7 +342,7 @@ pub(crate) fn put_tag(out: &mut Vec<u8>, number: u32, wire_type: u8) {
 }
 
 /// Size of a length-delimited field (tag, length, contents) of `length` bytes, numbers < 16.
-fn len_field(length: usize) -> usize {
+pub(crate) fn len_field(length: usize) -> usize {
     1 + varint_len(length as u64) + length
 }
 

@@ -130,7 +130,9 @@ def encode_response(
 def encode_json_response(model: str, id: str, json: bytes, timings: Sequence[tuple[str, float]]) -> bytes:
     """An ``InferResponse`` carrying ``json`` (UTF-8 JSON, written as is) as its output."""
 
-def encode_spans(spans: Iterable[tuple[Any, ...]], service: str, scope: str, version: str, *, clock_ns: int = 0) -> bytes:
+def encode_spans(
+    spans: Iterable[tuple[Any, ...]], service: str, scope: str, version: str, *, clock_ns: int = 0, max_items: int = 0
+) -> tuple[bytes, int]:
     """One OTLP ``ExportTraceServiceRequest`` of the span tuples (``inferd.tracing``'s layout:
     trace id, span id, parent id, trace state, name, kind, start ns, end ns, attributes,
     events, links, status, and optionally the stages of the requests it served), under the
@@ -139,7 +141,11 @@ def encode_spans(spans: Iterable[tuple[Any, ...]], service: str, scope: str, ver
     perf_counter seconds), become child spans with ids of their own, each starting where the
     one before ended ("total" makes none; "stream" has an event a chunk); ``clock_ns``: the
     epoch nanoseconds at perf_counter 0. A 4-tuple ``(trace id, parent id, trace state,
-    stages)`` is stages alone, whose span was recorded before them."""
+    stages)`` is stages alone, whose span was recorded before them.
+
+    Returns the message and how many of the tuples it holds: all of them, unless
+    ``max_items`` (spans and events together, stages' included; 0: no limit) stopped it
+    before one that would have gone past, the first always taken."""
 
 @final
 class Schema:

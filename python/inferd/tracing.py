@@ -280,24 +280,23 @@ class Tracing:
         with self._idle:
             self._exporting = True
         try:
-            while len(self._queue) >= (_BATCH if full_only else 1):
-                batch = self._take()
+            queue = self._queue
+            while len(queue) >= (_BATCH if full_only else 1):
+                batch = [queue.popleft() for _ in range(min(len(queue), _BATCH))]
+                taken = len(batch)
                 try:
-                    self._send(_native.encode_spans(batch, self._service, "inferd", self._version, clock_ns=self._epoch_offset_ns))
+                    body, taken = _native.encode_spans(
+                        batch, self._service, "inferd", self._version, clock_ns=self._epoch_offset_ns, max_items=_BATCH_ITEMS
+                    )  # fmt: skip
+                    if taken < len(batch):  # the rest wait for the next export, in their order
+                        queue.extendleft(reversed(batch[taken:]))
+                    self._send(body)
                 except Exception as error:  # a collector away must not stop the server
-                    logger.warning("tracing: %d spans not exported: %s", len(batch), error)
+                    logger.warning("tracing: %d records not exported: %s", taken, error)
         finally:
             with self._idle:
                 self._exporting = False
                 self._idle.notify_all()
-
-    def _take(self) -> list[tuple[Any, ...]]:
-        batch = [self._queue.popleft()]
-        items = _items(batch[0])
-        while self._queue and len(batch) < _BATCH and items + _items(self._queue[0]) <= _BATCH_ITEMS:
-            batch.append(self._queue.popleft())
-            items += _items(batch[-1])
-        return batch
 
     def flush(self, timeout_s: float = 30) -> bool:
         """Exports every span finished so far; False if that took longer than ``timeout_s``."""
@@ -322,14 +321,3 @@ class Tracing:
                 close()
             except Exception as error:  # a collector away must not stop the shutdown
                 logger.warning("tracing: closing the exporter: %s", error)
-
-
-
-def _items(record: tuple[Any, ...]) -> int:
-    """The spans and events a record makes (a call's: its own, and its stages' at most)."""
-    if len(record) == 4:  # stages alone
-        return sum(len(timings) + len(chunks) for _, _, timings, chunks in record[3])
-    count = 1 + len(record[9])
-    for _, _, timings, chunks in record[12] if len(record) > 12 else ():
-        count += len(timings) + len(chunks)
-    return count
