@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -36,7 +37,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_serve(tmp_path: Path, config: str, *options: str) -> tuple[subprocess.Popen[str], str]:
+def start_serve(tmp_path: Path, config: str, *options: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
     """`inferd serve` as a subprocess (its own session, so that it can be killed whole)."""
     path = tmp_path / "inferd.toml"
     path.write_text(config)
@@ -44,7 +45,7 @@ def start_serve(tmp_path: Path, config: str, *options: str) -> tuple[subprocess.
     process = subprocess.Popen(
         [*INFERD, "serve", "--config", str(path), "--address", address, *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, start_new_session=True,
     )  # fmt: skip
     return process, address
 
@@ -152,6 +153,28 @@ def test_serve_on_the_event_loop_chosen(tmp_path: Path, loop: str) -> None:
     finally:
         output = stop_serve(process)
     assert f"{loop} event loop" in output
+
+
+def test_serve_freezes_the_heap_it_set_up_before_serving(tmp_path: Path) -> None:
+    """`inferd serve` moves what exists once its eager models are set up out of the garbage
+    collector's passes; an in-process server (create_server, as in these tests) does not."""
+    config = '[models.heap]\nworkflow = "workflows_for_tests:HeapFrozen"\n'
+    process, address = start_serve(tmp_path, config, env={"PYTHONPATH": str(ROOT / "tests")})
+    try:
+        with Client(address, timeout=60) as client:
+            answer = None
+            for _ in range(600):
+                try:
+                    answer = client.infer("heap", {"x": 1}).output
+                    break
+                except InferdError:
+                    threading.Event().wait(0.05)  # not listening yet, or the model not ready
+            assert answer is not None, "the model never answered"
+        assert answer["frozen"] > 10_000, answer  # the modules, the engine, the model
+        assert answer["mine"], "the eager model was set up after the heap was frozen"
+    finally:
+        stop_serve(process)
+    assert gc.get_freeze_count() == 0  # this process serves in-process servers: never frozen
 
 
 def test_serve_refuses_an_unknown_event_loop(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ The tests share state with them through module globals; the server runs in the t
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -226,6 +227,14 @@ class Sleeper(Workflow):
     async def run(self, features: Any) -> Any:
         await asyncio.sleep(0.02)
         return {"slept": True}
+
+
+class HeapFrozen(Workflow):
+    """Answers how many objects the garbage collector leaves out of its passes (``gc.freeze``),
+    and whether this model's own object is one of them (an eager model is set up first)."""
+
+    def run(self, features: Any) -> Any:
+        return {"frozen": gc.get_freeze_count(), "mine": all(seen is not self for seen in gc.get_objects())}
 
 
 class Ticker(Workflow):

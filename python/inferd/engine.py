@@ -96,15 +96,16 @@ class _Clock:
     def finish(self, lane: _Lane, chunks: Sequence[float] = ()) -> Timings:
         self.timings.append(("total", (time.perf_counter() - self.started) * 1000))
         # A graph's nodes are timed apart from its stages (they ran inside its run).
-        timings = [*self.timings[:-1], *self.calls, self.timings[-1]] if self.calls else self.timings
+        timings = (*self.timings[:-1], *self.calls, self.timings[-1]) if self.calls else tuple(self.timings)
         lane.entry.stats.record_all(timings)
         if lane.telemetry is not None:
             lane.telemetry.record_stages(lane.entry.name, timings)
         if lane.tracing is not None:
             span = current_call.get()
             if span is not None:
-                lane.tracing.stages(span, lane.entry.name, self.started, self.timings, chunks)
-        return tuple(timings)
+                stages = tuple(self.timings) if self.calls else timings
+                lane.tracing.stages(span, lane.entry.name, self.started, stages, chunks)
+        return timings
 
 
 async def _by(deadline: float | None, model: str, work: Coroutine[Any, Any, T]) -> T:

@@ -115,7 +115,7 @@ class Span:
             tracing._record(
                 (self.trace_id, self.span_id, self.parent_id, self.trace_state, self.name, self.kind, self.start_ns,
                  int(time.perf_counter() * 1e9) + tracing._epoch_offset_ns, self.attributes, (), (),
-                 (2, code) if failed else _UNSET, self.stages or ())
+                 (2, code) if failed else _UNSET, tuple(self.stages) if self.stages else ())
             )  # fmt: skip
 
 
@@ -239,7 +239,9 @@ class Tracing:
         span.attributes["inferd.model"] = model
         if not span.sampled:
             return
-        request = (model, started, timings, chunks)
+        # Tuples of numbers and strings: the collector stops tracking a waiting record at its
+        # first pass (a list would keep every record in the older generations' passes).
+        request = (model, started, timings if type(timings) is tuple else tuple(timings), chunks if type(chunks) is tuple else tuple(chunks))
         if span.ended:  # (a request that outlived its span: its stages leave by themselves)
             self._record((span.trace_id, span.span_id, span.trace_state, (request,)))
         elif span.stages is None:
