@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -333,3 +336,25 @@ def test_a_tokens_rate_is_the_servers_shared_by_its_workers(tmp_path: Path, monk
     refused = [hint for hint in hints if hint is not None]
     assert len(refused) == len(hints) - answered
     assert all(0 < hint <= math.ceil(1000 / rate) for hint in refused)
+
+
+def test_a_table_left_by_a_killed_server_is_removed_by_the_next() -> None:
+    """A parent killed by SIGKILL cannot remove its table; the next table made on the machine
+    removes those whose server is gone, and leaves a running server's alone."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    token = AuthToken(name="n", token="t", rate=1.0)
+    first = SharedRates.create([token])
+    first.unlink()
+    folder = Path(first.path).parent  # where tables go (/dev/shm here)
+    orphan = folder / f"inferd-rates-{int(gone.stdout)}-test"
+    alive = folder / f"inferd-rates-{os.getppid()}-test"
+    orphan.write_bytes(b"")
+    alive.write_bytes(b"")
+    table = SharedRates.create([token])
+    try:
+        assert not orphan.exists()
+        assert alive.exists()
+        assert Path(table.path).name.startswith(f"inferd-rates-{os.getpid()}-")
+    finally:
+        table.unlink()
+        alive.unlink()

@@ -11,6 +11,7 @@ JSON payloads' depth and size are the input adapters' (:class:`inferd.adapters.J
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
 import os
@@ -82,6 +83,24 @@ class SharedTokenBucket(TokenBucket):
 _SLOT = struct.Struct("=dd")  # a token's bucket: its tokens, the monotonic time they were counted
 
 
+_PREFIX = "inferd-rates-"
+
+
+def _remove_orphans(folder: str) -> None:
+    """Removes the tables of servers that are gone (``inferd-rates-PID-...``, PID not running)."""
+    for name in os.listdir(folder):
+        pid = name[len(_PREFIX) :].partition("-")[0]
+        if not name.startswith(_PREFIX) or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
+        except PermissionError:
+            pass  # running, as another user
+
+
 class SharedRates:
     """The token buckets of one server, shared by its worker processes (``--workers N``).
 
@@ -94,8 +113,9 @@ class SharedRates:
 
     The server's parent process :meth:`create` s it before it starts the workers; it reaches
     them pickled, as its path (each one maps the file as it unpickles it), and the parent
-    :meth:`unlink` s it when they have stopped (a parent killed by SIGKILL leaves the file,
-    16 bytes a token, behind)."""
+    :meth:`unlink` s it when they have stopped. Its name holds the parent's pid: a parent
+    killed by SIGKILL leaves its file behind, and the next server to make one on the machine
+    removes those of parents that are gone."""
 
     def __init__(self, path: str, slots: int) -> None:
         self.path = path
@@ -108,8 +128,9 @@ class SharedRates:
         """A table with a slot for each of ``tokens`` (in order), each bucket full."""
         if sys.platform == "win32":
             raise ConfigError("--workers with a token's rate needs fcntl record locks, which Windows lacks")
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        descriptor, path = tempfile.mkstemp(prefix="inferd-rates-", dir=folder)
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        _remove_orphans(folder)
+        descriptor, path = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=folder)
         now = time.monotonic()
         with os.fdopen(descriptor, "wb") as file:
             for token in tokens:
