@@ -43,6 +43,8 @@ def running() -> Iterator[RunningServer]:
         "plain": {"workflow": NICENESS},
         "low": {"workflow": NICENESS, "nice": 5},
         "low-isolated": {"workflow": NICENESS, "nice": 7, "isolation": "process", "setup": "lazy"},
+        "idle": {"workflow": NICENESS, "nice": "idle"},
+        "idle-isolated": {"workflow": NICENESS, "nice": "idle", "isolation": "process", "setup": "lazy"},
     }}).with_server(metrics={"address": "127.0.0.1:0"})  # fmt: skip
     server = RunningServer(config)
     yield server
@@ -157,9 +159,32 @@ def test_nice_lowers_only_the_models_own_threads_and_processes(running: RunningS
     assert _nice_of(os.getpid(), threading.get_native_id()) == base
 
 
+def _policy_of(tid: int) -> int:
+    return int(Path(f"/proc/{tid}/stat").read_text().rsplit(")", 1)[1].split()[38])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+def test_idle_puts_only_the_models_own_threads_and_processes_under_sched_idle(running: RunningServer) -> None:
+    with running.client(timeout=90) as client:
+        idle, isolated = (client.infer(model, {"x": 1}).output for model in ("idle", "idle-isolated"))
+    assert idle["policy"] == os.SCHED_IDLE and idle["nice"] == 19 and idle["pid"] == os.getpid()
+    assert isolated["policy"] == os.SCHED_IDLE and isolated["pid"] != os.getpid()
+    worker_threads = [int(tid) for tid in os.listdir(f"/proc/{isolated['pid']}/task")]
+    assert len(worker_threads) > 1
+    assert {_policy_of(tid) for tid in worker_threads} == {os.SCHED_IDLE}
+    assert {_nice_of(isolated["pid"], tid) for tid in worker_threads} == {19}
+    # The server's own threads keep theirs: its event loop's, and this one.
+
+    async def loop_thread() -> int:
+        return threading.get_native_id()
+
+    assert _policy_of(running.call(loop_thread())) == _policy_of(threading.get_native_id()) == os.SCHED_OTHER
+
+
 def test_nice_is_refused_where_it_has_no_threads_to_lower() -> None:
     from inferd.errors import ConfigError
 
-    for model in ({"workflow": NICENESS, "nice": 3, "inline": True}, {"workflow": NICENESS, "nice": 20}):
+    for model in ({"workflow": NICENESS, "nice": 3, "inline": True}, {"workflow": NICENESS, "nice": 20},
+                  {"workflow": NICENESS, "nice": "idle", "inline": True}, {"workflow": NICENESS, "nice": "lowest"}):  # fmt: skip
         with pytest.raises((ConfigError, ValueError), match="nice"):
             ServiceConfig.model_validate({"models": {"m": model}})

@@ -417,9 +417,11 @@ class Valve(Workflow):
 
 
 class Niceness(Workflow):
-    """Reports the nice value of the thread that runs it, and its process id."""
+    """Reports the nice value and the scheduling policy of the thread that runs it, and its
+    process id."""
 
     def run(self, features: Any) -> Any:
         import os
 
-        return {"nice": os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), "pid": os.getpid()}
+        tid = threading.get_native_id()
+        return {"nice": os.getpriority(os.PRIO_PROCESS, tid), "policy": os.sched_getscheduler(tid), "pid": os.getpid()}

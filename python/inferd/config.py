@@ -229,9 +229,10 @@ class ModelConfig(Strict):
     workers: int = Field(default=1, ge=1)
     max_rss_mb: int | None = Field(default=None, gt=0)
     #: How much less CPU priority the model's work has than the server's (a nice increment,
-    #: 0-19): its worker processes with isolation = "process", else its stage threads. The
-    #: kernel serves the other models first when the CPUs are short (docs/configuration.md).
-    nice: int = Field(default=0, ge=0, le=19)
+    #: 0-19, or "idle": Linux's SCHED_IDLE, CPU only when nothing else wants it): its worker
+    #: processes with isolation = "process", else its stage threads. The kernel serves the
+    #: other models first when the CPUs are short (docs/configuration.md).
+    nice: Annotated[int, Field(ge=0, le=19)] | Literal["idle"] = 0
     #: This model's duration histograms' buckets in seconds (default: ``[server.metrics]``'s).
     metrics_buckets: list[float] | None = None
     #: ``workflow = "graph"``: its nodes, and the node whose output is the answer.

@@ -30,20 +30,28 @@ from .workflow import TensorSpec, Workflow, WorkflowSpec, cancellable
 __all__ = ["Runner", "StageStat", "StageStats", "Stages", "Threads", "lower_priority"]
 
 
-def lower_priority(nice: int, whole_process: bool) -> None:
+def lower_priority(nice: int | str, whole_process: bool) -> None:
     """Raises the calling thread's nice value by ``nice`` (a model's ``nice``): the kernel then
     gives its CPU to other work first. Threads started from it afterwards inherit the value.
+    ``"idle"``: Linux's SCHED_IDLE policy (and nice 19), below any nice value: the thread runs
+    only on a CPU nothing else wants, which the kernel counts as free when it places a waking
+    thread, and gives way at once to whatever wakes there (nice 19 still takes its share, and
+    a waking server thread can wait behind it: benches/README.md, "Capacity").
 
-    Linux keeps a nice value for each thread; ``whole_process`` also lowers the process's
-    threads already running (a worker process's, started before its spec was read). Elsewhere
-    the process as a whole is lowered."""
+    Linux keeps a nice value and a policy for each thread; ``whole_process`` also lowers the
+    process's threads already running (a worker process's, started before its spec was read).
+    Elsewhere the process as a whole is lowered."""
+    idle = nice == "idle"
+    steps = 19 if idle else int(nice)
     if not sys.platform.startswith("linux"):
-        os.nice(nice)
+        os.nice(steps)
         return
     tids = [int(tid) for tid in os.listdir("/proc/self/task")] if whole_process else [threading.get_native_id()]
     for tid in tids:
         try:
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+            if idle:
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
         except (ProcessLookupError, PermissionError):  # a thread that ended meanwhile
             continue
 
@@ -52,7 +60,7 @@ class Threads:
     """One model's stage threads, its own (no other model's work can take them): at most
     ``limit`` of its calls at once, and ``extra`` more for its batches (:meth:`run_unlimited`)."""
 
-    def __init__(self, name: str, limit: int, extra: int = 0, nice: int = 0) -> None:
+    def __init__(self, name: str, limit: int, extra: int = 0, nice: int | str = 0) -> None:
         initializer = functools.partial(lower_priority, nice, False) if nice else None
         self.executor: Executor = concurrent.futures.ThreadPoolExecutor(limit + extra, thread_name_prefix=f"inferd-stage:{name}",
                                                                         initializer=initializer)  # fmt: skip

@@ -70,7 +70,7 @@ class Worker:
         if spec.get("nice"):
             # After the setup (a model's load is not kept waiting), before any request: every
             # thread so far, and those started later inherit it.
-            lower_priority(int(spec["nice"]), whole_process=True)
+            lower_priority(spec["nice"], whole_process=True)
         self.send(("ready", os.getpid(), facts, list(inputs), list(outputs)))
 
     def send(self, message: tuple[Any, ...], slot: int | None = None) -> None:
