@@ -140,12 +140,13 @@ fn write_attributes(out: &mut Vec<u8>, number: u32, attributes: &Bound<'_, PyAny
     for (key, value) in attributes.cast::<PyDict>()?.iter() {
         let key = key.str()?;
         let key = key.to_str()?;
+        let int = if value.is_instance_of::<PyInt>() { value.extract::<i64>().ok() } else { None };
         if let Ok(text) = value.cast::<PyString>() {
             otlp::put_attribute(out, number, key, Value::Str(text.to_str()?));
         } else if let Ok(flag) = value.cast::<PyBool>() {
             otlp::put_attribute(out, number, key, Value::Bool(flag.is_true()));
-        } else if value.is_instance_of::<PyInt>() && value.extract::<i64>().is_ok() {
-            otlp::put_attribute(out, number, key, Value::Int(value.extract()?));
+        } else if let Some(int) = int {
+            otlp::put_attribute(out, number, key, Value::Int(int));
         } else if let Ok(number_value) = value.cast::<PyFloat>() {
             otlp::put_attribute(out, number, key, Value::Double(number_value.value()));
         } else {
