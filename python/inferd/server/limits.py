@@ -27,6 +27,7 @@ if sys.platform != "win32":
 
 from ..config import AuthToken, ServiceConfig
 from ..errors import ConfigError, InferdError, MessageTooLarge, ResourceExhausted, retry_hint
+from ..isolation.wire import FOLDER
 
 __all__ = ["SharedRates", "TokenBucket", "bucket_for", "message_limits", "receive_limit", "sized"]
 
@@ -128,9 +129,8 @@ class SharedRates:
         """A table with a slot for each of ``tokens`` (in order), each bucket full."""
         if sys.platform == "win32":
             raise ConfigError("--workers with a token's rate needs fcntl record locks, which Windows lacks")
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-        _remove_orphans(folder)
-        descriptor, path = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=folder)
+        _remove_orphans(FOLDER)
+        descriptor, path = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=FOLDER)
         now = time.monotonic()
         with os.fdopen(descriptor, "wb") as file:
             for token in tokens:
