@@ -60,7 +60,9 @@ class Served:
         self.config = config.model_copy(update={"models": models}).with_server(address="127.0.0.1:0")
         self.loop = event_loop_factory("auto")()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        self.server = self.call(create_server(self.config))
+        # As ``inferd serve`` runs: the eager models set up, then the heap frozen (app.serve).
+        self.server = self.call(create_server(self.config, start_models=False))
+        self.call(self.server.start_models(freeze_heap=True))
         self.address = f"127.0.0.1:{self.server.port}"
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 600) -> T:
