@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import pickle
 import signal
 import threading
 import tomllib
@@ -22,7 +21,7 @@ from conftest import ROOT, SERVICE_CONFIG, RunningServer
 
 from inferd.config import ServiceConfig
 from inferd.errors import DeadlineExceeded, Unavailable
-from inferd.isolation.wire import FOLDER, HANDOVER, Arena, Mapped, pack, unpack
+from inferd.isolation.wire import FOLDER, HANDOVER, Arena, Mapped, pack, segment_of, unpack
 
 CRASHY = "workflows_for_tests:Crashy"
 
@@ -253,7 +252,7 @@ def test_a_large_answer_is_handed_over_without_a_copy() -> None:
     arena = Arena()
     try:
         frame = pack(("ok", 0, big), arena, 0, handover=True)
-        name = pickle.loads(frame[4:])[1]
+        name = segment_of(frame[4:])
         assert name != arena.name and (Path(FOLDER) / name).exists()  # a segment of its own
         got = unpack(frame[4:], Mapped(), copy=True)[2]
         assert not (Path(FOLDER) / name).exists()  # taken: its name removed at once
@@ -264,7 +263,7 @@ def test_a_large_answer_is_handed_over_without_a_copy() -> None:
             base = base.obj if isinstance(base, memoryview) else base.base
         # Small answers still go through the slot's arena (copied out by the server).
         small = unpack(pack(("ok", 0, {"y": np.ones(8)}), arena, 0, handover=True)[4:], Mapped(), copy=True)[2]
-        assert pickle.loads(pack(("ok", 0, {"y": np.ones(8)}), arena, 0, handover=True)[4:])[1] == arena.name
+        assert segment_of(pack(("ok", 0, {"y": np.ones(8)}), arena, 0, handover=True)[4:]) == arena.name
         assert small["y"].tolist() == [1.0] * 8
     finally:
         arena.close()

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -42,6 +43,35 @@ def cause_of(returncode: int | None) -> str:
     return f"it exited with status {returncode}"
 
 
+class _Frames(asyncio.SubprocessProtocol):
+    """The worker's stdout cut into frames as it arrives, each handed to ``on_frame`` at once
+    (no stream reader, no task between the pipe and the call waiting); ``on_end`` once the
+    process has exited and its pipes are closed."""
+
+    def __init__(self, on_frame: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
+        self._on_frame = on_frame
+        self._on_end = on_end
+        self._pending = bytearray()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if self._pending:
+            self._pending += data
+            data = bytes(self._pending)
+            self._pending.clear()
+        offset, size = 0, len(data)
+        while size - offset >= FRAME.size:
+            end = offset + FRAME.size + FRAME.unpack_from(data, offset)[0]
+            if end > size:
+                break
+            self._on_frame(data[offset + FRAME.size : end])
+            offset = end
+        if offset < size:
+            self._pending += data[offset:]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_end()
+
+
 class WorkerProcess:
     """A worker process and its slots; :meth:`start` makes the workflow there."""
 
@@ -55,12 +85,17 @@ class WorkerProcess:
         self._arenas = [Arena() for _ in range(slots)]
         self._mapped = Mapped()
         self._waiting: dict[int, asyncio.Future[tuple[Any, ...]]] = {}
-        self._process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._stdin: asyncio.WriteTransport | None = None
+        self._first: asyncio.Future[tuple[Any, ...] | None] | None = None
+        #: Done once the process has exited and its pipes are closed.
+        self._ended: asyncio.Future[None] | None = None
         self.inflight = 0
         self.served = 0
         self.pid = 0
         self.alive = False
+        #: Set up and serving once (its end is then a death, or a stop, for the model to hear).
+        self._served_once = False
         #: Takes no new calls (growing past max_rss_mb): replaced once its calls are done.
         self.draining = False
         self.cause = ""
@@ -70,45 +105,49 @@ class WorkerProcess:
     async def start(self) -> None:
         """Starts the process and sets the workflow up there; raises why it could not."""
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "inferd.isolation.worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=environment, limit=1 << 30,
+        loop = asyncio.get_running_loop()
+        self._first, self._ended = loop.create_future(), loop.create_future()
+        self._transport, _ = await loop.subprocess_exec(
+            lambda: _Frames(self._frame, self._end), sys.executable, "-m", "inferd.isolation.worker",
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=environment,
         )  # fmt: skip
-        self.pid = self._process.pid
-        assert self._process.stdin is not None
-        self._process.stdin.write(pack(("start", self._spec)))
-        first = await self._read()
+        self.pid = self._transport.get_pid()
+        self._stdin = self._transport.get_pipe_transport(0)  # type: ignore[assignment]
+        self._write(pack(("start", self._spec)))
+        first = await self._first
         if first is None:
-            code = await self._process.wait()
-            raise RuntimeError(f"the worker process could not start: {cause_of(code)}")
+            await self._ended
+            raise RuntimeError(f"the worker process could not start: {cause_of(self._transport.get_returncode())}")
         if first[0] == "failed":
-            await self._process.wait()
+            await self._ended
             raise RuntimeError(first[1])
         _, self.pid, self.facts, inputs, outputs = first
         self.signature = (inputs, outputs)
-        self.alive = True
-        self._reader = asyncio.ensure_future(self._read_all())
+        self.alive = self._served_once = True
 
-    async def _read(self) -> tuple[Any, ...] | None:
-        assert self._process is not None and self._process.stdout is not None
-        try:
-            header = await self._process.stdout.readexactly(FRAME.size)
-            body = await self._process.stdout.readexactly(FRAME.unpack(header)[0])
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return None
-        return unpack(body, self._mapped, copy=True)
+    def _write(self, data: bytes) -> None:
+        if self._stdin is not None and not self._stdin.is_closing():
+            self._stdin.write(data)
 
-    async def _read_all(self) -> None:
-        assert self._process is not None
-        while (message := await self._read()) is not None:
-            if message[0] == "bye":
-                break
-            future = self._waiting.get(message[1])
-            if future is not None and not future.done():
-                future.set_result(message)
-        code = await self._process.wait()
+    def _frame(self, body: bytes) -> None:
+        """One answer from the worker, on the loop as it arrives."""
+        message = unpack(body, self._mapped, copy=True)
+        if self._first is not None and not self._first.done():
+            self._first.set_result(message)
+            return
+        if message[0] == "bye":
+            return
+        future = self._waiting.get(message[1])
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def _end(self) -> None:
+        """The process has exited: its calls in flight fail, its memory is let go."""
+        assert self._transport is not None and self._ended is not None
         self.alive = False
-        self.cause = cause_of(code)
+        self.cause = cause_of(self._transport.get_returncode())
+        if self._first is not None and not self._first.done():
+            self._first.set_result(None)
         failure = Unavailable(f"model {self.model!r}: its worker process {self.pid} died while serving ({self.cause})", model=self.model)
         for future in self._waiting.values():
             if not future.done():
@@ -117,7 +156,11 @@ class WorkerProcess:
         for arena in self._arenas:
             arena.close()
         remove_segments_of(self.pid)  # what a worker that died left in shared memory
-        self._on_exit(self)
+        self._transport.close()
+        if not self._ended.done():
+            self._ended.set_result(None)
+        if self._served_once:
+            self._on_exit(self)
 
     def rss_bytes(self) -> int:
         try:
@@ -127,11 +170,11 @@ class WorkerProcess:
             return 0
 
     def _send(self, message: tuple[Any, ...], slot: int) -> asyncio.Future[tuple[Any, ...]]:
-        if not self.alive or self._process is None or self._process.stdin is None:
+        if not self.alive or self._stdin is None:
             raise Unavailable(f"model {self.model!r}: its worker process is not running ({self.cause or 'stopped'})", model=self.model)
         future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
         self._waiting[slot] = future
-        self._process.stdin.write(pack(message, self._arenas[slot], slot))
+        self._write(pack(message, self._arenas[slot], slot))
         return future
 
     async def _answer(self, future: asyncio.Future[tuple[Any, ...]], slot: int) -> Any:
@@ -140,8 +183,8 @@ class WorkerProcess:
         try:
             message = await asyncio.shield(future)
         except asyncio.CancelledError:
-            if self.alive and self._process is not None and self._process.stdin is not None:
-                self._process.stdin.write(pack(("cancel", slot)))
+            if self.alive:
+                self._write(pack(("cancel", slot)))
             future.add_done_callback(lambda _: None if future.cancelled() else future.exception())
             raise
         if message[0] == "ok":
@@ -204,22 +247,17 @@ class WorkerProcess:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Runs the teardown there, then ends the process (killed after ``grace`` seconds)."""
-        process = self._process
-        if process is None or process.returncode is not None:
+        if self._transport is None or self._ended is None or self._ended.done():
             return
         self.alive = False
+        self._write(pack(("teardown",)))
         try:
-            assert process.stdin is not None
-            process.stdin.write(pack(("teardown",)))
-            await asyncio.wait_for(process.wait(), grace)
-        except (asyncio.TimeoutError, ConnectionError, AssertionError):
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-        if self._reader is not None:
-            await asyncio.gather(self._reader, return_exceptions=True)
+            await asyncio.wait_for(asyncio.shield(self._ended), grace)
+        except asyncio.TimeoutError:
+            self.kill()
+            await self._ended
 
     def kill(self) -> None:
-        if self._process is not None and self._process.returncode is None:
+        if self._transport is not None and self._transport.get_returncode() is None:
             with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
+                self._transport.kill()

@@ -1,9 +1,10 @@
 """Messages between the server and a model's worker process.
 
-A message is a frame on the worker's pipe: 4 bytes of length, then a pickle (protocol 5) of a
+A message is a frame on the worker's pipe: 4 bytes of length, a fixed header (the slot, how
+the buffers travel, the segment's name and their spans in it), then a pickle (protocol 5) of a
 small tuple. The buffers of the objects in it (numpy arrays, bytes of 1 KiB and more) do not
 go into the pickle: they are written into a shared memory segment of the request's slot (an
-:class:`Arena`), and the frame names where. Each slot has one arena a direction; a message too
+:class:`Arena`), and the header names where. Each slot has one arena a direction; a message too
 large for one gets a larger segment, named in the frame, which the other side maps once.
 
 A large answer (:data:`HANDOVER` bytes of buffers and more) does not go through the slot's
@@ -23,10 +24,14 @@ import struct
 import tempfile
 from typing import Any
 
-__all__ = ["Arena", "Mapped", "pack", "unpack", "remove_segments_of", "FRAME", "HANDOVER"]
+__all__ = ["Arena", "Mapped", "pack", "unpack", "segment_of", "remove_segments_of", "FRAME", "HANDOVER"]
 
 #: The length of a frame's body.
 FRAME = struct.Struct("<I")
+#: A body's header: the slot, where its buffers are (_INLINE, _ARENA, _HANDED), the segment
+#: name's length and the number of spans; the name and the spans (offset, length) follow.
+_HEAD = struct.Struct("<iBBH")
+_INLINE, _ARENA, _HANDED = 0, 1, 2
 #: Arenas start at this size and double as messages need (a 64 MiB answer: 7 growths once).
 _INITIAL = 1 << 20
 _ALIGN = 64
@@ -147,35 +152,46 @@ def pack(message: tuple[Any, ...], arena: Arena | None = None, slot: int = -1, *
     into a segment of their own instead, which the receiver takes (:func:`unpack`)."""
     buffers: list[pickle.PickleBuffer] = []
     body = pickle.dumps(message, protocol=5, buffer_callback=buffers.append if arena is not None else None)
-    envelope: tuple[Any, ...]
-    if buffers and handover and sum(buffer.raw().nbytes for buffer in buffers) >= HANDOVER:
+    if not buffers:
+        return FRAME.pack(_HEAD.size + len(body)) + _HEAD.pack(slot, _INLINE, 0, 0) + body
+    assert arena is not None
+    if handover and sum(buffer.raw().nbytes for buffer in buffers) >= HANDOVER:
         gift = Arena(sum(-(-buffer.raw().nbytes // _ALIGN) * _ALIGN for buffer in buffers))
         try:
-            spans = gift.write(buffers)
-            envelope = (slot, gift.name, spans, body, True)
+            spans, name, kind = gift.write(buffers), gift.name, _HANDED
         finally:
             gift.memory.close(unlink=False)
-    elif buffers:
-        assert arena is not None
-        spans = arena.write(buffers)  # first: a message too large for the arena grows it anew
-        envelope = (slot, arena.name, spans, body, False)
     else:
-        envelope = (slot, None, None, body, False)
-    data = pickle.dumps(envelope, protocol=5)
-    return FRAME.pack(len(data)) + data
+        spans = arena.write(buffers)  # first: a message too large for the arena grows it anew
+        name, kind = arena.name, _ARENA
+    named = name.encode()
+    flat = struct.pack(f"<{2 * len(spans)}Q", *(number for span in spans for number in span))
+    head = _HEAD.pack(slot, kind, len(named), len(spans))
+    return b"".join((FRAME.pack(len(head) + len(named) + len(flat) + len(body)), head, named, flat, body))
+
+
+def segment_of(body: bytes) -> str | None:
+    """The name of the segment a frame's body (after its length) has its buffers in."""
+    _, kind, length, _ = _HEAD.unpack_from(body)
+    return None if kind == _INLINE else bytes(body[_HEAD.size : _HEAD.size + length]).decode()
 
 
 def unpack(body: bytes, mapped: Mapped, *, copy: bool) -> tuple[Any, ...]:
     """A frame's message. Its buffers are views of the sender's arena, valid until the slot's
     next message; ``copy`` copies them out (what outlives the slot must). A handed-over
     segment's buffers are never copied: they are views of a mapping that is the message's own."""
-    slot, name, spans, inner, handed_over = pickle.loads(body)
-    if name is None:
-        message: tuple[Any, ...] = pickle.loads(inner)
+    slot, kind, length, count = _HEAD.unpack_from(body)
+    if kind == _INLINE:
+        message: tuple[Any, ...] = pickle.loads(memoryview(body)[_HEAD.size :])
         return message
-    if handed_over:
+    offset = _HEAD.size + length
+    name = bytes(body[_HEAD.size : offset]).decode()
+    flat = struct.unpack_from(f"<{2 * count}Q", body, offset)
+    spans = list(zip(flat[::2], flat[1::2], strict=True))
+    inner = memoryview(body)[offset + 16 * count :]
+    if kind == _HANDED:
         memory = _Segment(name, taken=True).buf  # lives on in the views, then is unmapped with them
-        taken: tuple[Any, ...] = pickle.loads(inner, buffers=[memory[offset : offset + size] for offset, size in spans])
+        taken: tuple[Any, ...] = pickle.loads(inner, buffers=[memory[start : start + size] for start, size in spans])
         return taken
     views = mapped.views(slot, name, spans)
     buffers = [bytearray(view) for view in views] if copy else views
