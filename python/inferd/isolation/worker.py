@@ -10,13 +10,9 @@ stream closed by the server stops within a chunk) and ``("close", slot)`` ends i
 answered ``("ok", slot, value)``, ``("end", slot)`` or ``("error", slot, error)``.
 ``("cancel", slot)`` stops a call; ``("teardown",)`` runs the teardown and exits.
 
-Calls are read and run by the same threads, one more than the model's ``max_concurrency``,
-in turn (leader and followers): the thread that reads a call lets the next one read, then runs
-the call itself and writes its answer, so a call waits for no hand-off from a reading thread
-to a running one (on this kind of machine a thread's wake-up is tens of microseconds). With
-that many threads and at most ``max_concurrency`` calls running, one always reads: a cancel
-is seen while the calls run. A call read while ``max_concurrency`` run waits for the first to
-end. Async stages run on an event loop in a thread of their own. Errors go back as they were raised (an
+The main thread only reads; plain stages run in a pool of threads (the model's
+``max_concurrency``), which write their answers themselves; async stages run on an event loop
+in a thread of their own. Errors go back as they were raised (an
 :class:`inferd.errors.InferdError` keeps its class; any other becomes INTERNAL on the server,
 its traceback logged here).
 """
@@ -24,7 +20,7 @@ its traceback logged here).
 from __future__ import annotations
 
 import asyncio
-import collections
+import concurrent.futures
 import functools
 import logging
 import os
@@ -52,13 +48,7 @@ class Worker:
     def __init__(self, output: int, spec: dict[str, Any]) -> None:
         self._output = output
         self._lock = threading.Lock()
-        self._limit = max(1, int(spec["threads"]))
-        self._reading = threading.Lock()
-        #: Calls running (at most _limit), and those read while _limit ran, waiting in turn.
-        self._running = 0
-        self._waiting: collections.deque[tuple[int, str, Callable[[], Any]]] = collections.deque()
-        self._state = threading.Condition()
-        self._finished = threading.Event()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, int(spec["threads"])), thread_name_prefix="inferd-worker")
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="inferd-worker-loop", daemon=True).start()
         self.mapped = Mapped()
@@ -150,61 +140,11 @@ class Worker:
             return functools.partial(self._next, slot)
         return functools.partial(self._close, slot)
 
-    def serve(self, source: Any) -> None:
-        """Reads and runs the calls from ``source`` until it closes (the server went) or a
-        teardown ends the process."""
-        for index in range(self._limit + 1):
-            threading.Thread(target=self._follow, args=(source,), name=f"inferd-worker-{index}", daemon=True).start()
-        self._finished.wait()
-
-    def _follow(self, source: Any) -> None:
-        """One of the threads: reads a call when its turn comes, runs it, and runs those that
-        waited meanwhile."""
-        while True:
-            with self._reading:
-                call = self._take(source)
-                if call is None:
-                    return
-                with self._state:
-                    if self._running >= self._limit:
-                        self._waiting.append(call)
-                        continue
-                    self._running += 1
-            while call is not None:
-                self._serve(*call)
-                with self._state:
-                    call = self._waiting.popleft() if self._waiting else None
-                    if call is None:
-                        self._running -= 1
-                        self._state.notify_all()
-
-    def _take(self, source: Any) -> tuple[int, str, Callable[[], Any]] | None:
-        """The next call read, its cancels and teardown handled on the way; None once the
-        server has gone."""
-        while not self._finished.is_set():
-            header = _read(source, FRAME.size)
-            body = None if header is None else _read(source, FRAME.unpack(header)[0])
-            if body is None:  # stdin closed: the server went, nothing to answer to
-                self._finished.set()
-                return None
-            message = unpack(body, self.mapped, copy=False)
-            if message[0] == "cancel":
-                self.cancel(message[1])
-            elif message[0] == "teardown":
-                with self._state:  # the calls running end first
-                    self._state.wait_for(lambda: self._running == 0)
-                self.teardown()
-                self.send(("bye",))
-                # The workflow is torn down: skip the interpreter's own teardown (joining
-                # stage threads, freeing torch's), which can take seconds grace_s counts.
-                logging.shutdown()
-                os._exit(0)
-            else:
-                slot = message[1]
-                wrapped, cancelled = cancellable(self._work(message))
-                self._cancels[slot] = cancelled
-                return slot, message[0], wrapped
-        return None
+    def dispatch(self, message: tuple[Any, ...]) -> None:
+        slot = message[1]
+        wrapped, cancelled = cancellable(self._work(message))
+        self._cancels[slot] = cancelled
+        self._pool.submit(self._serve, slot, message[0], wrapped)
 
     def _serve(self, slot: int, kind: str, work: Callable[[], Any]) -> None:
         try:
@@ -234,6 +174,7 @@ class Worker:
                 self._close(slot)
             except Exception:  # noqa: BLE001
                 logger.exception("closing a stream at teardown failed")
+        self._pool.shutdown(wait=True)
         stage = self.stages.get("teardown")
         if stage is not None and stage.overridden:
             self._stage("teardown", {})()
@@ -269,19 +210,34 @@ def main() -> None:
     source = os.fdopen(0, "rb")
     output = os.dup(1)
     os.dup2(2, 1)  # print() in a workflow goes to the log, not into the frames
-    header = _read(source, FRAME.size)
-    body = None if header is None else _read(source, FRAME.unpack(header)[0])
-    if body is None:
-        return  # the server went before it said what to make
-    spec = unpack(body, Mapped(), copy=True)[1]
-    try:
-        worker = Worker(output, spec)
-    except BrokenPipeError:
-        return  # the server went while this worker was setting up: nothing to answer to
-    except BaseException as error:  # noqa: BLE001
-        os.write(output, pack(("failed", f"{type(error).__name__}: {error}")))
-        return
-    worker.serve(source)
+    worker: Worker | None = None
+    while (header := _read(source, FRAME.size)) is not None:
+        body = _read(source, FRAME.unpack(header)[0])
+        if body is None:
+            break
+        if worker is None:
+            spec = unpack(body, Mapped(), copy=True)[1]
+            try:
+                worker = Worker(output, spec)
+            except BrokenPipeError:
+                return  # the server went while this worker was setting up: nothing to answer to
+            except BaseException as error:  # noqa: BLE001
+                os.write(output, pack(("failed", f"{type(error).__name__}: {error}")))
+                return
+            continue
+        message = unpack(body, worker.mapped, copy=False)
+        if message[0] == "cancel":
+            worker.cancel(message[1])
+        elif message[0] == "teardown":
+            worker.teardown()
+            worker.send(("bye",))
+            # The workflow is torn down: skip the interpreter's own teardown (joining stage
+            # threads, freeing torch's), which can take seconds the server's grace_s counts.
+            logging.shutdown()
+            os._exit(0)
+        else:
+            worker.dispatch(message)
+    # stdin closed: the server went, nothing to answer to
 
 
 if __name__ == "__main__":
