@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import random
 import signal
 import threading
 import tomllib
@@ -21,7 +22,8 @@ from conftest import ROOT, SERVICE_CONFIG, RunningServer
 
 from inferd.config import ServiceConfig
 from inferd.errors import DeadlineExceeded, Unavailable
-from inferd.isolation.wire import FOLDER, HANDOVER, Arena, Mapped, pack, segment_of, unpack
+from inferd.isolation.process import _Frames
+from inferd.isolation.wire import FOLDER, FRAME, HANDOVER, Arena, Mapped, pack, segment_of, unpack
 
 CRASHY = "workflows_for_tests:Crashy"
 
@@ -245,6 +247,23 @@ def test_the_default_services_isolated_smollm2_streams_as_in_process(running: Ru
             if count == 1:
                 break  # closing the stream stops the worker's generation: the next call is served
         assert isolated.infer("smollm2", "Name a colour.", parameters=greedy).output == "".join(tokens)
+
+
+def test_frames_come_out_whole_however_the_pipe_cuts_them() -> None:
+    """The server's reader of a worker's stdout gives each frame once and whole, whatever
+    reads the bytes arrive in: one byte at a time, frames split or several in one read."""
+    rng = random.Random(11)
+    for trial in range(40):
+        bodies = [rng.randbytes(rng.choice([0, 1, 3, 4, 5, 100, 4096, 70_000])) for _ in range(rng.randint(1, 12))]
+        stream = b"".join(FRAME.pack(len(body)) + body for body in bodies)
+        got: list[bytes] = []
+        frames = _Frames(got.append, lambda: None)
+        position = 0
+        while position < len(stream):
+            step = 1 if trial % 5 == 0 else rng.randint(1, 9000)
+            frames.pipe_data_received(1, stream[position : position + step])
+            position += step
+        assert got == bodies, trial
 
 
 def test_a_large_answer_is_handed_over_without_a_copy() -> None:

@@ -55,9 +55,14 @@ class _Frames(asyncio.SubprocessProtocol):
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if self._pending:
+            # The rest of a frame cut across reads: kept until the frame is whole (copied
+            # out once, not on every read of a large one).
             self._pending += data
-            data = bytes(self._pending)
-            self._pending.clear()
+            pending = self._pending
+            if len(pending) < FRAME.size or len(pending) < FRAME.size + FRAME.unpack_from(pending)[0]:
+                return
+            data = bytes(pending)
+            pending.clear()
         offset, size = 0, len(data)
         while size - offset >= FRAME.size:
             end = offset + FRAME.size + FRAME.unpack_from(data, offset)[0]
