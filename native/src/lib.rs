@@ -30,7 +30,6 @@ pub mod wire;
 mod python {
     use std::sync::Arc;
 
-    use numpy::{IntoPyArray, PyArrayMethods};
     use pyo3::exceptions::PyKeyError;
     use pyo3::prelude::*;
     use pyo3::sync::PyOnceLock;
@@ -157,6 +156,10 @@ mod python {
 
     /// Runs the core's work with the GIL released and maps its error: every heavy binding goes
     /// through here.
+    /// JSON shorter than this is read with the GIL held: a few microseconds of work at most,
+    /// for which letting the GIL go and taking it back is not worth its cost.
+    const DETACH_MIN_BYTES: usize = 4096;
+
     fn detached<T, F>(py: Python<'_>, work: F) -> PyResult<T>
     where
         T: Send,
@@ -165,17 +168,30 @@ mod python {
         py.detach(work).map_err(PyErr::from)
     }
 
+    fn owned_array<'py, T: numpy::Element>(
+        py: Python<'py>,
+        shape: numpy::ndarray::IxDyn,
+        values: Vec<T>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // A column's values always fill its shape: a mismatch is the core's own fault.
+        let array = numpy::ndarray::Array::from_shape_vec(shape, values).map_err(|error| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!("a column's shape: {error}"))
+        })?;
+        Ok(numpy::PyArray::from_owned_array(py, array).into_any())
+    }
+
     fn columns_to_dict<'py>(py: Python<'py>, columns: Vec<Column>) -> PyResult<Bound<'py, PyDict>> {
         let tensors = PyDict::new(py);
         for column in columns {
-            // The arrays take ownership of the buffers: no copy.
-            let shape = column.shape;
+            // The arrays take ownership of the buffers, no copy, made in their shape at once (a
+            // flat array reshaped was two arrays a tensor).
+            let shape = numpy::ndarray::IxDyn(&column.shape);
             let array = match column.data {
-                Buffer::Float32(values) => values.into_pyarray(py).reshape(shape)?.into_any(),
-                Buffer::Float64(values) => values.into_pyarray(py).reshape(shape)?.into_any(),
-                Buffer::Int32(values) => values.into_pyarray(py).reshape(shape)?.into_any(),
-                Buffer::Int64(values) => values.into_pyarray(py).reshape(shape)?.into_any(),
-                Buffer::Bool(values) => values.into_pyarray(py).reshape(shape)?.into_any(),
+                Buffer::Float32(values) => owned_array(py, shape, values)?,
+                Buffer::Float64(values) => owned_array(py, shape, values)?,
+                Buffer::Int32(values) => owned_array(py, shape, values)?,
+                Buffer::Int64(values) => owned_array(py, shape, values)?,
+                Buffer::Bool(values) => owned_array(py, shape, values)?,
             };
             tensors.set_item(column.name, array)?;
         }
@@ -260,8 +276,12 @@ mod python {
             guarded("Schema.parse_json", || {
                 // bytes are immutable, so reading them without the GIL is sound.
                 let data = data.as_bytes();
-                let schema = Arc::clone(&self.schema);
-                let columns = detached(py, move || Ok(records::parse_json(&schema, data)?))?;
+                let columns = if data.len() < DETACH_MIN_BYTES {
+                    records::parse_json(&self.schema, data).map_err(CoreError::from)?
+                } else {
+                    let schema = Arc::clone(&self.schema);
+                    detached(py, move || Ok(records::parse_json(&schema, data)?))?
+                };
                 columns_to_dict(py, columns)
             })
         }

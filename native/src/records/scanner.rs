@@ -10,6 +10,9 @@ use super::SyntaxError;
 
 /// The place in an object after unknown members that no known one preceded: it has no lead.
 const NO_SLOT: usize = usize::MAX;
+/// The longest [`Lead`], in bytes, and in words.
+const LEAD_BYTES: usize = 32;
+const LEAD_WORDS: usize = LEAD_BYTES / 8;
 
 use crate::schema::DEFAULT_MAX_DEPTH;
 
@@ -75,15 +78,17 @@ pub(super) fn text_at(data: &[u8], range: Range<usize>) -> &str {
 
 /// The bytes from the end of one member's value (or from just after an object's `{`) to the
 /// start of the next member's value, exactly as the input had them once: separator, quoted key,
-/// colon and whitespace (`, "f1": `), up to 16 bytes. Records of one batch are mostly written
-/// alike, so the next member usually begins with the same bytes as the last record's did there.
-/// If it does, byte for byte, it is the same key, spelt the same way, in syntax that was
-/// checked when the lead was learnt; one comparison of two words then stands for the comma,
-/// whitespace, key lookup and colon steps. Any difference falls back to those steps.
+/// colon and whitespace (`, "f1": `), up to [`LEAD_BYTES`] bytes: a key of up to 26 bytes as
+/// `json.dumps` writes it (at 16 bytes, an 11-byte key such as `feature_001` never had a lead).
+/// Records of one batch are mostly written alike, so the next member usually begins with the
+/// same bytes as the last record's did there. If it does, byte for byte, it is the same key,
+/// spelt the same way, in syntax that was checked when the lead was learnt; one comparison of
+/// two words (four for a long lead) then stands for the comma, whitespace, key lookup and colon
+/// steps. Any difference falls back to those steps.
 #[derive(Clone, Copy)]
 pub(super) struct Lead {
-    words: [u64; 2],
-    masks: [u64; 2],
+    words: [u64; LEAD_WORDS],
+    masks: [u64; LEAD_WORDS],
     len: usize,
     /// The key's index in its node's key list.
     key: usize,
@@ -99,29 +104,29 @@ pub(super) struct Lead {
 
 impl Lead {
     fn new(bytes: &[u8], key: usize, child: NodeId, leaf: bool) -> Option<Self> {
-        if bytes.len() > 16 {
+        if bytes.len() > LEAD_BYTES {
             return None;
         }
-        let mut padded = [0u8; 16];
+        let mut padded = [0u8; LEAD_BYTES];
         padded[..bytes.len()].copy_from_slice(bytes);
-        let word = |half: usize| {
-            u64::from_le_bytes(
-                padded[8 * half..8 * half + 8]
+        let mut words = [0u64; LEAD_WORDS];
+        let mut masks = [0u64; LEAD_WORDS];
+        for (index, (word, mask)) in words.iter_mut().zip(&mut masks).enumerate() {
+            *word = u64::from_le_bytes(
+                padded[8 * index..8 * index + 8]
                     .try_into()
                     .unwrap_or_default(),
-            )
-        };
-        let mask = |half: usize| {
-            let used = bytes.len().saturating_sub(8 * half).min(8);
-            if used == 8 {
+            );
+            let used = bytes.len().saturating_sub(8 * index).min(8);
+            *mask = if used == 8 {
                 u64::MAX
             } else {
                 (1u64 << (8 * used)) - 1
-            }
-        };
+            };
+        }
         Some(Self {
-            words: [word(0), word(1)],
-            masks: [mask(0), mask(1)],
+            words,
+            masks,
             len: bytes.len(),
             key,
             child,
@@ -130,16 +135,24 @@ impl Lead {
         })
     }
 
-    /// Whether `data` holds this lead at `position` (false too where fewer than 16 bytes
-    /// remain: the steps handle the input's last bytes).
+    /// Whether `data` holds this lead at `position`: 16 bytes compared in two words, and 16
+    /// more for a lead longer than that (false too where fewer remain than are compared: the
+    /// steps handle the input's last bytes).
     #[inline(always)]
     fn matches(&self, data: &[u8], position: usize) -> bool {
-        let Some(chunk) = data.get(position..position + 16) else {
-            return false;
+        let half = |at: usize, index: usize| -> Option<u64> {
+            let chunk = data.get(at..at + 16)?;
+            let low = u64::from_le_bytes(chunk[..8].try_into().unwrap_or_default());
+            let high = u64::from_le_bytes(chunk[8..].try_into().unwrap_or_default());
+            Some(
+                ((low ^ self.words[index]) & self.masks[index])
+                    | ((high ^ self.words[index + 1]) & self.masks[index + 1]),
+            )
         };
-        let low = u64::from_le_bytes(chunk[..8].try_into().unwrap_or_default());
-        let high = u64::from_le_bytes(chunk[8..].try_into().unwrap_or_default());
-        ((low ^ self.words[0]) & self.masks[0]) | ((high ^ self.words[1]) & self.masks[1]) == 0
+        if half(position, 0) != Some(0) {
+            return false;
+        }
+        self.len <= 16 || half(position + 16, 2) == Some(0)
     }
 }
 
@@ -640,8 +653,8 @@ impl<'a> Scanner<'a> {
                     }
                     let found = self.key(
                         &target.keys,
-                        &batch.key_words[node],
-                        &batch.key_tables[node],
+                        &batch.lookup.key_words[node],
+                        &batch.lookup.key_tables[node],
                         &mut batch.key_hints[node],
                     )?;
                     self.colon()?;
