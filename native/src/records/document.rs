@@ -135,6 +135,18 @@ pub(super) fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>
         return Err(ParseError::Syntax(syntax(start, EMPTY_INPUT)));
     }
     if data[start] != b'[' {
+        // One object, the commonest case, read in one pass. Where that fails (a syntax error,
+        // or more after it: NDJSON), it is read again as below, whose errors are the rule; where
+        // it succeeds, the split below finds that one value, and reads it with these same steps.
+        let mut batch = Batch::new(schema, 1);
+        batch.begin_record();
+        let mut scanner = Scanner::new(data, start, 0).limited(schema);
+        if scanner.value(&mut batch, ROOT).is_ok() && scanner.end().is_ok() {
+            return match batch.finish_record(0) {
+                Ok(()) => Ok(batch.into_columns()),
+                Err(error) => Err(ParseError::Record(error)),
+            };
+        }
         // One object, or NDJSON: split at the values' boundaries as the threaded path does, so
         // that values must be apart by whitespace alike ("1true" is malformed).
         let ranges = split_records(data)?;

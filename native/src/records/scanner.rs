@@ -662,7 +662,9 @@ impl<'a> Scanner<'a> {
                         let child = target.keys[index].1;
                         (index, child, schema.nodes[child].is_leaf())
                     });
-                    if let Some((index, child, leaf)) = found {
+                    // Leads are learnt from the second record on: the first would learn
+                    // one at every member, of no use to a request of one record.
+                    if let Some((index, child, leaf)) = found.filter(|_| batch.records > 0) {
                         if slot != NO_SLOT && self.peek().is_some() {
                             let place = &mut batch.leads[node][slot];
                             match place {
