@@ -261,7 +261,7 @@ def test_frames_come_out_whole_however_the_pipe_cuts_them() -> None:
         position = 0
         while position < len(stream):
             step = 1 if trial % 5 == 0 else rng.randint(1, 9000)
-            frames.pipe_data_received(1, stream[position : position + step])
+            frames.data_received(stream[position : position + step])
             position += step
         assert got == bodies, trial
 

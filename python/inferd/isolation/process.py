@@ -6,6 +6,11 @@ its next call only once the worker has answered the last one, so a call that the
 up on (cancelled, past its deadline) keeps its slot until the worker says it stopped. When the
 process exits, every call in flight on it fails with UNAVAILABLE naming the model and why
 (the signal that killed it: SIGSEGV, SIGKILL, often the out-of-memory killer).
+
+The process is started by :class:`subprocess.Popen`, which uses ``vfork`` on Linux, and its pipes
+and exit are then watched on the loop. The loop's own ``subprocess_exec`` (uvloop's included)
+forks, which runs gRPC's fork handlers in the child of a process whose threads are in gRPC: it
+logged a line at each start, and once aborted the child before it could exec (SIGABRT in c-ares).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -43,17 +49,17 @@ def cause_of(returncode: int | None) -> str:
     return f"it exited with status {returncode}"
 
 
-class _Frames(asyncio.SubprocessProtocol):
+class _Frames(asyncio.Protocol):
     """The worker's stdout cut into frames as it arrives, each handed to ``on_frame`` at once
     (no stream reader, no task between the pipe and the call waiting); ``on_end`` once the
-    process has exited and its pipes are closed."""
+    pipe is closed."""
 
     def __init__(self, on_frame: Callable[[bytes], None], on_end: Callable[[], None]) -> None:
         self._on_frame = on_frame
         self._on_end = on_end
         self._pending = bytearray()
 
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
+    def data_received(self, data: bytes) -> None:
         if self._pending:
             # The rest of a frame cut across reads: kept until the frame is whole (copied
             # out once, not on every read of a large one).
@@ -77,6 +83,63 @@ class _Frames(asyncio.SubprocessProtocol):
         self._on_end()
 
 
+class _Child:
+    """A started process, its pipes on the loop, and its exit: ``on_end`` once it has exited and
+    its stdout is closed (whichever comes last)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], on_end: Callable[[], None]) -> None:
+        self.process = process
+        self._on_end = on_end
+        self._waiting = 2  # the exit, and the end of stdout
+        self.stdin: asyncio.WriteTransport | None = None
+        self._stdout: asyncio.ReadTransport | None = None
+        self._pidfd = -1
+
+    @classmethod
+    async def start(cls, argv: list[str], env: dict[str, str], on_frame: Callable[[bytes], None], on_end: Callable[[], None]) -> _Child:
+        loop = asyncio.get_running_loop()
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        child = cls(process, on_end)
+        assert process.stdin is not None and process.stdout is not None
+        child.stdin, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, process.stdin)
+        child._stdout, _ = await loop.connect_read_pipe(lambda: _Frames(on_frame, child._one_end), process.stdout)
+        try:  # its exit, on the loop: a pidfd turns readable (Linux 5.3 and later)
+            child._pidfd = os.pidfd_open(process.pid)
+            loop.add_reader(child._pidfd, child._exited)
+        except (AttributeError, OSError):  # elsewhere, or where a sandbox forbids it: a thread waits
+            threading.Thread(target=child._wait, args=(loop,), name="inferd-worker-exit", daemon=True).start()
+        return child
+
+    def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.process.wait()
+        loop.call_soon_threadsafe(self._one_end)
+
+    def _exited(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self.process.wait()  # it has exited: this only reaps it
+        self._one_end()
+
+    def _one_end(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self._on_end()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.poll()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
+    def close(self) -> None:
+        for transport in (self.stdin, self._stdout):
+            if transport is not None:
+                transport.close()
+
+
 class WorkerProcess:
     """A worker process and its slots; :meth:`start` makes the workflow there."""
 
@@ -90,8 +153,7 @@ class WorkerProcess:
         self._arenas = [Arena() for _ in range(slots)]
         self._mapped = Mapped()
         self._waiting: dict[int, asyncio.Future[tuple[Any, ...]]] = {}
-        self._transport: asyncio.SubprocessTransport | None = None
-        self._stdin: asyncio.WriteTransport | None = None
+        self._child: _Child | None = None
         self._first: asyncio.Future[tuple[Any, ...] | None] | None = None
         #: Done once the process has exited and its pipes are closed.
         self._ended: asyncio.Future[None] | None = None
@@ -112,17 +174,13 @@ class WorkerProcess:
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         loop = asyncio.get_running_loop()
         self._first, self._ended = loop.create_future(), loop.create_future()
-        self._transport, _ = await loop.subprocess_exec(
-            lambda: _Frames(self._frame, self._end), sys.executable, "-m", "inferd.isolation.worker",
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=environment,
-        )  # fmt: skip
-        self.pid = self._transport.get_pid()
-        self._stdin = self._transport.get_pipe_transport(0)  # type: ignore[assignment]
+        self._child = await _Child.start([sys.executable, "-m", "inferd.isolation.worker"], environment, self._frame, self._end)
+        self.pid = self._child.process.pid
         self._write(pack(("start", self._spec)))
         first = await self._first
         if first is None:
             await self._ended
-            raise RuntimeError(f"the worker process could not start: {cause_of(self._transport.get_returncode())}")
+            raise RuntimeError(f"the worker process could not start: {cause_of(self._child.returncode)}")
         if first[0] == "failed":
             await self._ended
             raise RuntimeError(first[1])
@@ -131,8 +189,9 @@ class WorkerProcess:
         self.alive = self._served_once = True
 
     def _write(self, data: bytes) -> None:
-        if self._stdin is not None and not self._stdin.is_closing():
-            self._stdin.write(data)
+        stdin = self._child.stdin if self._child is not None else None
+        if stdin is not None and not stdin.is_closing():
+            stdin.write(data)
 
     def _frame(self, body: bytes) -> None:
         """One answer from the worker, on the loop as it arrives."""
@@ -148,9 +207,9 @@ class WorkerProcess:
 
     def _end(self) -> None:
         """The process has exited: its calls in flight fail, its memory is let go."""
-        assert self._transport is not None and self._ended is not None
+        assert self._child is not None and self._ended is not None
         self.alive = False
-        self.cause = cause_of(self._transport.get_returncode())
+        self.cause = cause_of(self._child.returncode)
         if self._first is not None and not self._first.done():
             self._first.set_result(None)
         failure = Unavailable(f"model {self.model!r}: its worker process {self.pid} died while serving ({self.cause})", model=self.model)
@@ -161,7 +220,7 @@ class WorkerProcess:
         for arena in self._arenas:
             arena.close()
         remove_segments_of(self.pid)  # what a worker that died left in shared memory
-        self._transport.close()
+        self._child.close()
         if not self._ended.done():
             self._ended.set_result(None)
         if self._served_once:
@@ -175,7 +234,7 @@ class WorkerProcess:
             return 0
 
     def _send(self, message: tuple[Any, ...], slot: int) -> asyncio.Future[tuple[Any, ...]]:
-        if not self.alive or self._stdin is None:
+        if not self.alive or self._child is None:
             raise Unavailable(f"model {self.model!r}: its worker process is not running ({self.cause or 'stopped'})", model=self.model)
         future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
         self._waiting[slot] = future
@@ -252,7 +311,7 @@ class WorkerProcess:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Runs the teardown there, then ends the process (killed after ``grace`` seconds)."""
-        if self._transport is None or self._ended is None or self._ended.done():
+        if self._child is None or self._ended is None or self._ended.done():
             return
         self.alive = False
         self._write(pack(("teardown",)))
@@ -263,6 +322,5 @@ class WorkerProcess:
             await self._ended
 
     def kill(self) -> None:
-        if self._transport is not None and self._transport.get_returncode() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._transport.kill()
+        if self._child is not None:
+            self._child.kill()
