@@ -298,6 +298,19 @@ class TestValues:
         defaulted = Schema([Field("c", vocabulary=["red", "green"], default="green", tensor="c")])
         assert both(defaulted, [{}])["c"][0, 0] == 1
 
+    def test_words_read_in_place_or_not_alike(self) -> None:
+        # Words under 8 bytes written as they are are found from one 8-byte load; the empty
+        # word, 8 bytes, escapes, non-ASCII and unknown words take the general path: the same.
+        schema = Schema([Field("c", vocabulary=["", "abcdefg", "abcdefgh", "é", "pro"], unknown_index=9, tensor="c"), "a"])
+        data = (
+            b'[{"c": "", "a": 1}, {"c": "abcdefg", "a": 1}, {"c": "abcdefgh", "a": 1}, {"c": "\\u00e9", "a": 1},'
+            b' {"c": "\xc3\xa9", "a": 1}, {"c": "pr\\u006f", "a": 1}, {"c": "zz", "a": 1},'
+            b' {"c": "pro", "c": "abcdefg", "a": 1}, {"a": 2, "c": "pro"}]'
+        )
+        expected = [0, 1, 2, 3, 3, 4, 9, 1, 4]
+        assert schema.parse_json(data)["c"][:, 0].tolist() == expected
+        assert schema.parse_records(json.loads(data))["c"][:, 0].tolist() == expected
+
 
 class TestLists:
     def test_fixed_lists_spread_over_columns(self) -> None:

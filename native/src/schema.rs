@@ -233,6 +233,15 @@ pub struct Vocabulary {
     unknown_index: Option<i64>,
 }
 
+impl Vocabulary {
+    /// The index of a word of `len` (under 8) bytes given in the low bytes of `word` (as the
+    /// input holds it after its opening quote), if it is in the vocabulary.
+    #[inline]
+    pub fn find_short(&self, word: u64, len: usize) -> Option<usize> {
+        self.words.find_short(word, len)
+    }
+}
+
 /// Whether a field is one value, a fixed-length list, or a variable-length list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldKind {

@@ -245,6 +245,9 @@ pub struct Lookup {
     /// Per trie node: its one field, when that is the only field there and a plain number
     /// (no vocabulary): the common case, written without the general dispatch.
     plain: Vec<Option<usize>>,
+    /// Per trie node: its one field, when that is the only field there and a categorical
+    /// scalar: a short word is then found from the 8 bytes after its quote, as keys are.
+    pub(super) categorical: Vec<Option<usize>>,
 }
 
 impl Lookup {
@@ -261,6 +264,19 @@ impl Lookup {
                 .iter()
                 .map(|node| match node.fields[..] {
                     [field_id] if schema.fields[field_id].vocabulary.is_none() => Some(field_id),
+                    _ => None,
+                })
+                .collect(),
+            categorical: schema
+                .nodes
+                .iter()
+                .map(|node| match node.fields[..] {
+                    [field_id]
+                        if schema.fields[field_id].vocabulary.is_some()
+                            && schema.fields[field_id].kind == FieldKind::Scalar =>
+                    {
+                        Some(field_id)
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -354,6 +370,22 @@ impl<'s> Batch<'s> {
         let expected = format!("an object at {:?}", self.schema.nodes[node].label);
         for &field_id in &self.schema.nodes[node].fields_below {
             self.invalid(field_id, expected.clone(), got.to_owned());
+        }
+    }
+
+    /// A categorical field's value found in its vocabulary at `index` (see
+    /// [`Lookup::categorical`]); false where the index does not fit its dtype (the general
+    /// path then says why).
+    #[inline(always)]
+    pub fn category(&mut self, field_id: usize, index: usize) -> bool {
+        let field = &self.schema.fields[field_id];
+        match convert_number(field.dtype, Scalar::Int(index as i64)) {
+            Some(cell) => {
+                self.buffers[field.tensor].set(self.row_starts[field.tensor] + field.column, cell);
+                self.states[field_id] = FieldState::Set;
+                true
+            }
+            None => false,
         }
     }
 

@@ -577,6 +577,27 @@ impl<'a> Scanner<'a> {
             Some(b'{') => self.object(batch, node),
             Some(b'[') => self.list(batch, node),
             Some(b'"') => {
+                if let Some(field_id) = batch.lookup.categorical[node] {
+                    // A short word that JSON writes as it is, found from one 8-byte load (no
+                    // scan of the string, no hash of it); anything else takes the steps below.
+                    let start = self.position + 1;
+                    let word = self
+                        .data
+                        .get(start..start + 8)
+                        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                        .map(u64::from_le_bytes);
+                    let found = word.and_then(|word| {
+                        let len = short_key_len(word)?;
+                        let vocabulary = batch.schema.fields[field_id].vocabulary.as_ref()?;
+                        Some((vocabulary.find_short(word, len)?, len))
+                    });
+                    if let Some((index, len)) = found {
+                        if batch.category(field_id, index) {
+                            self.position = start + len + 1;
+                            return Ok(());
+                        }
+                    }
+                }
                 let text = self.string()?;
                 batch.scalar(node, Scalar::Str(self.text_of(&text)));
                 Ok(())
