@@ -154,12 +154,12 @@ mod python {
         }
     }
 
-    /// Runs the core's work with the GIL released and maps its error: every heavy binding goes
-    /// through here.
     /// JSON shorter than this is read with the GIL held: a few microseconds of work at most,
     /// for which letting the GIL go and taking it back is not worth its cost.
     const DETACH_MIN_BYTES: usize = 4096;
 
+    /// Runs the core's work with the GIL released and maps its error: every heavy binding goes
+    /// through here.
     fn detached<T, F>(py: Python<'_>, work: F) -> PyResult<T>
     where
         T: Send,

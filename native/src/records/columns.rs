@@ -234,7 +234,7 @@ pub struct Batch<'s> {
 /// ([`Schema::lookup`]), not once per batch: a one-record request made all of it anew on
 /// every call (a key table per trie node, with its search for a multiplier without
 /// collisions). With the arrays made in their shape at once and small inputs read with the
-/// GIL held, a one-record call went from 4.2-4.8 to 1.8-2.0 us (benches/README.md).
+/// GIL held, a one-record call went from 4.2-4.8 to 1.5-2.2 us (benches/README.md).
 #[derive(Clone, Debug)]
 pub struct Lookup {
     /// Per trie node, its keys' [`key_word`]s, in the order of its keys.
@@ -252,6 +252,15 @@ pub struct Lookup {
 
 impl Lookup {
     pub fn new(schema: &Schema) -> Self {
+        // Per node, its field when it has exactly one, and whether that one has a vocabulary.
+        let sole: Vec<Option<(usize, bool)>> = schema
+            .nodes
+            .iter()
+            .map(|node| match node.fields[..] {
+                [field_id] => Some((field_id, schema.fields[field_id].vocabulary.is_some())),
+                _ => None,
+            })
+            .collect();
         Self {
             key_words: schema
                 .nodes
@@ -259,25 +268,17 @@ impl Lookup {
                 .map(|node| node.keys.iter().map(|(key, _)| key_word(key)).collect())
                 .collect(),
             key_tables: schema.nodes.iter().map(node_table).collect(),
-            plain: schema
-                .nodes
+            plain: sole
                 .iter()
-                .map(|node| match node.fields[..] {
-                    [field_id] if schema.fields[field_id].vocabulary.is_none() => Some(field_id),
-                    _ => None,
-                })
+                .map(|sole| sole.filter(|&(_, vocabulary)| !vocabulary).map(|(id, _)| id))
                 .collect(),
-            categorical: schema
-                .nodes
+            categorical: sole
                 .iter()
-                .map(|node| match node.fields[..] {
-                    [field_id]
-                        if schema.fields[field_id].vocabulary.is_some()
-                            && schema.fields[field_id].kind == FieldKind::Scalar =>
-                    {
-                        Some(field_id)
-                    }
-                    _ => None,
+                .map(|sole| {
+                    sole.filter(|&(id, vocabulary)| {
+                        vocabulary && schema.fields[id].kind == FieldKind::Scalar
+                    })
+                    .map(|(id, _)| id)
                 })
                 .collect(),
         }

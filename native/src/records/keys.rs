@@ -5,9 +5,10 @@
 //! one first, in place): JSON from different clients lists keys in different orders, and a
 //! linear search over a node's keys made a shuffled record 4-8 times slower than the same bytes
 //! in a fixed order. The hash reads the key's length and its first and last 8 bytes (two loads
-//! up to 16 bytes; a longer key's middle too); the multiplier is chosen, when the table is built, among a few so
-//! that no two of the node's keys share a slot where one can be found: a lookup is then one hash,
-//! one slot and one comparison, and a key no field asks for usually stops at an empty slot.
+//! up to 16 bytes; a longer key's middle too); the multiplier is chosen, when the table is
+//! built, among a few so that no two of the node's keys share a slot where one can be found: a
+//! lookup is then one hash, one slot and one comparison, and a key no field asks for usually
+//! stops at an empty slot.
 //! Categorical fields find their vocabulary's words in one too.
 
 /// Multipliers tried in turn for a table without collisions (odd 64-bit constants).

@@ -472,6 +472,16 @@ impl<'a> Scanner<'a> {
         Ok(value)
     }
 
+    /// The 8 input bytes from `start` as a little-endian word (none where fewer remain): a
+    /// short key's or category's bytes and closing quote, read in one load.
+    #[inline(always)]
+    fn word_at(&self, start: usize) -> Option<u64> {
+        self.data
+            .get(start..start + 8)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(u64::from_le_bytes)
+    }
+
     pub(super) fn text_of(&self, text: &Text) -> &str {
         match text {
             Text::Input(range) => text_at(self.data, range.clone()),
@@ -499,11 +509,7 @@ impl<'a> Scanner<'a> {
         // The expected key, compared in place: a key that JSON writes as it is (no quote,
         // backslash or control character) matches exactly when its bytes and a closing quote
         // follow the opening one. A short key is compared in one step.
-        let word = self
-            .data
-            .get(start..start + 8)
-            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-            .map(u64::from_le_bytes);
+        let word = self.word_at(start);
         if let Some((candidate, _)) = keys.get(*hint) {
             let candidate = candidate.as_bytes();
             let end = start + candidate.len();
@@ -581,12 +587,7 @@ impl<'a> Scanner<'a> {
                     // A short word that JSON writes as it is, found from one 8-byte load (no
                     // scan of the string, no hash of it); anything else takes the steps below.
                     let start = self.position + 1;
-                    let word = self
-                        .data
-                        .get(start..start + 8)
-                        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-                        .map(u64::from_le_bytes);
-                    let found = word.and_then(|word| {
+                    let found = self.word_at(start).and_then(|word| {
                         let len = short_key_len(word)?;
                         let vocabulary = batch.schema.fields[field_id].vocabulary.as_ref()?;
                         Some((vocabulary.find_short(word, len)?, len))
