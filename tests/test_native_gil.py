@@ -19,34 +19,39 @@ import numpy as np
 from inferd.schema import Schema
 
 
+def _windows(call: Callable[[str], None]) -> dict[str, tuple[float, float]]:
+    """``call(name)`` in two threads at once, the switch interval raised: each one's window."""
+    windows: dict[str, tuple[float, float]] = {}
+    barrier = threading.Barrier(2)
+
+    def timed(name: str) -> None:
+        barrier.wait()
+        start = time.perf_counter()
+        call(name)
+        windows[name] = (start, time.perf_counter())
+
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    try:
+        threads = [threading.Thread(target=timed, args=(name,)) for name in ("first", "second")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(previous_interval)
+    return windows
+
+
 def assert_runs_with_the_gil_released(call: Callable[[str], None], attempts: int = 5) -> None:
-    """Runs ``call(name)`` in two threads at once, the switch interval raised, and checks that
-    their windows overlap: had ``call`` held the GIL, the second thread could not have noted
-    its start before the first one's call returned. A released GIL lets them overlap only if the
-    waiting thread is also given a CPU in time, which a loaded machine can deny once (a CI run
-    saw it): so up to ``attempts`` tries, any one overlap proving the point; a call that holds
-    the GIL can overlap in none."""
+    """Checks that two threads' windows of ``call`` overlap: had ``call`` held the GIL, the second
+    thread could not have noted its start before the first one's call returned. A released GIL
+    lets them overlap only if the waiting thread is also given a CPU in time, which a loaded
+    machine can deny once (a CI run saw it): so up to ``attempts`` tries, any one overlap proving
+    the point; a call that holds the GIL can overlap in none."""
     seen = []
     for _ in range(attempts):
-        windows: dict[str, tuple[float, float]] = {}
-        barrier = threading.Barrier(2)
-
-        def timed(name: str, windows: dict[str, tuple[float, float]] = windows, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            start = time.perf_counter()
-            call(name)
-            windows[name] = (start, time.perf_counter())
-
-        previous_interval = sys.getswitchinterval()
-        sys.setswitchinterval(30.0)
-        try:
-            threads = [threading.Thread(target=timed, args=(name,)) for name in ("first", "second")]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(60)
-        finally:
-            sys.setswitchinterval(previous_interval)
+        windows = _windows(call)
         (start_a, end_a), (start_b, end_b) = windows["first"], windows["second"]
         if start_a < end_b and start_b < end_a:
             return
