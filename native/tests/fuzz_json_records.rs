@@ -29,6 +29,9 @@ const SEEDS: &[&str] = &[
     // Record starts as the threaded path guesses them (`}, {"a"`), inside strings and nested.
     r#"[{"a": 1, "s": "}, {\"a\": 2}, {\"a\": 3"}, {"a": 2, "l": [{"a": 3}, {"a": 4, "b": {"c": 1}}]}, {"a": 3}]"#,
     r#"[{"a": 0, "b": {"c": [{"a": 1}, {"a": [{"a": 2}, {"a": "é"}]}]}}, {"a": "}, {\"a\"", "b": null}, {"a": 5}]"#,
+    // The same in NDJSON (`}` then `{"a"`), and records with nothing between them.
+    "{\"a\": 1, \"s\": \"}\\n{\\\"a\\\": 2}\"}\n{\"a\": 2, \"b\": {\"c\": 1}}{\"a\": 3}  {\"a\": 4}\n",
+    "{\"a\": 1}\n1\n{\"a\": 2}true{\"a\": 3}\n\"x\"{\"a\": 4}",
 ];
 
 /// Parts of records for [`record_array`]: most start with the same key, as real batches do.
@@ -45,12 +48,16 @@ const RECORD_PARTS: &[&str] = &[
     r#""a": "é😀""#,
 ];
 
-/// A top-level array of records built from [`RECORD_PARTS`], so that the threaded path has
-/// many records to cut between (and guesses to get wrong).
+/// A top-level array of records built from [`RECORD_PARTS`] (or, one time in three, the same
+/// records as NDJSON), so that the threaded path has many records to cut between (and guesses
+/// to get wrong).
 fn record_array(rng: &mut SmallRng) -> Vec<u8> {
-    let mut text = String::from("[");
+    let ndjson = rng.random_range(0..3) == 0;
+    let mut text = String::from(if ndjson { "" } else { "[" });
     for index in 0..rng.random_range(1..40) {
-        if index > 0 {
+        if index > 0 && ndjson {
+            text.push_str(["\n", "\n", "\r\n", "\n\n", " ", ""][rng.random_range(0..6)]);
+        } else if index > 0 {
             text.push_str(if rng.random_range(0..4) == 0 {
                 ",\n "
             } else {
@@ -69,7 +76,9 @@ fn record_array(rng: &mut SmallRng) -> Vec<u8> {
         }
         text.push('}');
     }
-    text.push(']');
+    if !ndjson {
+        text.push(']');
+    }
     text.into_bytes()
 }
 

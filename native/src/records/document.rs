@@ -1,73 +1,14 @@
-//! One JSON document on this thread: its records split or read in one pass.
-
-use std::ops::Range;
+//! One JSON document on this thread, its records read in one pass.
 
 use crate::schema::{Schema, ROOT};
 
 use super::columns::{Batch, Column};
 use super::scanner::{skip_whitespace, syntax, Scan, Scanner};
 use super::skipping::value_end;
-use super::split::{parse_json_threaded, PARALLEL_MIN_BYTES, PARALLEL_MIN_THREADS};
+use super::split::{
+    parse_json_threaded, parse_span, Layout, PARALLEL_MIN_BYTES, PARALLEL_MIN_THREADS,
+};
 use super::{ParseError, SyntaxError};
-
-/// Splits the input into its records: the elements of a top-level array, or the top-level
-/// values of a document (one object, or NDJSON: one value a line).
-pub fn split_records(data: &[u8]) -> Result<Vec<Range<usize>>, SyntaxError> {
-    let mut position = skip_whitespace(data, 0);
-    if position == data.len() {
-        return Err(syntax(
-            position,
-            "empty input: expected a JSON array of objects, an object, or NDJSON",
-        ));
-    }
-    let mut records = Vec::new();
-    if data[position] == b'[' {
-        position = skip_whitespace(data, position + 1);
-        if data.get(position) == Some(&b']') {
-            position += 1;
-        } else {
-            loop {
-                let end = value_end(data, position)?;
-                records.push(position..end);
-                position = skip_whitespace(data, end);
-                match data.get(position) {
-                    Some(b',') => position = skip_whitespace(data, position + 1),
-                    Some(b']') => {
-                        position += 1;
-                        break;
-                    }
-                    Some(_) => return Err(syntax(position, "expected ',' or ']' after a record")),
-                    None => {
-                        return Err(syntax(
-                            position,
-                            "unexpected end of input: the array is not closed",
-                        ))
-                    }
-                }
-            }
-        }
-        position = skip_whitespace(data, position);
-        if position != data.len() {
-            return Err(syntax(position, "trailing characters after the array"));
-        }
-    } else {
-        while position < data.len() {
-            let end = value_end(data, position)?;
-            records.push(position..end);
-            position = skip_whitespace(data, end);
-        }
-    }
-    Ok(records)
-}
-
-/// Reads one record (its value starting at `range.start`, nested `depth` deep) into the batch;
-/// nothing but whitespace may follow it up to `range.end`.
-fn parse_one(batch: &mut Batch<'_>, data: &[u8], range: &Range<usize>, depth: usize) -> Scan<()> {
-    let mut scanner = Scanner::new(data.get(..range.end).unwrap_or(data), range.start, depth)
-        .limited(batch.schema);
-    scanner.value(batch, ROOT)?;
-    scanner.end()
-}
 
 /// JSON is UTF-8, and `json.loads` decodes bytes before it parses them: invalid UTF-8
 /// anywhere is the error, whatever else is wrong.
@@ -87,31 +28,6 @@ pub(super) fn utf8_first<T, E: From<SyntaxError>>(
         as_utf8(data)?;
     }
     result
-}
-
-/// Parses `ranges` (records numbered from `first_record`, nested `depth` deep). After a
-/// record error the rest is still parsed, so that malformed JSON anywhere is reported before a
-/// bad record, and found exactly as by the single-threaded path.
-pub(super) fn parse_task<'s>(
-    schema: &'s Schema,
-    data: &[u8],
-    ranges: &[Range<usize>],
-    first_record: usize,
-    depth: usize,
-) -> Result<Batch<'s>, ParseError> {
-    let mut batch = Batch::new(schema, ranges.len());
-    let mut first_error = None;
-    for (index, range) in ranges.iter().enumerate() {
-        batch.begin_record();
-        parse_one(&mut batch, data, range, depth)?;
-        if first_error.is_none() {
-            first_error = batch.finish_record(first_record + index).err();
-        }
-    }
-    match first_error {
-        Some(error) => Err(ParseError::Record(error)),
-        None => Ok(batch),
-    }
 }
 
 /// Parses JSON bytes (an array of objects, one object, or NDJSON) into the schema's tensors.
@@ -135,22 +51,15 @@ pub(super) fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>
         return Err(ParseError::Syntax(syntax(start, EMPTY_INPUT)));
     }
     if data[start] != b'[' {
-        // One object, the commonest case, read in one pass. Where that fails (a syntax error,
-        // or more after it: NDJSON), it is read again as below, whose errors are the rule; where
-        // it succeeds, the split below finds that one value, and reads it with these same steps.
-        let mut batch = Batch::new(schema, 1);
-        batch.begin_record();
-        let mut scanner = Scanner::new(data, start, 0).limited(schema);
-        if scanner.value(&mut batch, ROOT).is_ok() && scanner.end().is_ok() {
-            return match batch.finish_record(0) {
-                Ok(()) => Ok(batch.into_columns()),
-                Err(error) => Err(ParseError::Record(error)),
-            };
-        }
-        // One object, or NDJSON: split at the values' boundaries as the threaded path does, so
-        // that values must be apart by whitespace alike ("1true" is malformed).
-        let ranges = split_records(data)?;
-        return Ok(parse_task(schema, data, &ranges, 0, 0)?.into_columns());
+        // One object, or NDJSON: one pass over the values, as the threaded path reads them.
+        // A small input is most likely one object: no pass ahead to guess the records' count.
+        let estimate = if data.len() < ESTIMATE_MIN_BYTES {
+            1
+        } else {
+            value_end(data, start).map_or(0, |end| data.len() / (end - start).max(16))
+        };
+        let span = parse_span(schema, data, start, usize::MAX, estimate, Layout::Sequence);
+        return Ok(span.whole()?.into_columns());
     }
     // Reserve for the records' likely count, from the size of the first one.
     let estimate = value_end(data, skip_whitespace(data, start + 1))
@@ -179,6 +88,10 @@ pub(super) fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>
         None => Ok(batch.into_columns()),
     }
 }
+
+/// Inputs of one object or NDJSON smaller than this reserve one record's rows, with no look
+/// at the first record's size.
+const ESTIMATE_MIN_BYTES: usize = 64 * 1024;
 
 const EMPTY_INPUT: &str = "empty input: expected a JSON array of objects, an object, or NDJSON";
 

@@ -22,7 +22,7 @@ mod skipping;
 mod split;
 
 pub use columns::{node_table, Batch, Buffer, Column, Lookup};
-pub use document::{count_scalars, parse_json, parse_json_one_thread, split_records};
+pub use document::{count_scalars, parse_json, parse_json_one_thread};
 pub use errors::{ParseError, RecordError, SyntaxError};
 pub use keys::KeyTable;
 pub use skipping::nesting_beyond;

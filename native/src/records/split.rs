@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use crate::schema::{Schema, ROOT};
 
 use super::columns::{Batch, Column};
-use super::document::{parse_document, parse_task, split_records, utf8_first};
+use super::document::{parse_document, utf8_first};
 use super::scanner::{skip_whitespace, Scan, Scanner};
 use super::skipping::value_end;
 use super::{ParseError, RecordError};
@@ -18,26 +18,15 @@ use super::{ParseError, RecordError};
 /// and copying their rows together. (An estimate from the per-record cost, not a measured
 /// crossover.)
 pub const PARALLEL_MIN_BYTES: usize = 1024 * 1024;
-/// Threads are used only with at least this many of them. A top-level array is cut into
-/// pieces at guessed record starts, with no serial pass over the input (see
-/// `parse_array_speculative`), so the threads share nearly all the work. Measured on 2 vCPUs
+/// Threads are used only with at least this many of them. The input (a top-level array, or
+/// NDJSON) is cut into pieces at guessed record starts, with no serial pass over it (see
+/// `parse_speculative`), so the threads share nearly all the work. Measured on 2 vCPUs
 /// (benches/records.py's 61 MB, best of 12): one thread 125-135 ms, two 72-80 ms; before, with
 /// a serial boundary scan (25-35 ms), UTF-8 check (~10 ms) and merge, two took 103-127 ms.
 pub const PARALLEL_MIN_THREADS: usize = 2;
 /// Tasks per thread: a few, so that a slow task does not leave the other threads idle. (For
 /// the 61 MB array on 2 threads, 2, 4, 8 or 16 pieces took the same time within the noise.)
 const TASKS_PER_THREAD: usize = 4;
-
-/// Records per parallel task for a batch of `records`.
-fn records_per_task(records: usize) -> usize {
-    records
-        .div_ceil(rayon::current_num_threads() * TASKS_PER_THREAD)
-        .max(1)
-}
-/// The nesting of the records in a document: 1 inside a top-level array.
-fn record_depth(data: &[u8]) -> usize {
-    usize::from(data.get(skip_whitespace(data, 0)) == Some(&b'['))
-}
 
 /// The threaded path of [`parse_json`], whatever the input's size: exposed so that tests and
 /// fuzzers can check that both paths agree.
@@ -50,9 +39,9 @@ pub fn parse_json_threaded(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, 
     )
 }
 
-/// [`parse_json_threaded`] with a top-level array cut into at most `pieces` pieces, however
-/// small it is: exposed so that tests and fuzzers can make the guesses of
-/// [`parse_array_speculative`] go wrong in every way on small inputs.
+/// [`parse_json_threaded`] with the input cut into at most `pieces` pieces, however small it
+/// is: exposed so that tests and fuzzers can make the guesses of [`parse_speculative`] go
+/// wrong in every way on small inputs.
 #[doc(hidden)]
 pub fn parse_json_pieces(
     schema: &Schema,
@@ -60,28 +49,36 @@ pub fn parse_json_pieces(
     pieces: usize,
 ) -> Result<Vec<Column>, ParseError> {
     let start = skip_whitespace(data, 0);
-    if data.get(start) == Some(&b'[') {
-        let first = skip_whitespace(data, start + 1);
-        if first < data.len() && data[first] != b']' {
-            return utf8_first(data, parse_array_speculative(schema, data, first, pieces));
+    match data.get(start) {
+        Some(b'[') => {
+            let first = skip_whitespace(data, start + 1);
+            if first < data.len() && data[first] != b']' {
+                return utf8_first(
+                    data,
+                    parse_speculative(schema, data, first, pieces, Layout::Array),
+                );
+            }
+            // An empty or unclosed array: nothing to share among threads.
+            utf8_first(data, parse_document(schema, data))
         }
-        // An empty or unclosed array: nothing to share among threads.
-        return utf8_first(data, parse_document(schema, data));
+        // One object, or NDJSON: top-level values one after another.
+        Some(_) => utf8_first(
+            data,
+            parse_speculative(schema, data, start, pieces, Layout::Sequence),
+        ),
+        None => utf8_first(data, parse_document(schema, data)),
     }
-    // One object or NDJSON: the exact boundaries first, then the records.
-    let result = split_records(data)
-        .map_err(ParseError::from)
-        .and_then(|ranges| {
-            let depth = record_depth(data);
-            let per_task = records_per_task(ranges.len());
-            let results: Vec<Result<Batch<'_>, ParseError>> = ranges
-                .par_chunks(per_task)
-                .enumerate()
-                .map(|(task, chunk)| parse_task(schema, data, chunk, task * per_task, depth))
-                .collect();
-            merge(schema, results)
-        });
-    utf8_first(data, result)
+}
+
+/// How a document's records follow one another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// The elements of a top-level array: a comma between two, the brackets around them all.
+    Array,
+    /// Top-level values one after another (one object, or NDJSON), apart by whitespace or by
+    /// nothing at all: `{"a": 1}{"a": 2}` is two records, as serde_json's stream reads it. A
+    /// number or literal must be followed by whitespace or punctuation (`1true` is malformed).
+    Sequence,
 }
 
 /// How a span of records ended.
@@ -89,51 +86,76 @@ pub fn parse_json_pieces(
 enum SpanEnd {
     /// At the first byte of the first record at or past the span's limit.
     Boundary(usize),
-    /// At the array's closing bracket, with nothing but whitespace after it.
+    /// At the end of the records: an array's closing bracket, with nothing but whitespace
+    /// after it, or the end of the input.
     Close,
 }
 
-/// The records of a top-level array read from one start, as [`parse_document`] reads them.
-struct Span<'s> {
-    batch: Batch<'s>,
+/// The records of a document read from one start, as [`parse_document`] reads them.
+pub(super) struct Span<'s> {
+    pub(super) batch: Batch<'s>,
     /// The span's first record error, its record numbered from the span's first record.
-    first_error: Option<RecordError>,
+    pub(super) first_error: Option<RecordError>,
     /// Where the span stopped, or the syntax error that stopped it.
     end: Scan<SpanEnd>,
 }
 
-/// Reads the records of a top-level array from `start` (the first byte of a record, or where
-/// one is guessed to start) until the first record that starts at or past `limit`, exactly as
-/// [`parse_document`] reads them: the scanner is in the same state at a record's start
-/// (depth 1, the whole input in view), so from a true record start it finds the same values,
-/// record errors and syntax errors, with the same offsets and messages.
-fn parse_span<'s>(
+/// Bytes that may follow a number or a literal directly (besides whitespace): where
+/// serde_json's stream of values ends one.
+fn ends_scalar(byte: u8) -> bool {
+    matches!(byte, b',' | b']' | b'}' | b'[' | b'{' | b'"' | b':')
+}
+
+/// Reads the records of a document laid out as `layout` from `start` (the first byte of a
+/// record, or where one is guessed to start) until the first record that starts at or past
+/// `limit`, exactly as [`parse_document`] reads them: the scanner is in the same state at a
+/// record's start (depth 1 in an array, 0 in a sequence, the whole input in view), so from a
+/// true record start it finds the same values, record errors and syntax errors, with the same
+/// offsets and messages.
+pub(super) fn parse_span<'s>(
     schema: &'s Schema,
     data: &[u8],
     start: usize,
     limit: usize,
     capacity: usize,
+    layout: Layout,
 ) -> Span<'s> {
     let mut batch = Batch::new(schema, capacity);
     let mut first_error = None;
-    let mut scanner = Scanner::new(data, start, 1).limited(schema);
+    let depth = usize::from(layout == Layout::Array);
+    let mut scanner = Scanner::new(data, start, depth).limited(schema);
     let end = loop {
         batch.begin_record();
+        let scalar = !matches!(scanner.peek(), Some(b'{' | b'[' | b'"'));
         if let Err(error) = scanner.value(&mut batch, ROOT) {
             break Err(error);
         }
         if first_error.is_none() {
             first_error = batch.finish_record(batch.records).err();
         }
-        match scanner.next_item(b']') {
-            Ok(true) => {}
-            Ok(false) => break scanner.end().map(|()| SpanEnd::Close),
-            Err(error) => break Err(error),
+        match layout {
+            Layout::Array => {
+                match scanner.next_item(b']') {
+                    Ok(true) => {}
+                    Ok(false) => break scanner.end().map(|()| SpanEnd::Close),
+                    Err(error) => break Err(error),
+                }
+                if let Err(error) = scanner.expect_element() {
+                    break Err(error);
+                }
+            }
+            Layout::Sequence => {
+                let value_end = scanner.position;
+                match scanner.peek() {
+                    None => break Ok(SpanEnd::Close),
+                    Some(byte) if scalar && scanner.position == value_end && !ends_scalar(byte) => {
+                        break Err(scanner.error(value_end, "trailing characters"));
+                    }
+                    Some(_) => {}
+                }
+            }
         }
-        if let Err(error) = scanner.expect_element() {
-            break Err(error);
-        }
-        // expect_element leaves the position on the next record's first byte.
+        // The position is now on the next record's first byte.
         if scanner.position >= limit {
             break Ok(SpanEnd::Boundary(scanner.position));
         }
@@ -145,22 +167,43 @@ fn parse_span<'s>(
     }
 }
 
-/// Where a record of a top-level array most likely starts at or after `from` (and before
-/// `to`): the `{` of `}`, `,`, `{` (whitespace allowed between), followed by the same bytes as
-/// the first record's opening up to its first key's closing quote (`{"id"`). Records of one
-/// batch usually share their first key, and objects nested in a record usually do not have
-/// it, so a guess is rarely wrong; a wrong one (inside a string, or nested) costs time only.
-fn guess_record_start(data: &[u8], from: usize, to: usize, opening: &[u8]) -> Option<usize> {
+impl<'s> Span<'s> {
+    /// The records of a span read to the document's end: the first syntax error, else the
+    /// first record error, else the batch.
+    pub(super) fn whole(self) -> Result<Batch<'s>, ParseError> {
+        self.end?;
+        match self.first_error {
+            Some(error) => Err(ParseError::Record(error)),
+            None => Ok(self.batch),
+        }
+    }
+}
+
+/// Where a record most likely starts at or after `from` (and before `to`): the `{` of `}`,
+/// `,`, `{` in an array, or of `}`, `{` in a sequence (whitespace allowed between), followed
+/// by the same bytes as the first record's opening up to its first key's closing quote
+/// (`{"id"`). Records of one batch usually share their first key, and objects nested in a
+/// record usually do not have it (nor follow a `}` without a comma, which JSON forbids), so a
+/// guess is rarely wrong; a wrong one (inside a string, or nested) costs time only.
+fn guess_record_start(
+    data: &[u8],
+    from: usize,
+    to: usize,
+    opening: &[u8],
+    layout: Layout,
+) -> Option<usize> {
     let to = to.min(data.len());
     let mut position = from;
     while position < to {
         let close = position + data.get(position..to)?.iter().position(|&b| b == b'}')?;
         position = close + 1;
-        let comma = skip_whitespace(data, close + 1);
-        if data.get(comma) != Some(&b',') {
-            continue;
+        let mut open = skip_whitespace(data, close + 1);
+        if layout == Layout::Array {
+            if data.get(open) != Some(&b',') {
+                continue;
+            }
+            open = skip_whitespace(data, open + 1);
         }
-        let open = skip_whitespace(data, comma + 1);
         if data.get(open..open + opening.len()) == Some(opening) && open < to {
             return Some(open);
         }
@@ -186,8 +229,8 @@ fn record_opening(data: &[u8], first: usize) -> &[u8] {
     }
 }
 
-/// The threaded path for a top-level array (`first` is its first record's first byte), with no
-/// serial pass over the input. The bytes are cut into pieces at guessed record starts (see
+/// The threaded path (`first` is the first record's first byte, inside a top-level array or
+/// at the top of a sequence), with no serial pass over the input. The bytes are cut into pieces at guessed record starts (see
 /// [`guess_record_start`]), and each is parsed from its start until the record that starts at
 /// or past the next piece's start (UTF-8 is checked as the bytes are read: see [`Scanner`]).
 ///
@@ -197,11 +240,12 @@ fn record_opening(data: &[u8], first: usize) -> &[u8] {
 /// nested value), the records from where it stopped are read again on this thread up to the
 /// next guess they land on. Only confirmed pieces are used, so the result, and the error
 /// (the first syntax error, else the first record error), are those of [`parse_document`].
-fn parse_array_speculative(
+fn parse_speculative(
     schema: &Schema,
     data: &[u8],
     first: usize,
     pieces: usize,
+    layout: Layout,
 ) -> Result<Vec<Column>, ParseError> {
     let opening = record_opening(data, first);
     let pieces = pieces.max(1);
@@ -209,7 +253,7 @@ fn parse_array_speculative(
     let mut starts = vec![first];
     for piece in 1..pieces {
         let from = cut(piece).max(starts[starts.len() - 1] + 1);
-        if let Some(start) = guess_record_start(data, from, cut(piece + 1), opening) {
+        if let Some(start) = guess_record_start(data, from, cut(piece + 1), opening, layout) {
             starts.push(start);
         }
     }
@@ -235,7 +279,7 @@ fn parse_array_speculative(
             let start = starts[index];
             let limit = starts.get(index + 1).copied().unwrap_or(usize::MAX);
             let capacity = (range.end - range.start) / record_bytes + 1;
-            Some(parse_span(schema, data, start, limit, capacity))
+            Some(parse_span(schema, data, start, limit, capacity, layout))
         })
         .collect();
     // Confirm the guesses in order, reading again where one was wrong.
@@ -265,28 +309,13 @@ fn parse_array_speculative(
             spans[next - 1].take()
         } else {
             let limit = starts.get(next).copied().unwrap_or(usize::MAX);
-            Some(parse_span(schema, data, position, limit, 0))
+            Some(parse_span(schema, data, position, limit, 0, layout))
         };
     }
     match first_error {
         Some(error) => Err(ParseError::Record(error)),
         None => Ok(Batch::concat(schema, confirmed).into_columns()),
     }
-}
-
-fn merge<'s>(
-    schema: &'s Schema,
-    results: Vec<Result<Batch<'s>, ParseError>>,
-) -> Result<Vec<Column>, ParseError> {
-    // Syntax errors win over record errors, and earlier records over later ones.
-    if let Some(Err(error)) = results
-        .iter()
-        .find(|result| matches!(result, Err(ParseError::Syntax(_))))
-    {
-        return Err(error.clone());
-    }
-    let batches = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    Ok(Batch::concat(schema, batches).into_columns())
 }
 
 #[cfg(test)]
@@ -405,6 +434,54 @@ mod tests {
         assert!(matches!(
             parse_json_pieces(&schema, &invalid, 8),
             Err(ParseError::Syntax(SyntaxError { offset, .. })) if offset == last
+        ));
+    }
+
+    #[test]
+    fn ndjson_is_cut_among_threads_with_the_results_and_errors_of_one_pass() {
+        let schema = schema(vec![FieldSpec::new("a"), FieldSpec::new("b.a")]);
+        // Records whose strings and nested objects look like record starts (`}` then `{"a"`).
+        let records: Vec<String> = (0..300)
+            .map(|index| match index % 3 {
+                0 => format!(r#"{{"a": {index}, "b": {{"a": 1, "l": [{{"a": 2}}]}}}}"#),
+                1 => format!(r#"{{"a": {index}, "s": "}}\n{{\"a\": 9}}", "b": {{"a": 2}}}}"#),
+                _ => format!(r#"{{"a": {index}, "b": {{"a": -1.5}}}}"#),
+            })
+            .collect();
+        let array = parse_document(&schema, format!("[{}]", records.join(",")).as_bytes());
+        assert_eq!(floats(array.as_ref().unwrap(), "input").0, [300, 2]);
+        for separator in ["\n", "\r\n", "\n\n  ", " ", ""] {
+            let ndjson = records.join(separator) + "\n";
+            assert_eq!(parse_document(&schema, ndjson.as_bytes()), array, "{separator:?}");
+            for pieces in 1..60 {
+                assert_eq!(
+                    parse_json_pieces(&schema, ndjson.as_bytes(), pieces),
+                    array,
+                    "{separator:?}, {pieces} pieces"
+                );
+            }
+        }
+        // Errors: the first syntax error, else the first record error, numbered across the
+        // whole input, however it is cut.
+        let ndjson = records.join("\n");
+        let bad_record = ndjson.replacen(r#""a": 150,"#, r#""a": true,"#, 1);
+        let both = bad_record.replacen(r#""a": 290,"#, r#""a": 290,,"#, 1);
+        for input in [&bad_record, &both] {
+            let single = parse_document(&schema, input.as_bytes());
+            assert!(single.is_err());
+            for pieces in 1..60 {
+                assert_eq!(parse_json_pieces(&schema, input.as_bytes(), pieces), single);
+            }
+        }
+        assert!(matches!(
+            parse_json_pieces(&schema, bad_record.as_bytes(), 8),
+            Err(ParseError::Record(RecordError { record: 150, .. }))
+        ));
+        // A number or literal must end at whitespace or punctuation, as in serde_json's stream.
+        let glued = br#"{"a": 1, "b": {"a": 2}}1true"#;
+        assert!(matches!(
+            parse_document(&schema, glued),
+            Err(ParseError::Syntax(SyntaxError { offset: 24, ref message })) if message == "trailing characters"
         ));
     }
 }
