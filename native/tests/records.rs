@@ -216,6 +216,43 @@ fn lists_fixed_variable_and_indexed() {
 }
 
 #[test]
+fn ragged_lists_take_every_number_and_refuse_the_rest() {
+    let mut floats32 = FieldSpec::new("f");
+    floats32.max_length = Some(3);
+    floats32.pad = Some(ConfigValue::Int(0));
+    let mut ints = FieldSpec::new("i");
+    ints.shape = Some(vec![-1]);
+    ints.dtype = Some("int64".into());
+    ints.pad = Some(ConfigValue::Int(-1));
+    let schema = schema(vec![floats32, ints]);
+    let columns = parse_json(
+        &schema,
+        br#"[{"f": [1, 2.5, -3e2], "i": [7, -8]}, {"f": [], "i": [9223372036854775807]}, {"f": [0.1], "i": []}]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        floats(&columns, "f"),
+        (vec![3, 3], vec![1.0, 2.5, -300.0, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0])
+    );
+    let ints = columns.iter().find(|column| column.name == "i").unwrap();
+    assert_eq!(ints.shape, [3, 2]);
+    assert_eq!(ints.data, Buffer::Int64(vec![7, -8, i64::MAX, -1, -1, -1]));
+    // What a list's column cannot hold is its record's error, naming the element.
+    let refused = [
+        (r#"{"f": [1, 1e39], "i": []}"#, r#"field "f": expected list of at most 3 float32, got 1e39 at index 1"#),
+        (r#"{"f": [1, null], "i": []}"#, r#"field "f": expected list of at most 3 float32, got null at index 1"#),
+        (r#"{"f": [1, "2"], "i": []}"#, r#"field "f": expected list of at most 3 float32, got "2" at index 1"#),
+        (r#"{"f": [1, 2, 3, 4], "i": []}"#, r#"field "f": expected list of at most 3 float32, got a list of 4"#),
+        (r#"{"f": [], "i": [1, 2.5]}"#, r#"field "i": expected list of int64, got 2.5 at index 1"#),
+        (r#"{"f": [], "i": [18446744073709551615]}"#, r#"field "i": expected list of int64, got 18446744073709551615 at index 0"#),
+    ];
+    for (input, message) in refused {
+        let error = record_error(parse_json(&schema, input.as_bytes()));
+        assert_eq!(error.to_string(), format!("record 0, {message}"), "{input}");
+    }
+}
+
+#[test]
 fn missing_policies_fill_or_refuse() {
     let mut with_default = FieldSpec::new("a");
     with_default.default = Some(ConfigValue::Float(7.0));

@@ -103,6 +103,26 @@ impl Buffer {
         true
     }
 
+    /// [`Self::set_plain`] for a list of any length: the value pushed.
+    #[inline(always)]
+    fn push_plain(&mut self, scalar: Scalar<'_>) -> bool {
+        match (self, scalar) {
+            (Self::Float32(values), Scalar::Float(value)) => {
+                let narrow = value as f32;
+                if !narrow.is_finite() {
+                    return false;
+                }
+                values.push(narrow);
+            }
+            (Self::Float32(values), Scalar::Int(value)) => values.push(value as f64 as f32),
+            (Self::Float64(values), Scalar::Float(value)) => values.push(value),
+            (Self::Float64(values), Scalar::Int(value)) => values.push(value as f64),
+            (Self::Int64(values), Scalar::Int(value)) => values.push(value),
+            _ => return false,
+        }
+        true
+    }
+
     #[inline]
     fn push(&mut self, cell: Cell) {
         match (self, cell) {
@@ -486,19 +506,26 @@ impl<'s> Batch<'s> {
     pub fn list_element(&mut self, node: NodeId, index: usize, scalar: Scalar<'_>) {
         if let Some(field_id) = self.lookup.plain[node] {
             let field = &self.schema.fields[field_id];
-            if let FieldKind::FixedList(length) = field.kind {
-                if index < length
-                    && scalar != Scalar::Null
-                    && self.states[field_id] != FieldState::Invalid
-                {
-                    let at = self.row_starts[field.tensor] + field.column + index;
-                    if self.buffers[field.tensor].set_plain(at, scalar) {
+            if scalar != Scalar::Null && self.states[field_id] != FieldState::Invalid {
+                match field.kind {
+                    FieldKind::FixedList(length) if index < length => {
+                        let at = self.row_starts[field.tensor] + field.column + index;
+                        if self.buffers[field.tensor].set_plain(at, scalar) {
+                            return;
+                        }
+                        if let Some(cell) = convert_number(field.dtype, scalar) {
+                            self.buffers[field.tensor].set(at, cell);
+                            return;
+                        }
+                    }
+                    // A ragged list's values are pushed (list_end checks its length).
+                    FieldKind::VariableList { max_length }
+                        if max_length.is_none_or(|max| index < max)
+                            && self.buffers[field.tensor].push_plain(scalar) =>
+                    {
                         return;
                     }
-                    if let Some(cell) = convert_number(field.dtype, scalar) {
-                        self.buffers[field.tensor].set(at, cell);
-                        return;
-                    }
+                    _ => {}
                 }
             }
         }
