@@ -312,6 +312,24 @@ class TestValues:
         assert schema.parse_records(json.loads(data))["c"][:, 0].tolist() == expected
 
 
+    def test_strings_in_dicts_read_in_place_or_not_alike(self) -> None:
+        # An exact str is read in place; a str subclass, and a string that is not UTF-8 (a
+        # lone surrogate), take the general path: the same words, the same errors.
+        class Word(str):
+            pass
+
+        schema = Schema([Field("c", vocabulary=["red", "grün", ""], unknown_index=9, tensor="c"), "a"])
+        records = [{"c": "red", "a": 1}, {"c": "gr\u00fcn", "a": 1}, {"c": Word("red"), "a": 1}, {"c": "", "a": 1}, {"c": "x" * 40, "a": 1}]
+        assert schema.parse_records(records)["c"][:, 0].tolist() == [0, 1, 0, 2, 9]
+        assert schema.parse_records(records)["c"].tolist() == schema.parse_json(json.dumps(records).encode())["c"].tolist()
+        for value in ["\ud800", Word("\ud800")]:  # (JSON cannot carry it: its reader refuses the escape)
+            with pytest.raises(RecordError) as refused:
+                schema.parse_records([{"c": "red", "a": 1}, {"c": value, "a": 1}])
+            assert str(refused.value) == 'record 1, field "c": expected string, got a string that is not valid UTF-8'
+        error = record_error(schema, [{"c": "red", "a": "one"}])
+        assert str(error) == 'record 0, field "a": expected float32, got "one"'
+
+
 class TestLists:
     def test_fixed_lists_spread_over_columns(self) -> None:
         schema = Schema(["a", Field("v", shape=[3]), "b"])

@@ -254,6 +254,14 @@ impl Reader<'_> {
                     batch.scalar(child, Scalar::Int(int));
                     continue;
                 }
+                // So are exact strings (a category's word, most often): their UTF-8 contents
+                // are read without Python code (one that is not UTF-8 takes the general path).
+                if let Ok(text) = borrowed.cast_exact::<PyString>() {
+                    if let Ok(text) = text.to_str() {
+                        batch.scalar(child, Scalar::Str(text));
+                        continue;
+                    }
+                }
             }
             // Anything else may run Python code: hold a reference while reading it.
             let owned = borrowed.to_owned();
