@@ -93,9 +93,9 @@ enum SpanEnd {
 
 /// The records of a document read from one start, as [`parse_document`] reads them.
 pub(super) struct Span<'s> {
-    pub(super) batch: Batch<'s>,
+    batch: Batch<'s>,
     /// The span's first record error, its record numbered from the span's first record.
-    pub(super) first_error: Option<RecordError>,
+    first_error: Option<RecordError>,
     /// Where the span stopped, or the syntax error that stopped it.
     end: Scan<SpanEnd>,
 }
