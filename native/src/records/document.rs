@@ -1,6 +1,6 @@
 //! One JSON document on this thread, its records read in one pass.
 
-use crate::schema::{Schema, ROOT};
+use crate::schema::Schema;
 
 use super::columns::{Batch, Column};
 use super::scanner::{skip_whitespace, syntax, Scan, Scanner};
@@ -43,7 +43,7 @@ pub fn parse_json_one_thread(schema: &Schema, data: &[u8]) -> Result<Vec<Column>
     utf8_first(data, parse_document(schema, data))
 }
 
-/// One pass over the whole document on this thread: an array needs no boundary scan.
+/// One pass over the whole document on this thread, whatever its layout (see [`Layout`]).
 /// The input is checked as UTF-8 as it is read: see [`utf8_first`].
 pub(super) fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>, ParseError> {
     let start = skip_whitespace(data, 0);
@@ -61,32 +61,20 @@ pub(super) fn parse_document(schema: &Schema, data: &[u8]) -> Result<Vec<Column>
         let span = parse_span(schema, data, start, usize::MAX, estimate, Layout::Sequence);
         return Ok(span.whole()?.into_columns());
     }
-    // Reserve for the records' likely count, from the size of the first one.
-    let estimate = value_end(data, skip_whitespace(data, start + 1))
-        .map(|end| data.len() / (end - start).max(16))
-        .unwrap_or(0);
-    let mut batch = Batch::new(schema, estimate);
-    let mut first_error = None;
     let mut scanner = Scanner::new(data, start, 0).limited(schema);
     scanner.enter()?;
-    if !scanner.empty(b']') {
-        loop {
-            batch.begin_record();
-            scanner.value(&mut batch, ROOT)?;
-            if first_error.is_none() {
-                first_error = batch.finish_record(batch.records).err();
-            }
-            if !scanner.next_item(b']')? {
-                break;
-            }
-            scanner.expect_element()?;
-        }
+    if scanner.empty(b']') {
+        scanner.end()?;
+        return Ok(Batch::new(schema, 0).into_columns());
     }
-    scanner.end()?;
-    match first_error {
-        Some(error) => Err(ParseError::Record(error)),
-        None => Ok(batch.into_columns()),
-    }
+    // The records from the first (the scanner is on its first byte), as the threaded path
+    // reads each of its pieces; rows reserved for their likely count, from the first's size.
+    let first = scanner.position;
+    let estimate = value_end(data, first)
+        .map(|end| data.len() / (end - start).max(16))
+        .unwrap_or(0);
+    let span = parse_span(schema, data, first, usize::MAX, estimate, Layout::Array);
+    Ok(span.whole()?.into_columns())
 }
 
 /// Inputs of one object or NDJSON smaller than this reserve one record's rows, with no look

@@ -126,7 +126,9 @@ pub(super) fn parse_span<'s>(
     let mut scanner = Scanner::new(data, start, depth).limited(schema);
     let end = loop {
         batch.begin_record();
-        let scalar = !matches!(scanner.peek(), Some(b'{' | b'[' | b'"'));
+        // (Only a sequence asks: what may follow a value there depends on its kind.)
+        let scalar = layout == Layout::Sequence
+            && !matches!(scanner.peek(), Some(b'{' | b'[' | b'"'));
         if let Err(error) = scanner.value(&mut batch, ROOT) {
             break Err(error);
         }
